@@ -1,0 +1,61 @@
+# sgwarden: the commands that matter. `make test` and `make demo` work on a fresh machine
+# with only the Rust toolchain and Python 3.11: they install what they need.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+CARGO ?= cargo
+
+.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+# The local AWS emulator (moto and its dependencies, all pinned) lives in a project-local
+# virtualenv, never in the system Python. Reinstalled only when the lock file changes.
+$(VENV_STAMP): tests/emulator/requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/emulator/requirements.lock
+	touch $@
+
+emulator: $(VENV_STAMP) ## install the local AWS emulator into .venv
+
+emulator-lock: ## re-resolve the emulator's pins from requirements.txt
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet -r tests/emulator/requirements.txt
+	{ echo "# Every package of the emulator's virtualenv, pinned (pip freeze of requirements.txt)."; \
+	  echo "# Regenerate with: make emulator-lock"; $(VENV)-lock/bin/pip freeze; } > tests/emulator/requirements.lock
+	rm -rf $(VENV)-lock
+
+fmt: ## check formatting
+	$(CARGO) fmt --all -- --check
+
+lint: ## clippy, warnings are errors
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+infra-lint: $(VENV_STAMP) ## cfn-lint every template in infra/
+	$(VENV)/bin/cfn-lint infra/*.yaml
+
+# The end-to-end tests drive the real Lambda binaries, so they are built first.
+unit: $(VENV_STAMP) ## unit, property and end-to-end tests
+	$(CARGO) build --workspace --bins --locked
+	$(CARGO) test --workspace --locked
+
+test: fmt lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests
+
+demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-region world
+	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
+
+bench: $(VENV_STAMP) ## benchmarks: parse and plan (criterion), one asg-sync launch end to end
+	$(CARGO) bench --locked -p sgwarden-core --bench core
+	$(CARGO) bench --locked -p sgwarden-tests --bench asg_sync
+
+release: ## optimised build of the whole workspace
+	$(CARGO) build --release --workspace --locked
+
+clean: ## remove build output and the emulator
+	$(CARGO) clean
+	rm -rf $(VENV)

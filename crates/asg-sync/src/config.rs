@@ -1,0 +1,246 @@
+//! asg-sync's settings, parsed once at cold start from the environment (SPEC "asg-sync").
+//!
+//! A missing or malformed variable is an error naming the variable; the function does not
+//! start with a guess. Beyond SPEC: `SYNC_RULE_QUOTA` (rules per address family and direction
+//! a group may hold, default 60, EC2's default quota) and `SYNC_HEARTBEAT_SECONDS` (how often
+//! a lifecycle heartbeat is sent while a sync is still running, default 60).
+
+use std::time::Duration;
+
+use sgwarden_aws::autoscaling::LifecycleResult;
+use sgwarden_core::rule::Traffic;
+use sgwarden_core::sync::{parse_ports, AddressKind};
+use sgwarden_core::Owner;
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn bad(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+/// A security group of the cluster in another region, and the registry table there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerGroup {
+    pub region: String,
+    pub group_id: String,
+    pub table: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncConfig {
+    pub cluster: Owner,
+    pub table: String,
+    pub security_group_ids: Vec<String>,
+    pub peers: Vec<PeerGroup>,
+    pub ports: Vec<Traffic>,
+    pub address: AddressKind,
+    pub on_failure: LifecycleResult,
+    pub dry_run: bool,
+    pub rule_quota: usize,
+    pub heartbeat_every: Duration,
+}
+
+fn is_group_id(id: &str) -> bool {
+    id.strip_prefix("sg-")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn flag(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(variable, format!("{other:?} is not true or false"))),
+    }
+}
+
+impl SyncConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(name, "required"))
+        };
+        let cluster =
+            Owner::new(&required("SYNC_CLUSTER")?).map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
+        let table = required("SYNC_TABLE")?;
+        let security_group_ids: Vec<String> = required("SYNC_SECURITY_GROUP_IDS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if let Some(wrong) = security_group_ids.iter().find(|id| !is_group_id(id)) {
+            return Err(bad(
+                "SYNC_SECURITY_GROUP_IDS",
+                format!("{wrong:?} is not a security group id"),
+            ));
+        }
+        let mut peers = Vec::new();
+        for entry in get("SYNC_PEERS").unwrap_or_default().split_whitespace() {
+            let parts: Vec<&str> = entry.split('/').collect();
+            let (region, group_id, peer_table) = match parts.as_slice() {
+                [region, group] => (*region, *group, table.as_str()),
+                [region, group, table] => (*region, *group, *table),
+                _ => {
+                    return Err(bad(
+                        "SYNC_PEERS",
+                        format!("{entry:?} is not region/sg-id[/table]"),
+                    ))
+                }
+            };
+            if region.is_empty() || !is_group_id(group_id) || peer_table.is_empty() {
+                return Err(bad(
+                    "SYNC_PEERS",
+                    format!("{entry:?} is not region/sg-id[/table]"),
+                ));
+            }
+            peers.push(PeerGroup {
+                region: region.to_string(),
+                group_id: group_id.to_string(),
+                table: peer_table.to_string(),
+            });
+        }
+        let ports = parse_ports(&get("SYNC_PORTS").unwrap_or_else(|| "all".to_string()))
+            .map_err(|e| bad("SYNC_PORTS", e.reason))?;
+        let address = get("SYNC_ADDRESS")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.parse::<AddressKind>())
+            .transpose()
+            .map_err(|e| bad("SYNC_ADDRESS", e.reason))?
+            .unwrap_or(AddressKind::Public);
+        let on_failure = match get("SYNC_ON_FAILURE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("continue") => LifecycleResult::Continue,
+            Some("abandon") => LifecycleResult::Abandon,
+            Some(other) => {
+                return Err(bad(
+                    "SYNC_ON_FAILURE",
+                    format!("{other:?} is not continue or abandon"),
+                ))
+            }
+        };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+            {
+                None => Ok(default),
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| bad(name, format!("{v:?} is not a positive whole number"))),
+            }
+        };
+        Ok(Self {
+            cluster,
+            table,
+            security_group_ids,
+            peers,
+            ports,
+            address,
+            on_failure,
+            dry_run: flag("SYNC_DRY_RUN", get("SYNC_DRY_RUN"))?,
+            rule_quota: usize::try_from(number("SYNC_RULE_QUOTA", 60)?)
+                .map_err(|_| bad("SYNC_RULE_QUOTA", "too large"))?,
+            heartbeat_every: Duration::from_secs(number("SYNC_HEARTBEAT_SECONDS", 60)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<SyncConfig, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SyncConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("SYNC_CLUSTER", "db"),
+        ("SYNC_TABLE", "sgwarden-registry"),
+        ("SYNC_SECURITY_GROUP_IDS", "sg-0a1, sg-0b2"),
+    ];
+
+    #[test]
+    fn defaults_follow_spec() {
+        let c = config(&BASE).unwrap();
+        assert_eq!(c.security_group_ids, ["sg-0a1", "sg-0b2"]);
+        assert_eq!(c.ports, vec![Traffic::All]);
+        assert_eq!(c.address, AddressKind::Public);
+        assert_eq!(c.on_failure, LifecycleResult::Continue);
+        assert!(!c.dry_run);
+        assert_eq!(c.rule_quota, 60);
+        assert!(c.peers.is_empty());
+    }
+
+    #[test]
+    fn peers_take_an_optional_table() {
+        let mut vars = BASE.to_vec();
+        vars.push((
+            "SYNC_PEERS",
+            "us-west-2/sg-0c3  eu-west-1/sg-0d4/other-table",
+        ));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.peers[0].table, "sgwarden-registry");
+        assert_eq!(c.peers[1].table, "other-table");
+        assert_eq!(c.peers[1].region, "eu-west-1");
+    }
+
+    #[test]
+    fn each_bad_setting_names_its_variable() {
+        for (name, value) in [
+            ("SYNC_CLUSTER", ""),
+            ("SYNC_CLUSTER", "has space"),
+            ("SYNC_SECURITY_GROUP_IDS", "web"),
+            ("SYNC_PEERS", "us-west-2"),
+            ("SYNC_PORTS", "tcp"),
+            ("SYNC_ADDRESS", "elastic"),
+            ("SYNC_ON_FAILURE", "retry"),
+            ("SYNC_DRY_RUN", "yes"),
+            ("SYNC_RULE_QUOTA", "0"),
+        ] {
+            let mut vars: Vec<(&str, &str)> =
+                BASE.iter().filter(|(k, _)| *k != name).copied().collect();
+            vars.push((name, value));
+            assert_eq!(config(&vars).unwrap_err().variable, name, "{name}={value}");
+        }
+        let missing: Vec<_> = BASE
+            .iter()
+            .filter(|(k, _)| *k != "SYNC_TABLE")
+            .copied()
+            .collect();
+        assert_eq!(
+            config(&missing).unwrap_err().to_string(),
+            "SYNC_TABLE: required"
+        );
+    }
+}

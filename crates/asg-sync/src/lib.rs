@@ -1,0 +1,524 @@
+//! asg-sync: keeps a cluster's security groups, in every region, in step with the addresses
+//! of its Auto Scaling groups.
+//!
+//! One invocation, whatever triggered it:
+//! 1. **parse** the trigger (lifecycle action, launch/terminate successful, schedule, manual
+//!    true-up); anything else is refused before any AWS call;
+//! 2. **observe** each Auto Scaling group concerned: one `DescribeAutoScalingGroups` and one
+//!    batched `DescribeInstances`; instances leaving (and the one being terminated) are out;
+//! 3. **register** the group's addresses as its member of the cluster registry, in the local
+//!    table and every peer's, each write conditioned on `seq` (a stale invocation cannot
+//!    overwrite newer state);
+//! 4. **reconcile**: read the whole cluster from the local table (it survives any peer's
+//!    outage), plan every local and peer group to exactly addresses × ports (owned rules
+//!    only), check every plan against the quota, then apply;
+//! 5. **verify**: read the registry again; if another invocation registered newer state while
+//!    this one was applying, plan and apply again (at most [`ROUNDS`] rounds), so concurrent
+//!    invocations converge on the newest state whichever finishes last;
+//! 6. **complete** the lifecycle action, once: CONTINUE, or `SYNC_ON_FAILURE` when the local
+//!    sync failed, with heartbeats while the work runs long.
+//!
+//! A peer region that does not answer is logged, skipped for the rest of the invocation and
+//! healed by the next true-up; it never holds local scaling back.
+
+pub mod config;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+use serde_json::Value;
+use sgwarden_aws::autoscaling::{AutoScaling, Completion, LifecycleResult};
+use sgwarden_aws::registry::{Registry, Write};
+use sgwarden_aws::{sdk, AuditContext, AwsError, Ec2};
+use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
+use sgwarden_core::sync::{check_quota, desired_rules, member_addresses, Member, QuotaExceeded};
+use sgwarden_core::{plan, ParseError, Plan, RuleSet, Trigger};
+
+pub use config::{ConfigError, SyncConfig};
+
+/// The function's name in audit lines.
+pub const FUNCTION: &str = "asg-sync";
+/// Plan-apply-verify rounds before leaving the rest to the next true-up.
+pub const ROUNDS: usize = 3;
+
+/// Why an invocation failed. Each variant says what an operator must look at.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("event not understood: {0}")]
+    Event(#[from] ParseError),
+    #[error("asg-sync does not handle {0} events")]
+    WrongTrigger(&'static str),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("refused, nothing changed: {0}")]
+    Quota(#[from] QuotaExceeded),
+}
+
+impl SyncError {
+    /// A stable name for the Lambda error type.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncError::Event(_) => "EventNotUnderstood",
+            SyncError::WrongTrigger(_) => "WrongTrigger",
+            SyncError::Aws(e) if e.is_transient() => "AwsUnavailable",
+            SyncError::Aws(_) => "AwsError",
+            SyncError::Quota(_) => "QuotaExceeded",
+        }
+    }
+}
+
+/// What one invocation did, returned as the Lambda's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub trigger: &'static str,
+    pub cluster: String,
+    /// Members registered by this invocation (`region/asg`).
+    pub registered: Vec<String>,
+    /// Members whose write was refused because the registry held newer state.
+    pub stale: Vec<String>,
+    pub groups: Vec<GroupReport>,
+    /// Peer regions that could not be reached and were skipped.
+    pub unreachable: Vec<String>,
+    pub rounds: usize,
+    pub dry_run: bool,
+    /// `CONTINUE`, `ABANDON`, `already-completed`, or absent when there was no action.
+    pub lifecycle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct GroupReport {
+    pub region: String,
+    pub group_id: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+struct RegionClients {
+    region: String,
+    ec2: Ec2,
+    registry: Registry,
+    group_ids: Vec<String>,
+}
+
+/// Clients and settings, built once at cold start and borrowed by every invocation.
+pub struct AsgSync {
+    config: SyncConfig,
+    autoscaling: AutoScaling,
+    local: RegionClients,
+    peers: Vec<RegionClients>,
+}
+
+/// What to observe for this trigger.
+struct Work {
+    kind: &'static str,
+    asg_names: Vec<String>,
+    excluded: Option<String>,
+    lifecycle: Option<LifecycleAction>,
+}
+
+impl AsgSync {
+    /// Builds the clients for the local region (from `sdk`) and every peer region.
+    pub fn new(config: SyncConfig, sdk: &SdkConfig) -> Self {
+        let mut by_region: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+        for peer in &config.peers {
+            by_region
+                .entry((peer.region.clone(), peer.table.clone()))
+                .or_default()
+                .push(peer.group_id.clone());
+        }
+        let peers = by_region
+            .into_iter()
+            .map(|((region, table), group_ids)| {
+                let regional = sdk::in_region(sdk, &region);
+                RegionClients {
+                    ec2: Ec2::new(&regional),
+                    registry: Registry::new(&regional, &table),
+                    region,
+                    group_ids,
+                }
+            })
+            .collect();
+        Self {
+            autoscaling: AutoScaling::new(sdk),
+            local: RegionClients {
+                region: sdk::region_of(sdk),
+                ec2: Ec2::new(sdk),
+                registry: Registry::new(sdk, &config.table),
+                group_ids: config.security_group_ids.clone(),
+            },
+            peers,
+            config,
+        }
+    }
+
+    /// Handles one event. `now` is the invocation's clock: it stamps `updated_at` and `seq`.
+    pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, SyncError> {
+        let work = self.work(Trigger::parse(event)?)?;
+        let mut report = Report {
+            trigger: work.kind,
+            cluster: self.config.cluster.to_string(),
+            dry_run: self.config.dry_run,
+            ..Report::default()
+        };
+        let result = self
+            .with_heartbeats(work.lifecycle.as_ref(), self.sync(&work, now, &mut report))
+            .await;
+        if let Some(action) = &work.lifecycle {
+            let outcome = match &result {
+                Ok(()) => LifecycleResult::Continue,
+                Err(_) => self.config.on_failure,
+            };
+            if self.config.dry_run {
+                tracing::info!(instance = %action.instance_id, result = outcome.as_str(), "dry run: lifecycle action left for the hook's timeout");
+            } else {
+                match self.complete(action, outcome).await {
+                    Ok(done) => report.lifecycle = Some(done),
+                    Err(error) => {
+                        // The completion's failure is returned; the sync's is not lost.
+                        if let Err(sync_error) = &result {
+                            tracing::error!(error = %sync_error, "sync failed before the lifecycle completion failed");
+                        }
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        result.map(|()| report)
+    }
+
+    fn work(&self, trigger: Trigger) -> Result<Work, SyncError> {
+        let kind = trigger.kind();
+        Ok(match trigger {
+            Trigger::Lifecycle(action) => Work {
+                kind,
+                asg_names: vec![action.asg_name.clone()],
+                excluded: (action.transition == LifecycleTransition::Terminating)
+                    .then(|| action.instance_id.clone()),
+                lifecycle: Some(action),
+            },
+            Trigger::InstanceChange(change) => Work {
+                kind,
+                asg_names: vec![change.asg_name],
+                excluded: (change.transition == LifecycleTransition::Terminating)
+                    .then_some(change.instance_id),
+                lifecycle: None,
+            },
+            Trigger::TrueUp(t) => Work {
+                kind,
+                asg_names: vec![t.asg_name],
+                excluded: None,
+                lifecycle: None,
+            },
+            // A scheduled true-up re-observes every group this region has registered.
+            Trigger::Scheduled(_) => Work {
+                kind,
+                asg_names: Vec::new(),
+                excluded: None,
+                lifecycle: None,
+            },
+            other => return Err(SyncError::WrongTrigger(other.kind())),
+        })
+    }
+
+    /// Runs `work`, sending a lifecycle heartbeat every `SYNC_HEARTBEAT_SECONDS` until it ends.
+    async fn with_heartbeats<F: std::future::Future<Output = Result<(), SyncError>>>(
+        &self,
+        action: Option<&LifecycleAction>,
+        work: F,
+    ) -> Result<(), SyncError> {
+        let Some(action) = action else {
+            return work.await;
+        };
+        let every = self.config.heartbeat_every;
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                _ = ticker.tick() => {
+                    if let Err(e) = self.autoscaling.heartbeat(action).await {
+                        tracing::warn!(error = %e, "lifecycle heartbeat failed");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        action: &LifecycleAction,
+        result: LifecycleResult,
+    ) -> Result<String, SyncError> {
+        let completion = self.autoscaling.complete(action, result).await?;
+        tracing::info!(
+            target: "sgwarden::audit",
+            function = FUNCTION,
+            region = %self.local.region,
+            asg = %action.asg_name,
+            instance = %action.instance_id,
+            result = result.as_str(),
+            already_completed = completion == Completion::AlreadyCompleted,
+            "lifecycle action completed"
+        );
+        Ok(match completion {
+            Completion::Completed => result.as_str().to_string(),
+            Completion::AlreadyCompleted => "already-completed".to_string(),
+        })
+    }
+
+    async fn sync(
+        &self,
+        work: &Work,
+        now: SystemTime,
+        report: &mut Report,
+    ) -> Result<(), SyncError> {
+        let cluster = self.config.cluster.name();
+        let mut unreachable: BTreeSet<String> = BTreeSet::new();
+
+        let asg_names = if work.asg_names.is_empty() {
+            self.local
+                .registry
+                .members(cluster)
+                .await?
+                .into_iter()
+                .filter(|m| m.region == self.local.region)
+                .map(|m| m.asg)
+                .collect()
+        } else {
+            work.asg_names.clone()
+        };
+        let mut observed = Vec::with_capacity(asg_names.len());
+        for asg in &asg_names {
+            let member = self.observe(asg, work.excluded.as_deref(), now).await?;
+            self.register(&member, report, &mut unreachable).await?;
+            observed.push(member);
+        }
+
+        let mut planned_seqs = None;
+        for round in 1..=ROUNDS {
+            report.rounds = round;
+            let members = newest(self.local.registry.members(cluster).await?, &observed);
+            let seqs = seqs(&members);
+            if planned_seqs.as_ref() == Some(&seqs) {
+                break;
+            }
+            let desired = desired_rules(&members, &self.config.ports, &self.config.cluster);
+            self.reconcile(&desired, report, &mut unreachable, work.kind)
+                .await?;
+            planned_seqs = Some(seqs);
+            if self.config.dry_run {
+                break;
+            }
+        }
+        report.unreachable = unreachable.into_iter().collect();
+        Ok(())
+    }
+
+    /// The member one Auto Scaling group contributes, observed now.
+    async fn observe(
+        &self,
+        asg: &str,
+        excluded: Option<&str>,
+        now: SystemTime,
+    ) -> Result<Member, SyncError> {
+        // Stamped before reading AWS: a later observation always carries a larger seq.
+        let millis = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis();
+        let seq = u64::try_from(millis).unwrap_or(u64::MAX);
+        let listed = self.autoscaling.group_instances(asg).await?;
+        let ids: Vec<String> = listed.iter().map(|i| i.instance_id.clone()).collect();
+        let mut instances = self.local.ec2.instances(&ids).await?;
+        for instance in &mut instances {
+            if let Some(listed) = listed.iter().find(|l| l.instance_id == instance.id) {
+                instance.lifecycle_state = listed.lifecycle_state.clone();
+            }
+        }
+        let found = member_addresses(&instances, self.config.address, excluded);
+        for id in &found.without_address {
+            tracing::info!(instance = %id, asg, address = %self.config.address, "instance has no address yet; skipped until it does");
+        }
+        Ok(Member {
+            member: Member::key(&self.local.region, asg),
+            region: self.local.region.clone(),
+            asg: asg.to_string(),
+            addresses: found.addresses,
+            updated_at: rfc3339(now),
+            seq,
+        })
+    }
+
+    /// Writes the member to the local table (required) and every peer's (best effort).
+    async fn register(
+        &self,
+        member: &Member,
+        report: &mut Report,
+        unreachable: &mut BTreeSet<String>,
+    ) -> Result<(), SyncError> {
+        if self.config.dry_run {
+            tracing::info!(member = %member.member, addresses = ?member.addresses, "dry run: registry not written");
+            return Ok(());
+        }
+        match self.write_member(&self.local.registry, member).await? {
+            Write::Written => report.registered.push(member.member.clone()),
+            Write::Stale => report.stale.push(member.member.clone()),
+        }
+        for peer in &self.peers {
+            if unreachable.contains(&peer.region) {
+                continue;
+            }
+            if let Err(e) = self.write_member(&peer.registry, member).await {
+                self.skip_peer(peer, &e, unreachable);
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_member(&self, registry: &Registry, member: &Member) -> Result<Write, AwsError> {
+        let write = registry.put(self.config.cluster.name(), member).await?;
+        if write == Write::Written {
+            tracing::info!(
+                target: "sgwarden::audit",
+                function = FUNCTION,
+                table = registry.table(),
+                region = registry.region(),
+                member = %member.member,
+                addresses = %member.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+                seq = member.seq,
+                "registry member written"
+            );
+        }
+        Ok(write)
+    }
+
+    fn skip_peer(
+        &self,
+        peer: &RegionClients,
+        error: &AwsError,
+        unreachable: &mut BTreeSet<String>,
+    ) {
+        tracing::warn!(region = %peer.region, error = %error, "peer region skipped; the next true-up heals it");
+        unreachable.insert(peer.region.clone());
+    }
+
+    /// Plans every reachable group, checks every plan against the quota, then applies.
+    async fn reconcile(
+        &self,
+        desired: &RuleSet,
+        report: &mut Report,
+        unreachable: &mut BTreeSet<String>,
+        cause: &str,
+    ) -> Result<(), SyncError> {
+        let mut plans: Vec<(&RegionClients, String, Plan)> = Vec::new();
+        for group in self.local.ec2.read_groups(&self.local.group_ids).await? {
+            plans.push((
+                &self.local,
+                group.group_id.clone(),
+                self.checked_plan(&group.group_id, &group.rules, desired)?,
+            ));
+        }
+        for peer in &self.peers {
+            if unreachable.contains(&peer.region) {
+                continue;
+            }
+            match peer.ec2.read_groups(&peer.group_ids).await {
+                Ok(groups) => {
+                    for group in groups {
+                        plans.push((
+                            peer,
+                            group.group_id.clone(),
+                            self.checked_plan(&group.group_id, &group.rules, desired)?,
+                        ));
+                    }
+                }
+                Err(e) => self.skip_peer(peer, &e, unreachable),
+            }
+        }
+        let audit = AuditContext {
+            function: FUNCTION.to_string(),
+            cause: cause.to_string(),
+        };
+        for (clients, group_id, plan) in plans {
+            if plan.is_empty() {
+                continue;
+            }
+            if self.config.dry_run {
+                tracing::info!(target: "sgwarden::plan", region = %clients.region, group = %group_id, plan = %plan, "dry run: plan not applied");
+                report
+                    .groups
+                    .push(group_report(&clients.region, &group_id, &plan));
+                continue;
+            }
+            match clients.ec2.apply(&group_id, &plan, &audit).await {
+                Ok(applied) => report.groups.push(GroupReport {
+                    region: clients.region.clone(),
+                    group_id,
+                    added: applied.added.iter().map(ToString::to_string).collect(),
+                    removed: applied.removed.iter().map(ToString::to_string).collect(),
+                }),
+                Err(e) if clients.region != self.local.region => {
+                    self.skip_peer(clients, &e, unreachable)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn checked_plan(
+        &self,
+        group_id: &str,
+        actual: &RuleSet,
+        desired: &RuleSet,
+    ) -> Result<Plan, SyncError> {
+        let p = plan(actual, desired, &self.config.cluster);
+        check_quota(group_id, actual, &p, self.config.rule_quota)?;
+        Ok(p)
+    }
+}
+
+fn group_report(region: &str, group_id: &str, plan: &Plan) -> GroupReport {
+    GroupReport {
+        region: region.to_string(),
+        group_id: group_id.to_string(),
+        added: plan.add.rules().map(ToString::to_string).collect(),
+        removed: plan.remove.rules().map(ToString::to_string).collect(),
+    }
+}
+
+/// The registry's members with this invocation's observations laid over them where they are
+/// newer (in a dry run nothing was written; otherwise the registry already holds them).
+fn newest(mut members: Vec<Member>, observed: &[Member]) -> Vec<Member> {
+    for mine in observed {
+        match members.iter_mut().find(|m| m.member == mine.member) {
+            Some(stored) if stored.seq >= mine.seq => {}
+            Some(stored) => *stored = mine.clone(),
+            None => members.push(mine.clone()),
+        }
+    }
+    members
+}
+
+fn seqs(members: &[Member]) -> BTreeMap<String, u64> {
+    members.iter().map(|m| (m.member.clone(), m.seq)).collect()
+}
+
+/// RFC 3339 in UTC, second precision.
+fn rfc3339(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,422 @@
+//! Security groups through the EC2 API: read their state, apply a plan.
+//!
+//! Reading uses `DescribeSecurityGroups` filtered by group id and paginated: one call returns
+//! a group's rules in both directions, its tags, VPC and owner, which is all any function
+//! needs, and many groups of one region are read together.
+//!
+//! Applying a [`Plan`] makes at most one revoke and one authorize call per direction: the
+//! core batches rules into the fewest permissions. EC2 applies a batch atomically, so when
+//! a batch fails because one of its rules already exists (`InvalidPermission.Duplicate`) or
+//! is already gone (`InvalidPermission.NotFound`), the batch is retried rule by rule and
+//! those rules count as done: the goal state is reached either way. Revokes run first so a
+//! group near its quota has room for the additions. Every apply that changes anything, or
+//! fails part way, leaves exactly one audit line (target `sgwarden::audit`).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
+use aws_sdk_ec2::Client;
+use sgwarden_core::rule::{Direction, Rule, RuleSet};
+use sgwarden_core::sync::Instance;
+use sgwarden_core::Plan;
+
+use crate::convert::{permission_from_sdk, permission_to_sdk};
+use crate::error::AwsError;
+
+const DUPLICATE: &str = "InvalidPermission.Duplicate";
+const NOT_FOUND: &str = "InvalidPermission.NotFound";
+
+/// A security group as sgwarden needs to see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupState {
+    pub group_id: String,
+    pub group_name: Option<String>,
+    pub vpc_id: Option<String>,
+    pub owner_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Ingress and egress rules, atomic.
+    pub rules: RuleSet,
+}
+
+/// Who is changing a group, and why: carried into the audit line.
+#[derive(Debug, Clone)]
+pub struct AuditContext {
+    /// `asg-sync`, `revert-ingress`, `notify-owner`, `cli`, …
+    pub function: String,
+    /// What triggered the change: an event id, `true-up`, `sweep`, …
+    pub cause: String,
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Applied {
+    pub added: Vec<Rule>,
+    pub removed: Vec<Rule>,
+    /// Rules the plan added that were already there (a concurrent writer got there first).
+    pub already_present: Vec<Rule>,
+    /// Rules the plan removed that were already gone.
+    pub already_gone: Vec<Rule>,
+    /// API calls made.
+    pub calls: usize,
+}
+
+/// EC2 in one region.
+#[derive(Debug, Clone)]
+pub struct Ec2 {
+    client: Client,
+    region: String,
+}
+
+impl Ec2 {
+    pub fn new(config: &SdkConfig) -> Self {
+        Self {
+            client: Client::new(config),
+            region: crate::sdk::region_of(config),
+        }
+    }
+
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// Reads the groups named, in one paginated `DescribeSecurityGroups`. A group that does
+    /// not exist is an error, not an empty group: sgwarden never plans against a group it
+    /// cannot see.
+    pub async fn read_groups(&self, group_ids: &[String]) -> Result<Vec<GroupState>, AwsError> {
+        if group_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resource = group_ids.join(",");
+        let mut pages = self
+            .client
+            .describe_security_groups()
+            .filters(id_filter("group-id", group_ids))
+            .max_results(1000)
+            .into_paginator()
+            .items()
+            .send();
+        let mut found = BTreeMap::new();
+        while let Some(group) = pages.next().await {
+            let group = group.map_err(|e| {
+                AwsError::from_sdk("DescribeSecurityGroups", &resource, &self.region, e)
+            })?;
+            let state = self.group_state(&group)?;
+            found.insert(state.group_id.clone(), state);
+        }
+        group_ids
+            .iter()
+            .map(|id| {
+                found.remove(id).ok_or_else(|| AwsError::NotFound {
+                    what: "security group",
+                    id: id.clone(),
+                    region: self.region.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Reads one group.
+    pub async fn read_group(&self, group_id: &str) -> Result<GroupState, AwsError> {
+        let mut groups = self.read_groups(&[group_id.to_string()]).await?;
+        Ok(groups.remove(0))
+    }
+
+    /// The addresses of instances, in one paginated `DescribeInstances` (filter
+    /// `instance-id`). Instances AWS no longer knows are absent from the answer. The
+    /// lifecycle state is the Auto Scaling group's to tell and is left empty here.
+    pub async fn instances(&self, instance_ids: &[String]) -> Result<Vec<Instance>, AwsError> {
+        if instance_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resource = instance_ids.join(",");
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(id_filter("instance-id", instance_ids))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        let mut instances = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| AwsError::from_sdk("DescribeInstances", &resource, &self.region, e))?;
+            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
+                let parse = |a: Option<&str>| a.and_then(|a| a.parse::<IpAddr>().ok());
+                let mut ipv6: Vec<IpAddr> = instance
+                    .network_interfaces()
+                    .iter()
+                    .flat_map(|n| n.ipv6_addresses())
+                    .filter_map(|a| parse(a.ipv6_address()))
+                    .collect();
+                ipv6.extend(parse(instance.ipv6_address()));
+                ipv6.sort();
+                ipv6.dedup();
+                instances.push(Instance {
+                    id: instance.instance_id().unwrap_or_default().to_string(),
+                    lifecycle_state: String::new(),
+                    public_ipv4: parse(instance.public_ip_address()),
+                    private_ipv4: parse(instance.private_ip_address()),
+                    ipv6,
+                });
+            }
+        }
+        Ok(instances)
+    }
+
+    fn group_state(&self, group: &SecurityGroup) -> Result<GroupState, AwsError> {
+        let group_id = group.group_id().unwrap_or_default().to_string();
+        let mut rules = RuleSet::new();
+        for (direction, permissions) in [
+            (Direction::Ingress, group.ip_permissions()),
+            (Direction::Egress, group.ip_permissions_egress()),
+        ] {
+            let permissions: Vec<_> = permissions.iter().map(permission_from_sdk).collect();
+            rules
+                .extend_permissions(direction, &permissions)
+                .map_err(|source| AwsError::Unreadable {
+                    operation: "DescribeSecurityGroups",
+                    resource: group_id.clone(),
+                    region: self.region.clone(),
+                    source,
+                })?;
+        }
+        Ok(GroupState {
+            group_name: group.group_name().map(str::to_string),
+            vpc_id: group.vpc_id().map(str::to_string),
+            owner_id: group.owner_id().map(str::to_string),
+            tags: group
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+                .collect(),
+            rules,
+            group_id,
+        })
+    }
+
+    /// Applies a plan to a group. See the module documentation for batching and audit.
+    pub async fn apply(
+        &self,
+        group_id: &str,
+        plan: &Plan,
+        audit: &AuditContext,
+    ) -> Result<Applied, AwsError> {
+        let mut applied = Applied::default();
+        let result = self.apply_steps(group_id, plan, &mut applied).await;
+        self.audit(group_id, audit, &applied, result.as_ref().err());
+        result.map(|()| applied)
+    }
+
+    async fn apply_steps(
+        &self,
+        group_id: &str,
+        plan: &Plan,
+        applied: &mut Applied,
+    ) -> Result<(), AwsError> {
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let rules = plan.remove.direction(direction);
+            if !rules.is_empty() {
+                self.change(Change::Revoke, group_id, direction, &rules, applied)
+                    .await?;
+            }
+        }
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let rules = plan.add.direction(direction);
+            if !rules.is_empty() {
+                self.change(Change::Authorize, group_id, direction, &rules, applied)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One batched call; on a "some rule already done" error, one call per rule.
+    async fn change(
+        &self,
+        change: Change,
+        group_id: &str,
+        direction: Direction,
+        rules: &RuleSet,
+        applied: &mut Applied,
+    ) -> Result<(), AwsError> {
+        match self.call(change, group_id, direction, rules, applied).await {
+            Err(e) if e.code() == Some(change.settled_code()) && rules.len() > 1 => {
+                tracing::info!(
+                    group = group_id,
+                    region = %self.region,
+                    code = change.settled_code(),
+                    "batch refused as a whole; applying rule by rule"
+                );
+                for (rule, info) in rules {
+                    let single: RuleSet = [(rule.clone(), info.clone())].into_iter().collect();
+                    match self
+                        .call(change, group_id, direction, &single, applied)
+                        .await
+                    {
+                        Err(e) if e.code() == Some(change.settled_code()) => {
+                            change.settled(applied).push(rule.clone());
+                        }
+                        other => other?,
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.code() == Some(change.settled_code()) => {
+                change.settled(applied).extend(rules.rules().cloned());
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn call(
+        &self,
+        change: Change,
+        group_id: &str,
+        direction: Direction,
+        rules: &RuleSet,
+        applied: &mut Applied,
+    ) -> Result<(), AwsError> {
+        let permissions: Vec<IpPermission> = rules
+            .to_permissions(direction)
+            .iter()
+            .map(permission_to_sdk)
+            .collect();
+        let operation = change.operation(direction);
+        applied.calls += 1;
+        // Rules EC2 reports it did not find among those a revoke named.
+        let mut unknown: Vec<IpPermission> = Vec::new();
+        match (change, direction) {
+            (Change::Authorize, Direction::Ingress) => {
+                self.client
+                    .authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+            }
+            (Change::Authorize, Direction::Egress) => {
+                self.client
+                    .authorize_security_group_egress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+            }
+            (Change::Revoke, Direction::Ingress) => {
+                let out = self
+                    .client
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                unknown = out.unknown_ip_permissions().to_vec();
+            }
+            (Change::Revoke, Direction::Egress) => {
+                let out = self
+                    .client
+                    .revoke_security_group_egress()
+                    .group_id(group_id)
+                    .set_ip_permissions(Some(permissions))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                unknown = out.unknown_ip_permissions().to_vec();
+            }
+        }
+        let mut gone = RuleSet::new();
+        let unknown: Vec<_> = unknown.iter().map(permission_from_sdk).collect();
+        // An unreadable "unknown" list only loses the already-gone detail, never a change.
+        let _ = gone.extend_permissions(direction, &unknown);
+        for rule in rules.rules() {
+            if gone.contains(rule) {
+                applied.already_gone.push(rule.clone());
+            } else {
+                match change {
+                    Change::Authorize => applied.added.push(rule.clone()),
+                    Change::Revoke => applied.removed.push(rule.clone()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn audit(
+        &self,
+        group_id: &str,
+        ctx: &AuditContext,
+        applied: &Applied,
+        error: Option<&AwsError>,
+    ) {
+        if applied.added.is_empty() && applied.removed.is_empty() && error.is_none() {
+            return;
+        }
+        let join = |rules: &[Rule]| {
+            rules
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        tracing::info!(
+            target: "sgwarden::audit",
+            function = %ctx.function,
+            group = group_id,
+            region = %self.region,
+            added = %join(&applied.added),
+            removed = %join(&applied.removed),
+            added_count = applied.added.len(),
+            removed_count = applied.removed.len(),
+            cause = %ctx.cause,
+            error = error.map(ToString::to_string),
+            "security group changed"
+        );
+    }
+}
+
+/// A filter on ids: with a filter, unlike with an id list, describes can be paginated and a
+/// missing id is simply absent instead of failing the whole call.
+fn id_filter(name: &str, ids: &[String]) -> Filter {
+    Filter::builder()
+        .name(name)
+        .set_values(Some(ids.to_vec()))
+        .build()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Authorize,
+    Revoke,
+}
+
+impl Change {
+    /// The error code that means "this rule is already as the plan wants it".
+    fn settled_code(self) -> &'static str {
+        match self {
+            Change::Authorize => DUPLICATE,
+            Change::Revoke => NOT_FOUND,
+        }
+    }
+
+    fn settled(self, applied: &mut Applied) -> &mut Vec<Rule> {
+        match self {
+            Change::Authorize => &mut applied.already_present,
+            Change::Revoke => &mut applied.already_gone,
+        }
+    }
+
+    fn operation(self, direction: Direction) -> &'static str {
+        match (self, direction) {
+            (Change::Authorize, Direction::Ingress) => "AuthorizeSecurityGroupIngress",
+            (Change::Authorize, Direction::Egress) => "AuthorizeSecurityGroupEgress",
+            (Change::Revoke, Direction::Ingress) => "RevokeSecurityGroupIngress",
+            (Change::Revoke, Direction::Egress) => "RevokeSecurityGroupEgress",
+        }
+    }
+}

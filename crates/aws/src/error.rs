@@ -1,0 +1,113 @@
+//! The adapter's error: which call failed, on what, in which region, and why.
+
+use aws_sdk_ec2::config::http::HttpResponse;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    /// AWS answered with an error code.
+    #[error("{operation} on {resource} in {region} failed (HTTP {status}): {code}: {message}")]
+    Service {
+        operation: &'static str,
+        resource: String,
+        region: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// No usable answer: timeout, connection refused, DNS, a response we could not read.
+    #[error("{operation} on {resource} in {region} got no answer: {detail}")]
+    Unreachable {
+        operation: &'static str,
+        resource: String,
+        region: String,
+        detail: String,
+    },
+    /// The resource does not exist (or is not visible to this account) in that region.
+    #[error("{what} {id} not found in {region}")]
+    NotFound {
+        what: &'static str,
+        id: String,
+        region: String,
+    },
+    /// AWS answered with something the core cannot model; nothing was changed.
+    #[error(
+        "{operation} on {resource} in {region} returned a rule sgwarden cannot read: {source}"
+    )]
+    Unreadable {
+        operation: &'static str,
+        resource: String,
+        region: String,
+        source: sgwarden_core::ParseError,
+    },
+}
+
+impl AwsError {
+    /// Classifies an SDK error: service errors keep their code, everything else is
+    /// "unreachable" (the retries the SDK already made did not help).
+    pub fn from_sdk<E>(
+        operation: &'static str,
+        resource: &str,
+        region: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(service) => AwsError::Service {
+                operation,
+                resource: resource.to_string(),
+                region: region.to_string(),
+                status: service.raw().status().as_u16(),
+                code: service.err().code().unwrap_or("Unknown").to_string(),
+                message: service.err().message().unwrap_or_default().to_string(),
+            },
+            _ => AwsError::Unreachable {
+                operation,
+                resource: resource.to_string(),
+                region: region.to_string(),
+                detail: error_chain(&err),
+            },
+        }
+    }
+
+    /// The AWS error code, for service errors.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Service { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// True when trying again later may succeed (the SDK's own retries are spent): no
+    /// answer, a 5xx, or throttling.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AwsError::Unreachable { .. } => true,
+            AwsError::Service { status, .. } if *status >= 500 => true,
+            AwsError::Service { code, .. } => matches!(
+                code.as_str(),
+                "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "ServiceUnavailable"
+                    | "InternalError"
+                    | "InternalFailure"
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// The error and its causes on one line: SDK errors keep the useful part in their sources.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

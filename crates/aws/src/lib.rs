@@ -1,0 +1,29 @@
+//! sgwarden-aws: how sgwarden talks to AWS, shared by every function.
+//!
+//! - [`sdk`]: the SDK configuration every client is built from: the SDK's standard
+//!   environment (`AWS_REGION`, the credentials chain, `AWS_ENDPOINT_URL`) plus bounded
+//!   connect, attempt and operation timeouts and a bounded standard retry, so a region that
+//!   does not answer costs seconds, not minutes.
+//! - [`ec2`]: reading security groups (rules, tags, VPC) and applying a core
+//!   [`Plan`](sgwarden_core::Plan) in the fewest calls, with one audit line per change.
+//! - `autoscaling` (feature `autoscaling`): a group's instances, lifecycle completion and
+//!   heartbeats.
+//! - `registry` (feature `dynamodb`): asg-sync's cluster registry, with `seq`-conditioned
+//!   writes.
+//! - [`convert`]: SDK types to and from the core's neutral [`Permission`](sgwarden_core::Permission).
+//! - [`error`]: one error type whose variants tell an operator what failed where.
+//!
+//! No decision is made here: what to change is the core's, when to change it the
+//! function's. This crate only carries plans out and reads state back.
+
+#[cfg(feature = "autoscaling")]
+pub mod autoscaling;
+pub mod convert;
+pub mod ec2;
+pub mod error;
+#[cfg(feature = "dynamodb")]
+pub mod registry;
+pub mod sdk;
+
+pub use ec2::{Applied, AuditContext, Ec2, GroupState};
+pub use error::AwsError;

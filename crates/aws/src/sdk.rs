@@ -1,0 +1,61 @@
+//! The SDK configuration: standard environment, bounded in time.
+//!
+//! Every function and the CLI build their clients from [`load`], which reads only what the
+//! SDK itself reads (`AWS_REGION`, the default credentials chain, `AWS_ENDPOINT_URL` and
+//! `AWS_ENDPOINT_URL_<SERVICE>`). Tests point the same loader at the local emulator through
+//! [`bounded`], so the bounds under test are the bounds in production.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+
+/// A TCP/TLS connect that takes longer than this is a region we cannot reach.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// One attempt of one call.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// One call, retries included: the most any single AWS call can cost an invocation.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+/// Standard retry (exponential backoff with jitter, throttling-aware), bounded.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// Applies sgwarden's timeouts and retry bounds to a loader.
+pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
+    loader
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(MAX_ATTEMPTS)
+                .with_max_backoff(Duration::from_secs(2)),
+        )
+}
+
+/// The configuration from the SDK's standard environment, bounded.
+pub async fn load() -> SdkConfig {
+    bounded(aws_config::defaults(BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// The same configuration pointed at another region (a peer region, the region of an event).
+pub fn in_region(config: &SdkConfig, region: &str) -> SdkConfig {
+    config
+        .to_builder()
+        .region(Region::new(region.to_string()))
+        .build()
+}
+
+/// The region a configuration is for, as text (`unknown` when none is set).
+pub fn region_of(config: &SdkConfig) -> String {
+    config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}

@@ -1,0 +1,109 @@
+//! The one error of the core: input it does not understand, naming the field.
+//!
+//! Every parser in the core fails with a [`ParseError`] whose `field` is a path into the input
+//! (`detail.requestParameters.ipPermissions.items[0].fromPort`), so an operator reading the
+//! Lambda error knows what to look at. Nothing in the core panics on input.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ParseError {
+    /// Where in the input the problem is, as a dotted path.
+    pub field: String,
+    /// What is wrong there.
+    pub reason: String,
+}
+
+impl ParseError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn missing(field: impl Into<String>) -> Self {
+        Self::new(field, "missing")
+    }
+
+    /// Prefixes the field path with the place the failing part was found at.
+    pub fn within(mut self, prefix: &str) -> Self {
+        self.field = match (prefix.is_empty(), self.field.is_empty()) {
+            (true, _) => self.field,
+            (false, true) => prefix.to_string(),
+            (false, false) if self.field.starts_with('[') => format!("{prefix}{}", self.field),
+            (false, false) => format!("{prefix}.{}", self.field),
+        };
+        self
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.reason)
+        } else {
+            write!(f, "{}: {}", self.field, self.reason)
+        }
+    }
+}
+
+/// Deserialises `T` from a JSON value, naming the failing field on error.
+pub fn from_value<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(path_error)
+}
+
+/// Parses JSON text into `T`, naming the failing field on error.
+pub fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(path_error)
+}
+
+/// serde reports a missing field at its parent; name the field itself instead.
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> ParseError {
+    let path = e.path().to_string();
+    let field = if path == "." { String::new() } else { path };
+    let message = e.into_inner().to_string();
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name.to_string());
+    match missing {
+        Some(name) => ParseError::missing(name).within(&field),
+        None => ParseError::new(field, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_join_into_a_path() {
+        let e = ParseError::new("fromPort", "missing")
+            .within("[2]")
+            .within("ipPermissions");
+        assert_eq!(e.field, "ipPermissions[2].fromPort");
+        assert_eq!(e.to_string(), "ipPermissions[2].fromPort: missing");
+    }
+
+    #[test]
+    fn serde_errors_name_the_field() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Inner,
+        }
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Inner {
+            port: u16,
+        }
+        let e = from_str::<Outer>(r#"{"inner": {"port": "x"}}"#).unwrap_err();
+        assert_eq!(e.field, "inner.port");
+        let e = from_str::<Outer>(r#"{"inner": {}}"#).unwrap_err();
+        assert_eq!(e.to_string(), "inner.port: missing");
+    }
+}

@@ -1,0 +1,266 @@
+//! Auto Scaling and schedule events: what asg-sync (and revert-ingress's sweep) start from.
+//!
+//! Lifecycle actions carry the token the function must complete before the hook times out,
+//! so their fields are required; `... Successful` events come from groups without hooks and
+//! carry nothing to complete. The detail-type and the `LifecycleTransition` must agree: an
+//! event that says "launch" in one place and "terminate" in the other is refused.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{from_value, ParseError};
+
+pub const LAUNCH_LIFECYCLE: &str = "EC2 Instance-launch Lifecycle Action";
+pub const TERMINATE_LIFECYCLE: &str = "EC2 Instance-terminate Lifecycle Action";
+pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
+pub const TERMINATE_SUCCESSFUL: &str = "EC2 Instance Terminate Successful";
+pub const SCHEDULED: &str = "Scheduled Event";
+
+/// Whether an instance is coming or going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LifecycleTransition {
+    Launching,
+    Terminating,
+}
+
+/// An Auto Scaling lifecycle hook firing: the instance waits in `Pending:Wait` or
+/// `Terminating:Wait` until the action is completed (or the hook times out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleAction {
+    pub transition: LifecycleTransition,
+    pub asg_name: String,
+    pub hook_name: String,
+    pub token: String,
+    pub instance_id: String,
+    pub region: Option<String>,
+    pub account: Option<String>,
+    pub time: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct LifecycleDetail {
+    lifecycle_action_token: String,
+    auto_scaling_group_name: String,
+    lifecycle_hook_name: String,
+    #[serde(rename = "EC2InstanceId")]
+    ec2_instance_id: String,
+    lifecycle_transition: String,
+}
+
+pub(crate) fn parse_lifecycle(event: &Value) -> Result<LifecycleAction, ParseError> {
+    let envelope: EventBridgeEvent<LifecycleDetail> = from_value(event)?;
+    let detail = &envelope.detail;
+    let transition = match detail.lifecycle_transition.as_str() {
+        "autoscaling:EC2_INSTANCE_LAUNCHING" => LifecycleTransition::Launching,
+        "autoscaling:EC2_INSTANCE_TERMINATING" => LifecycleTransition::Terminating,
+        other => {
+            return Err(ParseError::new(
+                "detail.LifecycleTransition",
+                format!("unknown transition {other:?}"),
+            ))
+        }
+    };
+    let expected = match transition {
+        LifecycleTransition::Launching => LAUNCH_LIFECYCLE,
+        LifecycleTransition::Terminating => TERMINATE_LIFECYCLE,
+    };
+    if envelope.detail_type != expected {
+        return Err(ParseError::new(
+            "detail.LifecycleTransition",
+            format!(
+                "{:?} does not match detail-type {:?}",
+                detail.lifecycle_transition, envelope.detail_type
+            ),
+        ));
+    }
+    for (field, value) in [
+        (
+            "detail.AutoScalingGroupName",
+            &detail.auto_scaling_group_name,
+        ),
+        ("detail.EC2InstanceId", &detail.ec2_instance_id),
+        (
+            "detail.LifecycleActionToken",
+            &detail.lifecycle_action_token,
+        ),
+    ] {
+        if value.trim().is_empty() {
+            return Err(ParseError::new(field, "empty"));
+        }
+    }
+    Ok(LifecycleAction {
+        transition,
+        asg_name: envelope.detail.auto_scaling_group_name,
+        hook_name: envelope.detail.lifecycle_hook_name,
+        token: envelope.detail.lifecycle_action_token,
+        instance_id: envelope.detail.ec2_instance_id,
+        region: envelope.region,
+        account: envelope.account,
+        time: envelope.time.map(|t| t.to_rfc3339()),
+    })
+}
+
+/// An instance launched into, or terminated out of, a group that has no lifecycle hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceChange {
+    pub transition: LifecycleTransition,
+    pub asg_name: String,
+    pub instance_id: String,
+    pub region: Option<String>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct InstanceChangeDetail {
+    auto_scaling_group_name: String,
+    #[serde(rename = "EC2InstanceId")]
+    ec2_instance_id: String,
+}
+
+pub(crate) fn parse_instance_change(event: &Value) -> Result<InstanceChange, ParseError> {
+    let envelope: EventBridgeEvent<InstanceChangeDetail> = from_value(event)?;
+    let transition = if envelope.detail_type == LAUNCH_SUCCESSFUL {
+        LifecycleTransition::Launching
+    } else {
+        LifecycleTransition::Terminating
+    };
+    if envelope.detail.auto_scaling_group_name.trim().is_empty() {
+        return Err(ParseError::new("detail.AutoScalingGroupName", "empty"));
+    }
+    Ok(InstanceChange {
+        transition,
+        asg_name: envelope.detail.auto_scaling_group_name,
+        instance_id: envelope.detail.ec2_instance_id,
+        region: envelope.region,
+    })
+}
+
+/// An EventBridge schedule firing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scheduled {
+    /// The schedule rule's ARN, from `resources`.
+    pub rule_arn: Option<String>,
+    pub time: Option<String>,
+    pub region: Option<String>,
+}
+
+pub(crate) fn parse_scheduled(event: &Value) -> Result<Scheduled, ParseError> {
+    let envelope: EventBridgeEvent<Value> = from_value(event)?;
+    if envelope.source != "aws.events" {
+        return Err(ParseError::new(
+            "source",
+            format!(
+                "a Scheduled Event comes from aws.events, not {:?}",
+                envelope.source
+            ),
+        ));
+    }
+    Ok(Scheduled {
+        rule_arn: envelope.resources.and_then(|r| r.into_iter().next()),
+        time: envelope.time.map(|t| t.to_rfc3339()),
+        region: envelope.region,
+    })
+}
+
+/// The seed's manual true-up: re-sync one Auto Scaling group now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrueUp {
+    pub asg_name: String,
+}
+
+#[derive(Deserialize)]
+struct TrueUpEvent {
+    detail: TrueUpDetail,
+}
+
+#[derive(Deserialize)]
+struct TrueUpDetail {
+    #[serde(rename = "AutoScalingGroupName")]
+    asg_name: String,
+}
+
+pub(crate) fn parse_true_up(event: &Value) -> Result<TrueUp, ParseError> {
+    let parsed: TrueUpEvent = from_value(event)?;
+    if parsed.detail.asg_name.trim().is_empty() {
+        return Err(ParseError::new("detail.AutoScalingGroupName", "empty"));
+    }
+    Ok(TrueUp {
+        asg_name: parsed.detail.asg_name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Trigger;
+    use serde_json::json;
+
+    fn lifecycle(detail_type: &str, transition: &str) -> Value {
+        json!({
+            "version": "0", "id": "cb930cf8-ce8b-4b6c-8011-af17966eb7e2",
+            "detail-type": detail_type, "source": "aws.autoscaling",
+            "account": "123456789012", "time": "2017-05-03T02:20:59Z", "region": "us-east-1",
+            "resources": [],
+            "detail": {
+                "LifecycleHookName": "hook-launching", "AutoScalingGroupName": "db",
+                "LifecycleActionToken": "33965228-086a-4aeb-8c26-f82ed3bef495",
+                "LifecycleTransition": transition, "EC2InstanceId": "i-017425ec54f22f994"
+            }
+        })
+    }
+
+    #[test]
+    fn lifecycle_actions_parse() {
+        let Trigger::Lifecycle(action) = Trigger::parse(&lifecycle(
+            LAUNCH_LIFECYCLE,
+            "autoscaling:EC2_INSTANCE_LAUNCHING",
+        ))
+        .unwrap() else {
+            panic!("not a lifecycle action")
+        };
+        assert_eq!(action.transition, LifecycleTransition::Launching);
+        assert_eq!(action.asg_name, "db");
+        assert_eq!(action.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn contradicting_transition_is_refused() {
+        let e = Trigger::parse(&lifecycle(
+            TERMINATE_LIFECYCLE,
+            "autoscaling:EC2_INSTANCE_LAUNCHING",
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "detail.LifecycleTransition");
+    }
+
+    #[test]
+    fn missing_token_names_the_field() {
+        let mut event = lifecycle(LAUNCH_LIFECYCLE, "autoscaling:EC2_INSTANCE_LAUNCHING");
+        event["detail"]
+            .as_object_mut()
+            .unwrap()
+            .remove("LifecycleActionToken");
+        let e = Trigger::parse(&event).unwrap_err();
+        assert_eq!(e.to_string(), "detail.LifecycleActionToken: missing");
+    }
+
+    #[test]
+    fn true_up_needs_a_group_name() {
+        let ok = json!({"detail": {"AutoScalingGroupName": "db"}, "trueup": true});
+        assert!(matches!(Trigger::parse(&ok), Ok(Trigger::TrueUp(t)) if t.asg_name == "db"));
+        let e = Trigger::parse(&json!({"detail": {"AutoScalingGroupName": " "}, "trueup": true}))
+            .unwrap_err();
+        assert_eq!(e.field, "detail.AutoScalingGroupName");
+    }
+
+    #[test]
+    fn schedules_come_from_aws_events() {
+        let e = Trigger::parse(
+            &json!({"detail-type": "Scheduled Event", "source": "me", "detail": {}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "source");
+    }
+}

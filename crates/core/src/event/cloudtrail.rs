@@ -1,0 +1,482 @@
+//! CloudTrail "AWS API Call via CloudTrail" events for security-group changes.
+//!
+//! What revert-ingress needs from a call is exactly what it changed, so this parser keeps
+//! both views CloudTrail gives: the rules the call *asked for* (`requestParameters`, in
+//! CloudTrail's `{"items": [...]}` spelling or the legacy flat `ipProtocol`/`cidrIp`
+//! parameters) and the rules EC2 *created* (`responseElements.securityGroupRuleSet`, with
+//! rule ids). A failed call (`errorCode`) changed nothing; its parameters are not read at all,
+//! so a failed "Duplicate" authorize can never be mistaken for the pre-existing rule.
+//!
+//! `ModifySecurityGroupRules` is recorded with the new definition only (CloudTrail does not
+//! carry the old one) and without the rule's direction; both are for the function to look up.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{from_value, ParseError};
+use crate::rule::{
+    CidrEntry, Direction, Peer, Permission, RuleInfo, RuleSet, SecurityGroupRule, Traffic,
+};
+use crate::wire::Permissions;
+
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+
+pub const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
+pub const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
+pub const MODIFY_RULES: &str = "ModifySecurityGroupRules";
+
+/// Who made the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal {
+    /// `userIdentity.type`: `IAMUser`, `AssumedRole`, `Root`, `AWSService`, …
+    pub kind: Option<String>,
+    /// `userIdentity.arn`: for an assumed role, the *session* ARN.
+    pub arn: Option<String>,
+    /// For an assumed-role session, the role it was issued from
+    /// (`sessionContext.sessionIssuer.arn`).
+    pub role_arn: Option<String>,
+    /// `userIdentity.invokedBy`, when a service made the call for the principal.
+    pub invoked_by: Option<String>,
+}
+
+/// How the call names its group: by id, or (EC2-Classic and default-VPC style) by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupSelector {
+    Id(String),
+    Name(String),
+}
+
+/// One rule as `ModifySecurityGroupRules` set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModifiedRule {
+    pub rule_id: String,
+    pub traffic: Traffic,
+    pub peer: Peer,
+    pub description: Option<String>,
+}
+
+/// What a successful call changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleChange {
+    Authorize {
+        group: GroupSelector,
+        direction: Direction,
+        /// The rules the call asked for.
+        requested: RuleSet,
+        /// The rules EC2 reported creating, with their ids; empty when the response omits
+        /// them (older events, other producers).
+        created: RuleSet,
+    },
+    Modify {
+        group_id: String,
+        rules: Vec<ModifiedRule>,
+    },
+}
+
+/// The outcome the event records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    Failed {
+        code: String,
+        message: Option<String>,
+    },
+    Succeeded(RuleChange),
+}
+
+/// A parsed CloudTrail API call on a security group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiCall {
+    pub event_id: String,
+    pub event_name: String,
+    pub event_time: Option<String>,
+    /// The region the call was made in (`awsRegion`): where any revert must happen.
+    pub region: String,
+    pub account: Option<String>,
+    pub principal: Principal,
+    pub outcome: CallOutcome,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Detail {
+    #[serde(rename = "eventID")]
+    event_id: String,
+    event_name: String,
+    #[serde(default)]
+    event_time: Option<String>,
+    aws_region: String,
+    #[serde(default)]
+    recipient_account_id: Option<String>,
+    #[serde(default)]
+    user_identity: Option<UserIdentity>,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    error_message: Option<String>,
+    #[serde(default)]
+    request_parameters: Option<Value>,
+    #[serde(default)]
+    response_elements: Option<Value>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    arn: Option<String>,
+    #[serde(default)]
+    invoked_by: Option<String>,
+    #[serde(default)]
+    session_context: Option<SessionContext>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionContext {
+    #[serde(default)]
+    session_issuer: Option<SessionIssuer>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct SessionIssuer {
+    #[serde(default)]
+    arn: Option<String>,
+}
+
+/// Parses an EventBridge "AWS API Call via CloudTrail" event for a security-group change.
+pub fn parse(event: &Value) -> Result<ApiCall, ParseError> {
+    let envelope: EventBridgeEvent<Detail> = from_value(event)?;
+    if envelope.source != "aws.ec2" {
+        return Err(ParseError::new(
+            "source",
+            format!("expected aws.ec2, found {:?}", envelope.source),
+        ));
+    }
+    let detail = envelope.detail;
+    let principal = detail
+        .user_identity
+        .map(|u| Principal {
+            kind: u.kind,
+            arn: u.arn,
+            role_arn: u
+                .session_context
+                .and_then(|s| s.session_issuer)
+                .and_then(|i| i.arn),
+            invoked_by: u.invoked_by,
+        })
+        .unwrap_or_default();
+    let outcome = match detail.error_code {
+        Some(code) => CallOutcome::Failed {
+            code,
+            message: detail.error_message,
+        },
+        None => CallOutcome::Succeeded(
+            parse_change(
+                &detail.event_name,
+                detail.request_parameters.as_ref(),
+                detail.response_elements.as_ref(),
+            )
+            .map_err(|e| e.within("detail"))?,
+        ),
+    };
+    Ok(ApiCall {
+        event_id: detail.event_id,
+        event_name: detail.event_name,
+        event_time: detail.event_time,
+        region: detail.aws_region,
+        account: detail.recipient_account_id,
+        principal,
+        outcome,
+    })
+}
+
+fn parse_change(
+    name: &str,
+    request: Option<&Value>,
+    response: Option<&Value>,
+) -> Result<RuleChange, ParseError> {
+    let request = request.ok_or_else(|| ParseError::missing("requestParameters"))?;
+    match name {
+        AUTHORIZE_INGRESS => parse_authorize(Direction::Ingress, request, response),
+        AUTHORIZE_EGRESS => parse_authorize(Direction::Egress, request, response),
+        MODIFY_RULES => parse_modify(request).map_err(|e| e.within("requestParameters")),
+        other => Err(ParseError::new(
+            "eventName",
+            format!("{other:?} is not a security-group change sgwarden handles"),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizeRequest {
+    #[serde(default)]
+    group_id: Option<String>,
+    #[serde(default)]
+    group_name: Option<String>,
+    #[serde(default)]
+    ip_permissions: Option<Permissions>,
+    // The legacy flat parameters (`--protocol/--port/--cidr` of the CLI).
+    #[serde(default)]
+    ip_protocol: Option<Value>,
+    #[serde(default)]
+    from_port: Option<i64>,
+    #[serde(default)]
+    to_port: Option<i64>,
+    #[serde(default)]
+    cidr_ip: Option<String>,
+    #[serde(default)]
+    source_security_group_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthorizeResponse {
+    #[serde(default)]
+    security_group_rule_set: Option<RuleList>,
+}
+
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct RuleList(#[serde(deserialize_with = "crate::wire::collection")] Vec<SecurityGroupRule>);
+
+fn parse_authorize(
+    direction: Direction,
+    request: &Value,
+    response: Option<&Value>,
+) -> Result<RuleChange, ParseError> {
+    let req: AuthorizeRequest = from_value(request).map_err(|e| e.within("requestParameters"))?;
+    let group = match (req.group_id, req.group_name) {
+        (Some(id), _) if !id.is_empty() => GroupSelector::Id(id),
+        (_, Some(name)) if !name.is_empty() => GroupSelector::Name(name),
+        _ => return Err(ParseError::missing("requestParameters.groupId")),
+    };
+    let mut permissions = req.ip_permissions.map(|p| p.0).unwrap_or_default();
+    if permissions.is_empty() {
+        if req.source_security_group_name.is_some() {
+            return Err(ParseError::new(
+                "requestParameters.sourceSecurityGroupName",
+                "a peer group named only by name cannot be reverted exactly",
+            ));
+        }
+        let protocol = match req.ip_protocol {
+            Some(Value::String(s)) => s,
+            Some(Value::Number(n)) => n.to_string(),
+            _ => return Err(ParseError::missing("requestParameters.ipPermissions")),
+        };
+        let cidr = req
+            .cidr_ip
+            .ok_or_else(|| ParseError::missing("requestParameters.cidrIp"))?;
+        permissions.push(Permission {
+            protocol,
+            from_port: req.from_port,
+            to_port: req.to_port,
+            ipv4_ranges: vec![CidrEntry {
+                cidr,
+                description: None,
+            }],
+            ..Permission::default()
+        });
+    }
+    let mut requested = RuleSet::new();
+    requested
+        .extend_permissions(direction, &permissions)
+        .map_err(|e| e.within("requestParameters.ipPermissions"))?;
+
+    let mut created = RuleSet::new();
+    if let Some(response) = response.filter(|r| !r.is_null()) {
+        let resp: AuthorizeResponse =
+            from_value(response).map_err(|e| e.within("responseElements"))?;
+        for (i, rule) in resp
+            .security_group_rule_set
+            .map(|r| r.0)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let (rule, info) = rule
+                .to_rule()
+                .map_err(|e| e.within(&format!("responseElements.securityGroupRuleSet[{i}]")))?;
+            if rule.direction != direction {
+                return Err(ParseError::new(
+                    format!("responseElements.securityGroupRuleSet[{i}].isEgress"),
+                    "does not match the call's direction",
+                ));
+            }
+            created.insert(rule, info);
+        }
+    }
+    Ok(RuleChange::Authorize {
+        group,
+        direction,
+        requested,
+        created,
+    })
+}
+
+#[derive(Deserialize)]
+struct ModifyEnvelope {
+    #[serde(rename = "ModifySecurityGroupRulesRequest")]
+    request: ModifyRequest,
+}
+
+#[derive(Deserialize)]
+struct ModifyRequest {
+    #[serde(rename = "GroupId")]
+    group_id: String,
+    #[serde(rename = "SecurityGroupRule")]
+    rules: OneOrMany<ModifyEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    Many(Vec<T>),
+    One(T),
+}
+
+#[derive(Deserialize)]
+struct ModifyEntry {
+    #[serde(rename = "SecurityGroupRuleId")]
+    rule_id: String,
+    #[serde(rename = "SecurityGroupRule")]
+    rule: SecurityGroupRule,
+}
+
+fn parse_modify(request: &Value) -> Result<RuleChange, ParseError> {
+    let envelope: ModifyEnvelope = from_value(request)?;
+    let entries = match envelope.request.rules {
+        OneOrMany::Many(list) => list,
+        OneOrMany::One(entry) => vec![entry],
+    };
+    if entries.is_empty() {
+        return Err(ParseError::new(
+            "ModifySecurityGroupRulesRequest.SecurityGroupRule",
+            "names no rule",
+        ));
+    }
+    let mut rules = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let (rule, RuleInfo { description, .. }) = entry.rule.to_rule().map_err(|e| {
+            e.within(&format!(
+                "ModifySecurityGroupRulesRequest.SecurityGroupRule[{i}]"
+            ))
+        })?;
+        rules.push(ModifiedRule {
+            rule_id: entry.rule_id,
+            traffic: rule.traffic,
+            peer: rule.peer,
+            description,
+        });
+    }
+    Ok(RuleChange::Modify {
+        group_id: envelope.request.group_id,
+        rules,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(name: &str, request: Value, response: Value) -> Value {
+        json!({
+            "version": "0", "id": "e1", "detail-type": API_CALL, "source": "aws.ec2",
+            "account": "111122223333", "time": "2026-01-01T00:00:00Z", "region": "eu-west-1",
+            "resources": [],
+            "detail": {
+                "eventVersion": "1.08", "eventID": "ev-1", "eventName": name,
+                "eventTime": "2026-01-01T00:00:00Z", "awsRegion": "eu-west-1",
+                "recipientAccountId": "111122223333",
+                "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"},
+                "requestParameters": request, "responseElements": response
+            }
+        })
+    }
+
+    #[test]
+    fn legacy_flat_parameters_parse() {
+        let event = call(
+            AUTHORIZE_INGRESS,
+            json!({"groupId": "sg-1", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                   "cidrIp": "0.0.0.0/0", "ipPermissions": {}}),
+            json!({"_return": true}),
+        );
+        let parsed = parse(&event).unwrap();
+        let CallOutcome::Succeeded(RuleChange::Authorize {
+            requested,
+            created,
+            group,
+            ..
+        }) = parsed.outcome
+        else {
+            panic!("not an authorize")
+        };
+        assert_eq!(group, GroupSelector::Id("sg-1".into()));
+        assert!(created.is_empty());
+        assert_eq!(
+            requested
+                .rules()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec!["ingress tcp/22 0.0.0.0/0"]
+        );
+    }
+
+    #[test]
+    fn failed_calls_are_not_read_further() {
+        let mut event = call(AUTHORIZE_INGRESS, json!({"nonsense": 1}), Value::Null);
+        event["detail"]["errorCode"] = json!("InvalidPermission.Duplicate");
+        let parsed = parse(&event).unwrap();
+        assert!(
+            matches!(parsed.outcome, CallOutcome::Failed { ref code, .. } if code == "InvalidPermission.Duplicate")
+        );
+    }
+
+    #[test]
+    fn a_call_with_nothing_requested_is_refused() {
+        let e = parse(&call(
+            AUTHORIZE_INGRESS,
+            json!({"groupId": "sg-1", "ipPermissions": {}}),
+            Value::Null,
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "detail.requestParameters.ipPermissions");
+        let e = parse(&call(
+            AUTHORIZE_INGRESS,
+            json!({"ipPermissions": {}}),
+            Value::Null,
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "detail.requestParameters.groupId");
+    }
+
+    #[test]
+    fn other_api_calls_are_refused() {
+        let e = parse(&call(
+            "DeleteSecurityGroup",
+            json!({"groupId": "sg-1"}),
+            Value::Null,
+        ))
+        .unwrap_err();
+        assert_eq!(e.field, "detail.eventName");
+    }
+
+    #[test]
+    fn modify_accepts_one_or_many_rules() {
+        let one = json!({"ModifySecurityGroupRulesRequest": {"GroupId": "sg-1",
+            "SecurityGroupRule": {"SecurityGroupRuleId": "sgr-1", "SecurityGroupRule":
+                {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "0.0.0.0/0"}}}});
+        let parsed = parse(&call(MODIFY_RULES, one, json!({"_return": true}))).unwrap();
+        let CallOutcome::Succeeded(RuleChange::Modify { group_id, rules }) = parsed.outcome else {
+            panic!("not a modify")
+        };
+        assert_eq!(group_id, "sg-1");
+        assert_eq!(rules[0].rule_id, "sgr-1");
+        assert_eq!(rules[0].traffic.to_string(), "tcp/22");
+    }
+}

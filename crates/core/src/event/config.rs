@@ -1,0 +1,399 @@
+//! AWS Config messages, as SNS delivers them to notify-owner.
+//!
+//! Config publishes a JSON *string* in each SNS record's `Message`. The message types that
+//! matter are `ConfigurationItemChangeNotification` (the item and a diff of what changed) and
+//! `OversizedConfigurationItemChangeNotification` (only a summary: the item was too large for
+//! SNS and must be fetched through the Config API). Every other type is kept as
+//! [`ConfigMessage::Other`] so the function can acknowledge and ignore it.
+//!
+//! For a security group, [`ItemChange::security_group_diff`] turns Config's
+//! `changedProperties` into atomic rules added and removed (ingress and egress), tag changes,
+//! and whether only relationships changed.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::sns::SnsEvent;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{from_str, from_value, ParseError};
+use crate::rule::{Direction, Permission, RuleSet};
+use crate::wire::Permissions;
+
+pub const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";
+pub const OVERSIZED_ITEM_CHANGE: &str = "OversizedConfigurationItemChangeNotification";
+pub const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
+
+/// One Config message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigMessage {
+    Change(Box<ItemChange>),
+    Oversized(OversizedItem),
+    /// Any other message type (snapshots, compliance, history deliveries …).
+    Other {
+        message_type: String,
+    },
+}
+
+/// What kind of change Config reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeType {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ChangeType {
+    fn parse(text: &str, field: &str) -> Result<Self, ParseError> {
+        match text {
+            "CREATE" => Ok(ChangeType::Create),
+            "UPDATE" => Ok(ChangeType::Update),
+            "DELETE" => Ok(ChangeType::Delete),
+            other => Err(ParseError::new(
+                field,
+                format!("unknown change type {other:?}"),
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeType::Create => "created",
+            ChangeType::Update => "changed",
+            ChangeType::Delete => "deleted",
+        }
+    }
+}
+
+/// A configuration item: a resource's recorded state at one moment.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigurationItem {
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    #[serde(default)]
+    pub aws_account_id: Option<String>,
+    #[serde(default)]
+    pub configuration_item_capture_time: Option<String>,
+    #[serde(default)]
+    pub configuration_item_status: Option<String>,
+    /// Config writes it as a number in notifications and as a string in the API.
+    #[serde(default)]
+    pub configuration_state_id: Option<Value>,
+    #[serde(default)]
+    pub configuration_state_md5_hash: Option<String>,
+    /// The resource's own configuration; `null` once the resource is deleted.
+    #[serde(default)]
+    pub configuration: Option<Value>,
+    #[serde(default)]
+    pub tags: Option<BTreeMap<String, String>>,
+    /// CloudTrail event ids behind this change, when Config knows them.
+    #[serde(default)]
+    pub related_events: Option<Vec<String>>,
+}
+
+impl ConfigurationItem {
+    /// The item's state id as text, whichever way Config wrote it.
+    pub fn state_id(&self) -> Option<String> {
+        match &self.configuration_state_id {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The group's rules (ingress and egress) as recorded in `configuration`; empty when the
+    /// group is deleted.
+    pub fn security_group_rules(&self) -> Result<RuleSet, ParseError> {
+        let mut rules = RuleSet::new();
+        let Some(configuration) = self.configuration.as_ref().filter(|c| !c.is_null()) else {
+            return Ok(rules);
+        };
+        for (key, direction) in [
+            ("ipPermissions", Direction::Ingress),
+            ("ipPermissionsEgress", Direction::Egress),
+        ] {
+            let Some(value) = configuration.get(key) else {
+                continue;
+            };
+            let Permissions(list) =
+                from_value(value).map_err(|e| e.within(&format!("configuration.{key}")))?;
+            rules
+                .extend_permissions(direction, &list)
+                .map_err(|e| e.within(&format!("configuration.{key}")))?;
+        }
+        Ok(rules)
+    }
+}
+
+/// A `ConfigurationItemChangeNotification`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemChange {
+    pub item: ConfigurationItem,
+    pub change_type: ChangeType,
+    /// `configurationItemDiff.changedProperties`, as Config wrote it.
+    pub changed_properties: Map<String, Value>,
+    pub notification_time: Option<String>,
+}
+
+/// What changed in a security group, in sgwarden's terms.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecurityGroupDiff {
+    pub added: RuleSet,
+    pub removed: RuleSet,
+    /// Tag key → (before, after); `None` where the tag did not exist on that side.
+    pub tags: BTreeMap<String, (Option<String>, Option<String>)>,
+    /// True when every changed property is a relationship (an instance or interface
+    /// attached or detached): nothing an owner acts on.
+    pub relationships_only: bool,
+}
+
+impl ItemChange {
+    pub fn is_security_group(&self) -> bool {
+        self.item.resource_type == SECURITY_GROUP
+    }
+
+    /// The rules and tags this change added and removed.
+    ///
+    /// Each `Configuration.IpPermissions[Egress].N` property holds the permission before
+    /// (`previousValue`) and after (`updatedValue`). Indexes shift as rules come and go, so
+    /// the sides are compared as sets of atomic rules: what is after but not before was
+    /// added, and the reverse was removed. A creation reports every current rule as added,
+    /// a deletion every previous one as removed.
+    pub fn security_group_diff(&self) -> Result<SecurityGroupDiff, ParseError> {
+        let mut before = RuleSet::new();
+        let mut after = RuleSet::new();
+        let mut diff = SecurityGroupDiff::default();
+        let mut only_relationships = !self.changed_properties.is_empty();
+        for (key, change) in &self.changed_properties {
+            let field = format!("configurationItemDiff.changedProperties.{key}");
+            if !key.starts_with("Relationships.") {
+                only_relationships = false;
+            }
+            let direction = if key.starts_with("Configuration.IpPermissionsEgress") {
+                Direction::Egress
+            } else if key.starts_with("Configuration.IpPermissions") {
+                Direction::Ingress
+            } else {
+                if let Some(tag) = key
+                    .strip_prefix("SupplementaryConfiguration.Tags.")
+                    .or_else(|| key.strip_prefix("Tags."))
+                {
+                    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+                    diff.tags.insert(
+                        tag.to_string(),
+                        (
+                            text(change.get("previousValue")),
+                            text(change.get("updatedValue")),
+                        ),
+                    );
+                } else if key.starts_with("Configuration.Tags") {
+                    self.collect_tag_pair(change, &mut diff.tags);
+                }
+                continue;
+            };
+            for (side, set) in [("previousValue", &mut before), ("updatedValue", &mut after)] {
+                match change.get(side) {
+                    None | Some(Value::Null) => {}
+                    Some(value) => {
+                        let permission: Permission =
+                            from_value(value).map_err(|e| e.within(&format!("{field}.{side}")))?;
+                        set.extend_permissions(direction, [&permission])
+                            .map_err(|e| e.within(&format!("{field}.{side}")))?;
+                    }
+                }
+            }
+        }
+        match self.change_type {
+            ChangeType::Create if self.changed_properties.is_empty() => {
+                after = self.item.security_group_rules()?;
+            }
+            _ => {}
+        }
+        diff.added = after
+            .iter()
+            .filter(|(r, _)| !before.contains(r))
+            .map(|(r, i)| (r.clone(), i.clone()))
+            .collect();
+        diff.removed = before
+            .iter()
+            .filter(|(r, _)| !after.contains(r))
+            .map(|(r, i)| (r.clone(), i.clone()))
+            .collect();
+        diff.relationships_only = only_relationships;
+        Ok(diff)
+    }
+
+    fn collect_tag_pair(
+        &self,
+        change: &Value,
+        tags: &mut BTreeMap<String, (Option<String>, Option<String>)>,
+    ) {
+        let pair = |v: Option<&Value>| {
+            let v = v?;
+            Some((
+                v.get("key")?.as_str()?.to_string(),
+                v.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            ))
+        };
+        let before = pair(change.get("previousValue"));
+        let after = pair(change.get("updatedValue"));
+        if let Some((key, value)) = &before {
+            tags.entry(key.clone()).or_insert((None, None)).0 = Some(value.clone());
+        }
+        if let Some((key, value)) = &after {
+            tags.entry(key.clone()).or_insert((None, None)).1 = Some(value.clone());
+        }
+    }
+}
+
+/// An `OversizedConfigurationItemChangeNotification`: only the summary is delivered.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OversizedItem {
+    pub change_type: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    #[serde(default)]
+    pub resource_name: Option<String>,
+    #[serde(default)]
+    pub aws_region: Option<String>,
+    #[serde(default)]
+    pub aws_account_id: Option<String>,
+    #[serde(default)]
+    pub configuration_item_capture_time: Option<String>,
+    #[serde(default)]
+    pub configuration_state_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawMessage {
+    message_type: String,
+    #[serde(default)]
+    configuration_item: Option<ConfigurationItem>,
+    #[serde(default)]
+    configuration_item_diff: Option<RawDiff>,
+    #[serde(default)]
+    configuration_item_summary: Option<OversizedItem>,
+    #[serde(default)]
+    notification_creation_time: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDiff {
+    #[serde(default)]
+    changed_properties: Option<Map<String, Value>>,
+    change_type: String,
+}
+
+/// Parses one Config message (the SNS `Message`, already decoded from its string).
+pub fn parse_message(value: &Value) -> Result<ConfigMessage, ParseError> {
+    let raw: RawMessage = from_value(value)?;
+    match raw.message_type.as_str() {
+        ITEM_CHANGE => {
+            let item = raw
+                .configuration_item
+                .ok_or_else(|| ParseError::missing("configurationItem"))?;
+            let (change_type, changed_properties) = match raw.configuration_item_diff {
+                Some(diff) => (
+                    ChangeType::parse(&diff.change_type, "configurationItemDiff.changeType")?,
+                    diff.changed_properties.unwrap_or_default(),
+                ),
+                // Config sends no diff for the first item of a newly recorded resource.
+                None => (ChangeType::Create, Map::new()),
+            };
+            Ok(ConfigMessage::Change(Box::new(ItemChange {
+                item,
+                change_type,
+                changed_properties,
+                notification_time: raw.notification_creation_time,
+            })))
+        }
+        OVERSIZED_ITEM_CHANGE => raw
+            .configuration_item_summary
+            .map(ConfigMessage::Oversized)
+            .ok_or_else(|| ParseError::missing("configurationItemSummary")),
+        other => Ok(ConfigMessage::Other {
+            message_type: other.to_string(),
+        }),
+    }
+}
+
+/// Parses a Config message from the text SNS carries.
+pub fn parse_message_text(text: &str) -> Result<ConfigMessage, ParseError> {
+    let value: Value = from_str(text)?;
+    parse_message(&value)
+}
+
+/// Parses an SNS delivery: every record's `Message` must be a Config message.
+pub(crate) fn parse_sns(event: &Value) -> Result<Vec<ConfigMessage>, ParseError> {
+    let sns: SnsEvent = from_value(event)?;
+    if sns.records.is_empty() {
+        return Err(ParseError::new("Records", "empty"));
+    }
+    sns.records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            parse_message_text(&record.sns.message)
+                .map_err(|e| e.within(&format!("Records[{i}].Sns.Message")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn other_message_types_are_kept_for_acknowledging() {
+        let m = parse_message(&json!({"messageType": "ConfigurationSnapshotDeliveryCompleted"}))
+            .unwrap();
+        assert!(
+            matches!(m, ConfigMessage::Other { ref message_type } if message_type == "ConfigurationSnapshotDeliveryCompleted")
+        );
+    }
+
+    #[test]
+    fn a_change_without_its_item_is_refused() {
+        let e = parse_message(&json!({"messageType": ITEM_CHANGE})).unwrap_err();
+        assert_eq!(e.field, "configurationItem");
+    }
+
+    #[test]
+    fn sns_message_must_be_json() {
+        let e = parse_message_text("not json").unwrap_err();
+        assert!(e.reason.contains("expected"), "{e}");
+    }
+
+    #[test]
+    fn tag_changes_are_reported() {
+        let change = ItemChange {
+            item: from_value(&json!({"resourceType": SECURITY_GROUP, "resourceId": "sg-1"})).unwrap(),
+            change_type: ChangeType::Update,
+            changed_properties: json!({
+                "SupplementaryConfiguration.Tags.Team": {"previousValue": "a", "updatedValue": "b", "changeType": "UPDATE"},
+                "Configuration.Tags.0": {"previousValue": null, "updatedValue": {"key": "Env", "value": "prod"}, "changeType": "CREATE"}
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            notification_time: None,
+        };
+        let diff = change.security_group_diff().unwrap();
+        assert_eq!(diff.tags["Team"], (Some("a".into()), Some("b".into())));
+        assert_eq!(diff.tags["Env"], (None, Some("prod".into())));
+        assert!(!diff.relationships_only);
+        assert!(diff.added.is_empty() && diff.removed.is_empty());
+    }
+}

@@ -1,0 +1,25 @@
+//! sgwarden-core: what is true about security groups, with no AWS SDK and no I/O.
+//!
+//! - [`rule`]: the atomic rule model every comparison uses, and its batching back into
+//!   permissions.
+//! - [`wire`]: the three JSON spellings AWS uses for the same permission (EC2 API,
+//!   CloudTrail, AWS Config).
+//! - [`plan`]: ownership (`sgwarden:<owner> `) and the plan that brings a group from what it
+//!   has to what it should have, touching only rules it owns.
+//! - [`event`]: typed parsing of every trigger the functions answer.
+//! - [`sync`]: asg-sync's pure logic: addresses, the registry's members, desired rules, quota.
+//!
+//! The core reads no clock and no environment; callers pass both in. Every parser returns a
+//! [`ParseError`] naming the field it could not read, and none panics on any JSON.
+
+pub mod error;
+pub mod event;
+pub mod plan;
+pub mod rule;
+pub mod sync;
+pub mod wire;
+
+pub use error::ParseError;
+pub use event::Trigger;
+pub use plan::{plan, Owner, Plan};
+pub use rule::{Direction, Peer, Permission, PortRange, Rule, RuleInfo, RuleSet, Traffic};

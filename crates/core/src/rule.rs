@@ -1,0 +1,836 @@
+//! The rule model: one security-group permission expands into atomic [`Rule`]s.
+//!
+//! AWS speaks of permissions (`IpPermission`: one protocol and port range, many peers), of
+//! security-group rules (`SecurityGroupRule`: one peer, with an id), and of configuration items
+//! (permissions again, in another spelling). Comparing any of them needs one atomic form: a
+//! direction, the traffic (protocol and ports), and exactly one peer. Identity is those three;
+//! the description, the rule id and a referenced group's owner account are carried in
+//! [`RuleInfo`] and never take part in comparisons. CIDRs are normalised (host bits cleared) so
+//! `10.0.0.7/24` and `10.0.0.0/24` are the same rule, as they are to EC2.
+//!
+//! This module does not know any wire spelling: [`crate::wire`] turns the three JSON shapes into
+//! [`Permission`]s and [`SecurityGroupRule`]s, and the AWS adapter builds them from SDK types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::error::ParseError;
+
+/// Which way traffic flows through the group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An inclusive TCP or UDP port range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub from: u16,
+    pub to: u16,
+}
+
+impl PortRange {
+    pub fn new(from: u16, to: u16) -> Result<Self, ParseError> {
+        if from > to {
+            return Err(ParseError::new(
+                "ports",
+                format!("range {from}-{to} runs backwards"),
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// True when every port of `other` lies inside `self`.
+    pub fn contains(&self, other: &PortRange) -> bool {
+        self.from <= other.from && other.to <= self.to
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.from == self.to {
+            write!(f, "{}", self.from)
+        } else {
+            write!(f, "{}-{}", self.from, self.to)
+        }
+    }
+}
+
+/// What a rule admits: a protocol and, where the protocol has them, ports or ICMP type/code.
+///
+/// Protocols are normalised the way EC2 does: `6` is `tcp`, `17` is `udp`, `1` is `icmp`,
+/// `58` is `icmpv6` and `-1` is every protocol. For any other protocol number EC2 ignores ports,
+/// and so do we. `None` in an ICMP type or code means "any" (`-1` on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Traffic {
+    All,
+    Tcp(PortRange),
+    Udp(PortRange),
+    Icmp { kind: Option<u8>, code: Option<u8> },
+    Icmpv6 { kind: Option<u8>, code: Option<u8> },
+    Protocol(u8),
+}
+
+impl Traffic {
+    /// Builds the traffic of a permission from its wire fields (`IpProtocol`, `FromPort`,
+    /// `ToPort`).
+    pub fn from_wire(
+        protocol: &str,
+        from_port: Option<i64>,
+        to_port: Option<i64>,
+    ) -> Result<Self, ParseError> {
+        let number = match protocol.trim().to_ascii_lowercase().as_str() {
+            "-1" | "all" => return Ok(Traffic::All),
+            "tcp" => 6,
+            "udp" => 17,
+            "icmp" => 1,
+            "icmpv6" => 58,
+            other => other.parse::<u8>().map_err(|_| {
+                ParseError::new("ipProtocol", format!("unknown protocol {protocol:?}"))
+            })?,
+        };
+        match number {
+            6 => Ok(Traffic::Tcp(port_range(from_port, to_port)?)),
+            17 => Ok(Traffic::Udp(port_range(from_port, to_port)?)),
+            1 => {
+                let (kind, code) = icmp_fields(from_port, to_port)?;
+                Ok(Traffic::Icmp { kind, code })
+            }
+            58 => {
+                let (kind, code) = icmp_fields(from_port, to_port)?;
+                Ok(Traffic::Icmpv6 { kind, code })
+            }
+            n => Ok(Traffic::Protocol(n)),
+        }
+    }
+
+    /// The wire fields (`IpProtocol`, `FromPort`, `ToPort`) EC2 expects for this traffic.
+    pub fn to_wire(&self) -> (String, Option<i32>, Option<i32>) {
+        let icmp = |k: Option<u8>, c: Option<u8>| {
+            (Some(k.map_or(-1, i32::from)), Some(c.map_or(-1, i32::from)))
+        };
+        match *self {
+            Traffic::All => ("-1".into(), None, None),
+            Traffic::Tcp(r) => ("tcp".into(), Some(r.from.into()), Some(r.to.into())),
+            Traffic::Udp(r) => ("udp".into(), Some(r.from.into()), Some(r.to.into())),
+            Traffic::Icmp { kind, code } => {
+                let (f, t) = icmp(kind, code);
+                ("icmp".into(), f, t)
+            }
+            Traffic::Icmpv6 { kind, code } => {
+                let (f, t) = icmp(kind, code);
+                ("icmpv6".into(), f, t)
+            }
+            Traffic::Protocol(n) => (n.to_string(), None, None),
+        }
+    }
+
+    /// True when everything `other` admits is admitted by `self`.
+    pub fn contains(&self, other: &Traffic) -> bool {
+        let icmp_inside = |k: Option<u8>, c: Option<u8>, ok: Option<u8>, oc: Option<u8>| {
+            (k.is_none() || k == ok) && (c.is_none() || c == oc)
+        };
+        match (self, other) {
+            (Traffic::All, _) => true,
+            (Traffic::Tcp(a), Traffic::Tcp(b)) | (Traffic::Udp(a), Traffic::Udp(b)) => {
+                a.contains(b)
+            }
+            (Traffic::Icmp { kind, code }, Traffic::Icmp { kind: ok, code: oc })
+            | (Traffic::Icmpv6 { kind, code }, Traffic::Icmpv6 { kind: ok, code: oc }) => {
+                icmp_inside(*kind, *code, *ok, *oc)
+            }
+            (a, b) => a == b,
+        }
+    }
+}
+
+fn port(value: Option<i64>, field: &'static str) -> Result<u16, ParseError> {
+    let value = value.ok_or_else(|| ParseError::missing(field))?;
+    u16::try_from(value).map_err(|_| ParseError::new(field, format!("{value} is not a port")))
+}
+
+fn port_range(from: Option<i64>, to: Option<i64>) -> Result<PortRange, ParseError> {
+    PortRange::new(port(from, "fromPort")?, port(to, "toPort")?)
+}
+
+fn icmp_fields(
+    kind: Option<i64>,
+    code: Option<i64>,
+) -> Result<(Option<u8>, Option<u8>), ParseError> {
+    let one = |v: Option<i64>, field: &'static str| match v {
+        None | Some(-1) => Ok(None),
+        Some(n) => u8::try_from(n)
+            .map(Some)
+            .map_err(|_| ParseError::new(field, format!("{n} is not an ICMP type or code"))),
+    };
+    let kind = one(kind, "fromPort")?;
+    let code = one(code, "toPort")?;
+    if kind.is_none() && code.is_some() {
+        return Err(ParseError::new("toPort", "an ICMP code needs an ICMP type"));
+    }
+    Ok((kind, code))
+}
+
+/// `SYNC_PORTS` spelling: `all`, `tcp/22`, `tcp/7000-7001`, `udp/53`, `icmp`, `icmp/8`,
+/// `icmp/8:0`, `icmpv6`, or a bare protocol number such as `50`.
+impl FromStr for Traffic {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let bad = |why: &str| ParseError::new("traffic", format!("{s:?}: {why}"));
+        let (protocol, rest) = match s.split_once('/') {
+            Some((p, r)) => (p, Some(r)),
+            None => (s, None),
+        };
+        match (protocol.to_ascii_lowercase().as_str(), rest) {
+            ("all" | "-1", None) => Ok(Traffic::All),
+            (p @ ("tcp" | "udp"), Some(ports)) => {
+                let (from, to) = ports.split_once('-').unwrap_or((ports, ports));
+                let parse = |v: &str| v.parse::<u16>().map_err(|_| bad("not a port"));
+                let range = PortRange::new(parse(from)?, parse(to)?).map_err(|e| bad(&e.reason))?;
+                Ok(if p == "tcp" {
+                    Traffic::Tcp(range)
+                } else {
+                    Traffic::Udp(range)
+                })
+            }
+            ("tcp" | "udp", None) => Err(bad("needs ports, e.g. tcp/443 or tcp/0-65535")),
+            (p @ ("icmp" | "icmpv6"), rest) => {
+                let parse = |v: &str| v.parse::<u8>().map_err(|_| bad("not an ICMP type or code"));
+                let (kind, code) = match rest {
+                    None => (None, None),
+                    Some(r) => match r.split_once(':') {
+                        Some((k, c)) => (Some(parse(k)?), Some(parse(c)?)),
+                        None => (Some(parse(r)?), None),
+                    },
+                };
+                Ok(if p == "icmp" {
+                    Traffic::Icmp { kind, code }
+                } else {
+                    Traffic::Icmpv6 { kind, code }
+                })
+            }
+            (number, None) => {
+                let n = number.parse::<u8>().map_err(|_| bad("unknown protocol"))?;
+                Traffic::from_wire(&n.to_string(), None, None)
+                    .map_err(|_| bad("needs ports, e.g. tcp/443"))
+            }
+            _ => Err(bad("this protocol takes no ports")),
+        }
+    }
+}
+
+impl fmt::Display for Traffic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let icmp =
+            |f: &mut fmt::Formatter<'_>, name: &str, k: &Option<u8>, c: &Option<u8>| match (k, c) {
+                (None, _) => write!(f, "{name}"),
+                (Some(k), None) => write!(f, "{name}/{k}"),
+                (Some(k), Some(c)) => write!(f, "{name}/{k}:{c}"),
+            };
+        match self {
+            Traffic::All => f.write_str("all"),
+            Traffic::Tcp(r) => write!(f, "tcp/{r}"),
+            Traffic::Udp(r) => write!(f, "udp/{r}"),
+            Traffic::Icmp { kind, code } => icmp(f, "icmp", kind, code),
+            Traffic::Icmpv6 { kind, code } => icmp(f, "icmpv6", kind, code),
+            Traffic::Protocol(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A security group named as a peer. Identity is the group id alone: the owner account is
+/// present in some AWS shapes and absent in others for the very same rule, so it is carried
+/// for API calls (cross-account references need it) but never compared.
+#[derive(Debug, Clone)]
+pub struct GroupRef {
+    pub id: String,
+    pub owner: Option<String>,
+}
+
+impl PartialEq for GroupRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for GroupRef {}
+impl PartialOrd for GroupRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for GroupRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
+    }
+}
+impl std::hash::Hash for GroupRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+/// The one other end of an atomic rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Peer {
+    Ipv4(Ipv4Net),
+    Ipv6(Ipv6Net),
+    Group(GroupRef),
+    PrefixList(String),
+}
+
+impl Peer {
+    /// Parses a CIDR of either family, clearing host bits (`10.0.0.7/24` → `10.0.0.0/24`). A
+    /// bare address is a single host (`/32` or `/128`).
+    pub fn cidr(text: &str, field: &str) -> Result<Self, ParseError> {
+        let text = text.trim();
+        let bad = || ParseError::new(field, format!("{text:?} is not a CIDR"));
+        if text.contains(':') {
+            let net = match text.parse::<Ipv6Net>() {
+                Ok(net) => net,
+                Err(_) => Ipv6Net::from(text.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?),
+            };
+            Ok(Peer::Ipv6(net.trunc()))
+        } else {
+            let net = match text.parse::<Ipv4Net>() {
+                Ok(net) => net,
+                Err(_) => Ipv4Net::from(text.parse::<std::net::Ipv4Addr>().map_err(|_| bad())?),
+            };
+            Ok(Peer::Ipv4(net.trunc()))
+        }
+    }
+
+    pub fn group(id: impl Into<String>, owner: Option<String>) -> Self {
+        Peer::Group(GroupRef {
+            id: id.into(),
+            owner,
+        })
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Ipv4(net) => write!(f, "{net}"),
+            Peer::Ipv6(net) => write!(f, "{net}"),
+            // The owner is not part of identity, so it is not part of the name either:
+            // the same rule prints the same from every source.
+            Peer::Group(g) => write!(f, "{}", g.id),
+            Peer::PrefixList(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// One atomic security-group rule: the unit of every comparison sgwarden makes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rule {
+    pub direction: Direction,
+    pub traffic: Traffic,
+    pub peer: Peer,
+}
+
+impl Rule {
+    pub fn new(direction: Direction, traffic: Traffic, peer: Peer) -> Self {
+        Self {
+            direction,
+            traffic,
+            peer,
+        }
+    }
+}
+
+/// `ingress tcp/22 203.0.113.7/32`: the form used in logs, plans and approvals.
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.direction, self.traffic, self.peer)
+    }
+}
+
+/// What a rule carries besides its identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleInfo {
+    pub description: Option<String>,
+    /// The `sgr-…` id, when the source names it.
+    pub rule_id: Option<String>,
+}
+
+impl RuleInfo {
+    pub fn described(description: impl Into<String>) -> Self {
+        Self {
+            description: Some(description.into()),
+            rule_id: None,
+        }
+    }
+}
+
+/// A set of atomic rules with what each carries. Ordered, so plans and logs are stable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleSet(BTreeMap<Rule, RuleInfo>);
+
+impl RuleSet {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a rule; when the same rule is already present its info is kept, filling in what
+    /// it lacked (a rule id seen in one shape, a description seen in another).
+    pub fn insert(&mut self, rule: Rule, info: RuleInfo) {
+        let entry = self.0.entry(rule).or_default();
+        if entry.description.is_none() {
+            entry.description = info.description;
+        }
+        if entry.rule_id.is_none() {
+            entry.rule_id = info.rule_id;
+        }
+    }
+
+    pub fn remove(&mut self, rule: &Rule) -> Option<RuleInfo> {
+        self.0.remove(rule)
+    }
+
+    pub fn contains(&self, rule: &Rule) -> bool {
+        self.0.contains_key(rule)
+    }
+
+    pub fn get(&self, rule: &Rule) -> Option<&RuleInfo> {
+        self.0.get(rule)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Rule, &RuleInfo)> {
+        self.0.iter()
+    }
+
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.0.keys()
+    }
+
+    /// The rules of one direction.
+    pub fn direction(&self, direction: Direction) -> RuleSet {
+        self.iter()
+            .filter(|(r, _)| r.direction == direction)
+            .map(|(r, i)| (r.clone(), i.clone()))
+            .collect()
+    }
+
+    /// Expands permissions of one direction into this set.
+    pub fn extend_permissions<'a>(
+        &mut self,
+        direction: Direction,
+        permissions: impl IntoIterator<Item = &'a Permission>,
+    ) -> Result<(), ParseError> {
+        for (index, permission) in permissions.into_iter().enumerate() {
+            permission
+                .expand_into(direction, self)
+                .map_err(|e| e.within(&format!("[{index}]")))?;
+        }
+        Ok(())
+    }
+
+    /// Batches the rules back into the fewest permissions EC2 accepts: one per
+    /// (direction, traffic), carrying every peer of that traffic with its description.
+    pub fn to_permissions(&self, direction: Direction) -> Vec<Permission> {
+        let mut by_traffic: BTreeMap<Traffic, Permission> = BTreeMap::new();
+        for (rule, info) in self.iter().filter(|(r, _)| r.direction == direction) {
+            let permission = by_traffic.entry(rule.traffic).or_insert_with(|| {
+                let (protocol, from_port, to_port) = rule.traffic.to_wire();
+                Permission {
+                    protocol,
+                    from_port: from_port.map(i64::from),
+                    to_port: to_port.map(i64::from),
+                    ..Permission::default()
+                }
+            });
+            let description = info.description.clone();
+            match &rule.peer {
+                Peer::Ipv4(net) => permission.ipv4_ranges.push(CidrEntry {
+                    cidr: net.to_string(),
+                    description,
+                }),
+                Peer::Ipv6(net) => permission.ipv6_ranges.push(CidrEntry {
+                    cidr: net.to_string(),
+                    description,
+                }),
+                Peer::Group(group) => permission.groups.push(GroupEntry {
+                    group_id: Some(group.id.clone()),
+                    group_name: None,
+                    owner: group.owner.clone(),
+                    description,
+                }),
+                Peer::PrefixList(id) => permission.prefix_lists.push(PrefixListEntry {
+                    prefix_list_id: id.clone(),
+                    description,
+                }),
+            }
+        }
+        by_traffic.into_values().collect()
+    }
+}
+
+impl FromIterator<(Rule, RuleInfo)> for RuleSet {
+    fn from_iter<I: IntoIterator<Item = (Rule, RuleInfo)>>(iter: I) -> Self {
+        let mut set = RuleSet::new();
+        for (rule, info) in iter {
+            set.insert(rule, info);
+        }
+        set
+    }
+}
+
+impl<'a> IntoIterator for &'a RuleSet {
+    type Item = (&'a Rule, &'a RuleInfo);
+    type IntoIter = std::collections::btree_map::Iter<'a, Rule, RuleInfo>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// An IPv4 or IPv6 range of a permission, as text, with its description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidrEntry {
+    pub cidr: String,
+    pub description: Option<String>,
+}
+
+/// A security-group peer of a permission (`UserIdGroupPair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub group_id: Option<String>,
+    /// Only EC2-Classic and default-VPC calls name a peer group by name alone.
+    pub group_name: Option<String>,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A managed prefix list peer of a permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixListEntry {
+    pub prefix_list_id: String,
+    pub description: Option<String>,
+}
+
+/// A permission (`IpPermission`) in neutral form: one protocol and port range, many peers.
+/// Every wire shape parses into this; the AWS adapter converts it to and from the SDK's type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permission {
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub ipv4_ranges: Vec<CidrEntry>,
+    pub ipv6_ranges: Vec<CidrEntry>,
+    pub groups: Vec<GroupEntry>,
+    pub prefix_lists: Vec<PrefixListEntry>,
+}
+
+impl Permission {
+    /// Expands into atomic rules. A permission with no peer at all is malformed: EC2 never
+    /// reports one, and accepting it would hide a parse gap behind an empty set.
+    pub fn expand_into(&self, direction: Direction, set: &mut RuleSet) -> Result<(), ParseError> {
+        let traffic = Traffic::from_wire(&self.protocol, self.from_port, self.to_port)?;
+        let peers = self.ipv4_ranges.len()
+            + self.ipv6_ranges.len()
+            + self.groups.len()
+            + self.prefix_lists.len();
+        if peers == 0 {
+            return Err(ParseError::new(
+                "ipRanges",
+                "permission names no peer (no CIDR, group or prefix list)",
+            ));
+        }
+        let mut add = |peer: Peer, description: &Option<String>| {
+            set.insert(
+                Rule::new(direction, traffic, peer),
+                RuleInfo {
+                    description: description.clone().filter(|d| !d.is_empty()),
+                    rule_id: None,
+                },
+            );
+        };
+        for (i, range) in self.ipv4_ranges.iter().enumerate() {
+            let peer = Peer::cidr(&range.cidr, &format!("ipRanges[{i}].cidrIp"))?;
+            add(peer, &range.description);
+        }
+        for (i, range) in self.ipv6_ranges.iter().enumerate() {
+            let peer = Peer::cidr(&range.cidr, &format!("ipv6Ranges[{i}].cidrIpv6"))?;
+            add(peer, &range.description);
+        }
+        for (i, group) in self.groups.iter().enumerate() {
+            let id = group.group_id.clone().ok_or_else(|| {
+                ParseError::new(
+                    format!("groups[{i}].groupId"),
+                    "a group peer named only by name cannot be compared; resolve it first",
+                )
+            })?;
+            add(Peer::group(id, group.owner.clone()), &group.description);
+        }
+        for list in &self.prefix_lists {
+            add(
+                Peer::PrefixList(list.prefix_list_id.clone()),
+                &list.description,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A security-group rule as EC2's `DescribeSecurityGroupRules`, CloudTrail's
+/// `securityGroupRuleSet` and `ModifySecurityGroupRules` report it: one peer, with an id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityGroupRule {
+    pub rule_id: Option<String>,
+    pub group_id: Option<String>,
+    pub is_egress: bool,
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub cidr_ipv4: Option<String>,
+    pub cidr_ipv6: Option<String>,
+    pub prefix_list_id: Option<String>,
+    pub referenced_group: Option<GroupEntry>,
+    pub description: Option<String>,
+}
+
+impl SecurityGroupRule {
+    /// The atomic rule and its info. Exactly one peer must be named.
+    pub fn to_rule(&self) -> Result<(Rule, RuleInfo), ParseError> {
+        let direction = if self.is_egress {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        let traffic = Traffic::from_wire(&self.protocol, self.from_port, self.to_port)?;
+        let mut peers = Vec::new();
+        if let Some(cidr) = &self.cidr_ipv4 {
+            peers.push(Peer::cidr(cidr, "cidrIpv4")?);
+        }
+        if let Some(cidr) = &self.cidr_ipv6 {
+            peers.push(Peer::cidr(cidr, "cidrIpv6")?);
+        }
+        if let Some(id) = &self.prefix_list_id {
+            peers.push(Peer::PrefixList(id.clone()));
+        }
+        if let Some(group) = &self.referenced_group {
+            let id = group
+                .group_id
+                .clone()
+                .ok_or_else(|| ParseError::missing("referencedGroupInfo.groupId"))?;
+            peers.push(Peer::group(id, group.owner.clone()));
+        }
+        let peer = match (peers.pop(), peers.is_empty()) {
+            (Some(peer), true) => peer,
+            (None, _) => return Err(ParseError::new("cidrIpv4", "rule names no peer")),
+            (Some(_), false) => {
+                return Err(ParseError::new("cidrIpv4", "rule names more than one peer"))
+            }
+        };
+        Ok((
+            Rule::new(direction, traffic, peer),
+            RuleInfo {
+                description: self.description.clone().filter(|d| !d.is_empty()),
+                rule_id: self.rule_id.clone(),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(from: u16, to: u16) -> Traffic {
+        Traffic::Tcp(PortRange { from, to })
+    }
+
+    #[test]
+    fn protocol_numbers_and_names_are_the_same_traffic() {
+        assert_eq!(
+            Traffic::from_wire("6", Some(22), Some(22)).unwrap(),
+            Traffic::from_wire("TCP", Some(22), Some(22)).unwrap()
+        );
+        assert_eq!(Traffic::from_wire("-1", None, None).unwrap(), Traffic::All);
+        assert_eq!(
+            Traffic::from_wire("-1", Some(0), Some(65535)).unwrap(),
+            Traffic::All
+        );
+        assert_eq!(
+            Traffic::from_wire("1", Some(-1), Some(-1)).unwrap(),
+            Traffic::Icmp {
+                kind: None,
+                code: None
+            }
+        );
+        assert_eq!(
+            Traffic::from_wire("50", Some(0), Some(0)).unwrap(),
+            Traffic::Protocol(50)
+        );
+    }
+
+    #[test]
+    fn bad_protocols_and_ports_name_the_field() {
+        assert_eq!(
+            Traffic::from_wire("tcp", None, Some(22)).unwrap_err().field,
+            "fromPort"
+        );
+        assert_eq!(
+            Traffic::from_wire("tcp", Some(70000), Some(70000))
+                .unwrap_err()
+                .field,
+            "fromPort"
+        );
+        assert_eq!(
+            Traffic::from_wire("gre", None, None).unwrap_err().field,
+            "ipProtocol"
+        );
+        assert!(Traffic::from_wire("tcp", Some(30), Some(20)).is_err());
+    }
+
+    #[test]
+    fn traffic_text_round_trips() {
+        for text in [
+            "all",
+            "tcp/22",
+            "tcp/7000-7001",
+            "udp/53",
+            "icmp",
+            "icmp/8",
+            "icmp/8:0",
+            "icmpv6",
+            "50",
+        ] {
+            let traffic: Traffic = text.parse().unwrap();
+            assert_eq!(traffic.to_string(), text);
+        }
+        assert_eq!("6/22".parse::<Traffic>().ok(), None);
+        assert!("tcp".parse::<Traffic>().is_err());
+        assert!("tcp/a".parse::<Traffic>().is_err());
+        assert!("all/22".parse::<Traffic>().is_err());
+        assert_eq!("17".parse::<Traffic>().ok(), None, "udp needs ports");
+    }
+
+    #[test]
+    fn cidrs_are_normalised() {
+        assert_eq!(
+            Peer::cidr("10.0.0.7/24", "x").unwrap(),
+            Peer::cidr("10.0.0.0/24", "x").unwrap()
+        );
+        assert_eq!(
+            Peer::cidr("203.0.113.7", "x").unwrap().to_string(),
+            "203.0.113.7/32"
+        );
+        assert_eq!(
+            Peer::cidr("2001:db8::1/64", "x").unwrap().to_string(),
+            "2001:db8::/64"
+        );
+        assert_eq!(Peer::cidr("nope", "cidrIp").unwrap_err().field, "cidrIp");
+    }
+
+    #[test]
+    fn group_owner_is_carried_not_compared() {
+        assert_eq!(
+            Peer::group("sg-1", Some("111122223333".into())),
+            Peer::group("sg-1", None)
+        );
+    }
+
+    #[test]
+    fn containment() {
+        assert!(tcp(0, 1024).contains(&tcp(22, 22)));
+        assert!(!tcp(22, 22).contains(&tcp(22, 23)));
+        assert!(Traffic::All.contains(&Traffic::Udp(PortRange { from: 1, to: 2 })));
+        assert!(!tcp(0, 65535).contains(&Traffic::Udp(PortRange { from: 1, to: 2 })));
+    }
+
+    #[test]
+    fn permissions_batch_back_to_one_per_traffic() {
+        let mut set = RuleSet::new();
+        for cidr in ["10.0.0.1/32", "10.0.0.2/32", "2001:db8::/64"] {
+            set.insert(
+                Rule::new(
+                    Direction::Ingress,
+                    tcp(22, 22),
+                    Peer::cidr(cidr, "x").unwrap(),
+                ),
+                RuleInfo::described("sgwarden:c x"),
+            );
+        }
+        set.insert(
+            Rule::new(
+                Direction::Ingress,
+                Traffic::All,
+                Peer::PrefixList("pl-1".into()),
+            ),
+            RuleInfo::default(),
+        );
+        set.insert(
+            Rule::new(Direction::Egress, Traffic::All, Peer::group("sg-9", None)),
+            RuleInfo::default(),
+        );
+        let ingress = set.to_permissions(Direction::Ingress);
+        assert_eq!(ingress.len(), 2);
+        let mut back = RuleSet::new();
+        back.extend_permissions(Direction::Ingress, &ingress)
+            .unwrap();
+        back.extend_permissions(Direction::Egress, &set.to_permissions(Direction::Egress))
+            .unwrap();
+        assert_eq!(back, set);
+    }
+
+    #[test]
+    fn a_permission_without_peers_is_refused() {
+        let p = Permission {
+            protocol: "tcp".into(),
+            from_port: Some(1),
+            to_port: Some(1),
+            ..Permission::default()
+        };
+        assert!(p
+            .expand_into(Direction::Ingress, &mut RuleSet::new())
+            .is_err());
+    }
+
+    #[test]
+    fn a_security_group_rule_needs_exactly_one_peer() {
+        let mut r = SecurityGroupRule {
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            ..Default::default()
+        };
+        assert!(r.to_rule().is_err());
+        r.cidr_ipv4 = Some("0.0.0.0/0".into());
+        assert_eq!(
+            r.to_rule().unwrap().0.to_string(),
+            "ingress tcp/22 0.0.0.0/0"
+        );
+        r.cidr_ipv6 = Some("::/0".into());
+        assert!(r.to_rule().is_err());
+    }
+}

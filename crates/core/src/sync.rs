@@ -1,0 +1,298 @@
+//! asg-sync's pure logic: from instances to addresses, from the cluster registry to the
+//! rules every group of the cluster should hold, and the quota check.
+//!
+//! The registry holds one *member* per Auto Scaling group (`<region>/<asg-name>`) with the
+//! addresses its instances had when last synced and a `seq` that only grows. The desired
+//! rules of every group of the cluster are the union of all members' addresses × the
+//! configured traffic, ingress, each described `sgwarden:<cluster> <member>` so that
+//! sgwarden owns them and can remove them when the member's addresses change.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::error::ParseError;
+use crate::plan::{Owner, Plan, RuleCounts};
+use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
+
+/// Which address of an instance the cluster's peers reach it by (`SYNC_ADDRESS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddressKind {
+    /// Public IPv4: peers talk across the internet.
+    Public,
+    /// Private IPv4: peers talk over VPN, peering or Transit Gateway.
+    Private,
+    /// IPv6.
+    Ipv6,
+}
+
+impl FromStr for AddressKind {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "public" => Ok(AddressKind::Public),
+            "private" => Ok(AddressKind::Private),
+            "ipv6" => Ok(AddressKind::Ipv6),
+            other => Err(ParseError::new(
+                "SYNC_ADDRESS",
+                format!("{other:?} is not public, private or ipv6"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for AddressKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddressKind::Public => "public",
+            AddressKind::Private => "private",
+            AddressKind::Ipv6 => "ipv6",
+        })
+    }
+}
+
+/// Parses `SYNC_PORTS`: a comma list of traffic (`tcp/7000-7001,tcp/9042,udp/53,icmp,all`).
+pub fn parse_ports(text: &str) -> Result<Vec<Traffic>, ParseError> {
+    let mut ports = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let traffic: Traffic = part
+            .parse()
+            .map_err(|e: ParseError| ParseError::new("SYNC_PORTS", e.reason))?;
+        if !ports.contains(&traffic) {
+            ports.push(traffic);
+        }
+    }
+    if ports.is_empty() {
+        return Err(ParseError::new("SYNC_PORTS", "names no traffic"));
+    }
+    Ok(ports)
+}
+
+/// What asg-sync knows of one instance of an Auto Scaling group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// The Auto Scaling lifecycle state (`Pending:Wait`, `InService`, `Terminating:Wait`, …).
+    pub lifecycle_state: String,
+    pub public_ipv4: Option<IpAddr>,
+    pub private_ipv4: Option<IpAddr>,
+    pub ipv6: Vec<IpAddr>,
+}
+
+impl Instance {
+    /// True for instances on their way out: never in the desired set.
+    pub fn is_leaving(&self) -> bool {
+        self.lifecycle_state.starts_with("Terminating") || self.lifecycle_state == "Terminated"
+    }
+
+    fn addresses(&self, kind: AddressKind) -> Vec<IpAddr> {
+        match kind {
+            AddressKind::Public => self.public_ipv4.into_iter().collect(),
+            AddressKind::Private => self.private_ipv4.into_iter().collect(),
+            AddressKind::Ipv6 => self.ipv6.clone(),
+        }
+    }
+}
+
+/// The addresses of a group's instances, and the instances left out for lack of one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberAddresses {
+    pub addresses: Vec<IpAddr>,
+    /// Instances that should be in the set but have no address of the kind yet.
+    pub without_address: Vec<String>,
+}
+
+/// The addresses one member contributes: every instance not leaving and not `excluded`
+/// (the instance whose termination triggered this invocation), sorted and deduplicated.
+pub fn member_addresses(
+    instances: &[Instance],
+    kind: AddressKind,
+    excluded: Option<&str>,
+) -> MemberAddresses {
+    let mut addresses = BTreeSet::new();
+    let mut without_address = Vec::new();
+    for instance in instances {
+        if instance.is_leaving() || Some(instance.id.as_str()) == excluded {
+            continue;
+        }
+        let found = instance.addresses(kind);
+        if found.is_empty() {
+            without_address.push(instance.id.clone());
+        }
+        addresses.extend(found);
+    }
+    MemberAddresses {
+        addresses: addresses.into_iter().collect(),
+        without_address,
+    }
+}
+
+/// One registry item: an Auto Scaling group's addresses as last synced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// `<region>/<asg-name>`: the registry's sort key.
+    pub member: String,
+    pub region: String,
+    pub asg: String,
+    pub addresses: Vec<IpAddr>,
+    pub updated_at: String,
+    pub seq: u64,
+}
+
+impl Member {
+    pub fn key(region: &str, asg: &str) -> String {
+        format!("{region}/{asg}")
+    }
+}
+
+/// The rules every group of the cluster should hold: each member's addresses × `ports`,
+/// ingress, described `sgwarden:<cluster> <member>`.
+pub fn desired_rules(members: &[Member], ports: &[Traffic], owner: &Owner) -> RuleSet {
+    let mut set = RuleSet::new();
+    for member in members {
+        let info = RuleInfo::described(owner.describe(&member.member));
+        for address in &member.addresses {
+            let peer = match address {
+                IpAddr::V4(v4) => Peer::Ipv4((*v4).into()),
+                IpAddr::V6(v6) => Peer::Ipv6((*v6).into()),
+            };
+            for traffic in ports {
+                set.insert(
+                    Rule::new(Direction::Ingress, *traffic, peer.clone()),
+                    info.clone(),
+                );
+            }
+        }
+    }
+    set
+}
+
+/// A plan that would leave a group with more rules than its quota.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("group {group_id} would need {needed} rules per address family and direction after this plan; its quota is {quota} (raise SYNC_RULE_QUOTA only if the account's quota is raised)")]
+pub struct QuotaExceeded {
+    pub group_id: String,
+    pub needed: usize,
+    pub quota: usize,
+}
+
+/// Checks the group's rule count after `plan` against `quota` (rules per address family per
+/// direction: EC2's "inbound or outbound rules per security group", 60 by default).
+pub fn check_quota(
+    group_id: &str,
+    actual: &RuleSet,
+    plan: &Plan,
+    quota: usize,
+) -> Result<RuleCounts, QuotaExceeded> {
+    let counts = plan.rule_counts(actual);
+    if counts.max() > quota {
+        return Err(QuotaExceeded {
+            group_id: group_id.to_string(),
+            needed: counts.max(),
+            quota,
+        });
+    }
+    Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn instance(id: &str, state: &str, public: Option<&str>) -> Instance {
+        Instance {
+            id: id.into(),
+            lifecycle_state: state.into(),
+            public_ipv4: public.map(ip),
+            private_ipv4: Some(ip("10.0.0.1")),
+            ipv6: vec![],
+        }
+    }
+
+    #[test]
+    fn ports_parse_and_dedupe() {
+        let ports = parse_ports("tcp/7000-7001, tcp/9042,udp/53,icmp,all,tcp/9042").unwrap();
+        assert_eq!(ports.len(), 5);
+        assert_eq!(parse_ports("").unwrap_err().field, "SYNC_PORTS");
+        assert_eq!(parse_ports("tcp").unwrap_err().field, "SYNC_PORTS");
+    }
+
+    #[test]
+    fn leaving_excluded_and_addressless_instances_are_left_out() {
+        let instances = [
+            instance("i-1", "InService", Some("198.51.100.1")),
+            instance("i-2", "Pending:Wait", Some("198.51.100.2")),
+            instance("i-3", "Terminating:Wait", Some("198.51.100.3")),
+            instance("i-4", "Terminated", Some("198.51.100.4")),
+            instance("i-5", "InService", None),
+            instance("i-6", "InService", Some("198.51.100.6")),
+            instance("i-7", "InService", Some("198.51.100.1")),
+        ];
+        let got = member_addresses(&instances, AddressKind::Public, Some("i-6"));
+        assert_eq!(got.addresses, vec![ip("198.51.100.1"), ip("198.51.100.2")]);
+        assert_eq!(got.without_address, vec!["i-5".to_string()]);
+        let private = member_addresses(&instances, AddressKind::Private, None);
+        assert_eq!(private.addresses, vec![ip("10.0.0.1")]);
+    }
+
+    #[test]
+    fn desired_rules_cross_addresses_and_ports() {
+        let owner = Owner::new("db").unwrap();
+        let members = [Member {
+            member: "us-east-1/db".into(),
+            region: "us-east-1".into(),
+            asg: "db".into(),
+            addresses: vec![ip("198.51.100.1"), ip("2001:db8::1")],
+            updated_at: String::new(),
+            seq: 1,
+        }];
+        let ports = parse_ports("tcp/9042,udp/53").unwrap();
+        let set = desired_rules(&members, &ports, &owner);
+        assert_eq!(
+            set.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![
+                "ingress tcp/9042 198.51.100.1/32",
+                "ingress tcp/9042 2001:db8::1/128",
+                "ingress udp/53 198.51.100.1/32",
+                "ingress udp/53 2001:db8::1/128",
+            ]
+        );
+        assert!(set.iter().all(|(_, info)| owner.owns(info)));
+        assert_eq!(
+            set.iter().next().unwrap().1.description.as_deref(),
+            Some("sgwarden:db us-east-1/db")
+        );
+    }
+
+    #[test]
+    fn quota_counts_per_family() {
+        let owner = Owner::new("db").unwrap();
+        let member = |n: u8| Member {
+            member: format!("r/{n}"),
+            region: "r".into(),
+            asg: n.to_string(),
+            addresses: (0..n).map(|i| ip(&format!("198.51.100.{i}"))).collect(),
+            updated_at: String::new(),
+            seq: 1,
+        };
+        let ports = parse_ports("tcp/1,tcp/2").unwrap();
+        let desired = desired_rules(&[member(30)], &ports, &owner);
+        let p = plan(&RuleSet::new(), &desired, &owner);
+        assert_eq!(
+            check_quota("sg-1", &RuleSet::new(), &p, 60).unwrap().max(),
+            60
+        );
+        let desired = desired_rules(&[member(31)], &ports, &owner);
+        let p = plan(&RuleSet::new(), &desired, &owner);
+        let err = check_quota("sg-1", &RuleSet::new(), &p, 60).unwrap_err();
+        assert_eq!(err.needed, 62);
+        assert!(err.to_string().contains("sg-1"));
+    }
+}

@@ -1,0 +1,373 @@
+//! The JSON spellings AWS uses for permissions and security-group rules.
+//!
+//! The same `IpPermission` reaches us in three shapes:
+//! - the EC2 API as JSON (`aws ec2 describe-security-groups`): PascalCase, plain arrays;
+//! - CloudTrail `requestParameters` / `responseElements`: lower camel case, every collection
+//!   wrapped as `{"items": [...]}`, an empty one written `{}`, peer groups under `groups`;
+//! - AWS Config configuration items: lower camel case, plain arrays, peer groups under
+//!   `userIdGroupPairs`, and IPv4 twice: legacy `ipRanges` strings beside `ipv4Ranges` objects.
+//!
+//! Each deserialises here into the neutral [`Permission`] / [`SecurityGroupRule`] of
+//! [`crate::rule`]; nothing else in the crate sees a spelling.
+
+use serde::de::{Deserializer, Error as _};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::rule::{CidrEntry, GroupEntry, Permission, PrefixListEntry, SecurityGroupRule};
+
+/// A collection in any of AWS's spellings: `[...]`, `{"items": [...]}`, `{}` or `null`.
+pub(crate) fn collection<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let items = match Value::deserialize(deserializer)? {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        Value::Object(mut map) => match map.remove("items") {
+            None if map.is_empty() => return Ok(Vec::new()),
+            Some(Value::Array(items)) if map.is_empty() => items,
+            Some(Value::Null) if map.is_empty() => return Ok(Vec::new()),
+            _ => {
+                return Err(D::Error::custom(
+                    "expected a list, {\"items\": [...]} or {}",
+                ))
+            }
+        },
+        other => {
+            return Err(D::Error::custom(format!(
+                "expected a list, found {}",
+                kind_of(&other)
+            )))
+        }
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| T::deserialize(item).map_err(|e| D::Error::custom(format!("[{i}]: {e}"))))
+        .collect()
+}
+
+/// A protocol written as text (`"tcp"`, `"-1"`) or, in some producers, as a number.
+fn protocol_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => Err(D::Error::custom(format!(
+            "expected a protocol, found {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Ipv4Range {
+    Legacy(String),
+    Entry {
+        #[serde(rename = "cidrIp", alias = "CidrIp")]
+        cidr: String,
+        #[serde(default, alias = "Description")]
+        description: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+struct Ipv6Range {
+    #[serde(rename = "cidrIpv6", alias = "CidrIpv6")]
+    cidr: String,
+    #[serde(default, alias = "Description")]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireGroup {
+    #[serde(default, rename = "groupId", alias = "GroupId")]
+    group_id: Option<String>,
+    #[serde(default, rename = "groupName", alias = "GroupName")]
+    group_name: Option<String>,
+    #[serde(default, rename = "userId", alias = "UserId")]
+    user_id: Option<String>,
+    #[serde(default, alias = "Description")]
+    description: Option<String>,
+}
+
+impl From<WireGroup> for GroupEntry {
+    fn from(g: WireGroup) -> Self {
+        GroupEntry {
+            group_id: g.group_id,
+            group_name: g.group_name,
+            owner: g.user_id,
+            description: g.description,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WirePrefixList {
+    #[serde(rename = "prefixListId", alias = "PrefixListId")]
+    id: String,
+    #[serde(default, alias = "Description")]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WirePermission {
+    #[serde(
+        default,
+        rename = "ipProtocol",
+        alias = "IpProtocol",
+        deserialize_with = "protocol_text"
+    )]
+    protocol: Option<String>,
+    #[serde(default, rename = "fromPort", alias = "FromPort")]
+    from_port: Option<i64>,
+    #[serde(default, rename = "toPort", alias = "ToPort")]
+    to_port: Option<i64>,
+    #[serde(
+        default,
+        rename = "ipRanges",
+        alias = "IpRanges",
+        deserialize_with = "collection"
+    )]
+    ip_ranges: Vec<Ipv4Range>,
+    #[serde(default, rename = "ipv4Ranges", deserialize_with = "collection")]
+    ipv4_ranges: Vec<Ipv4Range>,
+    #[serde(
+        default,
+        rename = "ipv6Ranges",
+        alias = "Ipv6Ranges",
+        deserialize_with = "collection"
+    )]
+    ipv6_ranges: Vec<Ipv6Range>,
+    #[serde(
+        default,
+        rename = "groups",
+        alias = "userIdGroupPairs",
+        alias = "UserIdGroupPairs",
+        deserialize_with = "collection"
+    )]
+    groups: Vec<WireGroup>,
+    #[serde(
+        default,
+        rename = "prefixListIds",
+        alias = "PrefixListIds",
+        deserialize_with = "collection"
+    )]
+    prefix_lists: Vec<WirePrefixList>,
+}
+
+impl<'de> Deserialize<'de> for Permission {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WirePermission::deserialize(deserializer)?;
+        let protocol = wire
+            .protocol
+            .ok_or_else(|| D::Error::custom("ipProtocol: missing"))?;
+        // Config repeats every IPv4 range as a legacy string; the rule set dedupes them, and
+        // the object form (which carries the description) is listed first so it wins.
+        let ipv4_ranges = wire
+            .ipv4_ranges
+            .into_iter()
+            .chain(wire.ip_ranges)
+            .map(|range| match range {
+                Ipv4Range::Legacy(cidr) => CidrEntry {
+                    cidr,
+                    description: None,
+                },
+                Ipv4Range::Entry { cidr, description } => CidrEntry { cidr, description },
+            })
+            .collect();
+        Ok(Permission {
+            protocol,
+            from_port: wire.from_port,
+            to_port: wire.to_port,
+            ipv4_ranges,
+            ipv6_ranges: wire
+                .ipv6_ranges
+                .into_iter()
+                .map(|r| CidrEntry {
+                    cidr: r.cidr,
+                    description: r.description,
+                })
+                .collect(),
+            groups: wire.groups.into_iter().map(GroupEntry::from).collect(),
+            prefix_lists: wire
+                .prefix_lists
+                .into_iter()
+                .map(|p| PrefixListEntry {
+                    prefix_list_id: p.id,
+                    description: p.description,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A list of permissions in any collection spelling.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Permissions(#[serde(deserialize_with = "collection")] pub Vec<Permission>);
+
+#[derive(Deserialize)]
+struct WireReferencedGroup {
+    #[serde(default, rename = "groupId", alias = "GroupId")]
+    group_id: Option<String>,
+    #[serde(default, rename = "userId", alias = "UserId")]
+    user_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireSecurityGroupRule {
+    #[serde(default, rename = "securityGroupRuleId", alias = "SecurityGroupRuleId")]
+    rule_id: Option<String>,
+    #[serde(default, rename = "groupId", alias = "GroupId")]
+    group_id: Option<String>,
+    #[serde(default, rename = "isEgress", alias = "IsEgress")]
+    is_egress: bool,
+    #[serde(
+        default,
+        rename = "ipProtocol",
+        alias = "IpProtocol",
+        deserialize_with = "protocol_text"
+    )]
+    protocol: Option<String>,
+    #[serde(default, rename = "fromPort", alias = "FromPort")]
+    from_port: Option<i64>,
+    #[serde(default, rename = "toPort", alias = "ToPort")]
+    to_port: Option<i64>,
+    #[serde(default, rename = "cidrIpv4", alias = "CidrIpv4")]
+    cidr_ipv4: Option<String>,
+    #[serde(default, rename = "cidrIpv6", alias = "CidrIpv6")]
+    cidr_ipv6: Option<String>,
+    #[serde(default, rename = "prefixListId", alias = "PrefixListId")]
+    prefix_list_id: Option<String>,
+    #[serde(default, rename = "referencedGroupInfo", alias = "ReferencedGroupInfo")]
+    referenced_group: Option<WireReferencedGroup>,
+    /// `ModifySecurityGroupRules` names the peer group by id alone.
+    #[serde(default, rename = "referencedGroupId", alias = "ReferencedGroupId")]
+    referenced_group_id: Option<String>,
+    #[serde(default, alias = "Description")]
+    description: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for SecurityGroupRule {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let wire = WireSecurityGroupRule::deserialize(deserializer)?;
+        let referenced_group = match (wire.referenced_group, wire.referenced_group_id) {
+            (Some(info), _) => Some(GroupEntry {
+                group_id: info.group_id,
+                group_name: None,
+                owner: info.user_id,
+                description: None,
+            }),
+            (None, Some(id)) => Some(GroupEntry {
+                group_id: Some(id),
+                ..GroupEntry::default()
+            }),
+            (None, None) => None,
+        };
+        Ok(SecurityGroupRule {
+            rule_id: wire.rule_id,
+            group_id: wire.group_id,
+            is_egress: wire.is_egress,
+            protocol: wire
+                .protocol
+                .ok_or_else(|| D::Error::custom("ipProtocol: missing"))?,
+            from_port: wire.from_port,
+            to_port: wire.to_port,
+            cidr_ipv4: wire.cidr_ipv4,
+            cidr_ipv6: wire.cidr_ipv6,
+            prefix_list_id: wire.prefix_list_id,
+            referenced_group,
+            description: wire.description,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::from_value;
+    use crate::rule::{Direction, RuleSet};
+    use serde_json::json;
+
+    fn rules(value: Value) -> RuleSet {
+        let Permissions(list) = from_value(&value).unwrap();
+        let mut set = RuleSet::new();
+        set.extend_permissions(Direction::Ingress, &list).unwrap();
+        set
+    }
+
+    #[test]
+    fn the_three_spellings_give_the_same_rules() {
+        let ec2 = rules(json!([{
+            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+            "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "office"}],
+            "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32"}],
+            "UserIdGroupPairs": [{"GroupId": "sg-1", "UserId": "111122223333"}],
+            "PrefixListIds": [{"PrefixListId": "pl-1"}]
+        }]));
+        let cloudtrail = rules(json!({"items": [{
+            "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8", "description": "office"}]},
+            "ipv6Ranges": {"items": [{"cidrIpv6": "2001:db8::/32"}]},
+            "groups": {"items": [{"groupId": "sg-1"}]},
+            "prefixListIds": {"items": [{"prefixListId": "pl-1"}]}
+        }]}));
+        let config = rules(json!([{
+            "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "ipv4Ranges": [{"cidrIp": "10.0.0.0/8"}], "ipRanges": ["10.0.0.0/8"],
+            "ipv6Ranges": [{"cidrIpv6": "2001:db8::/32"}],
+            "userIdGroupPairs": [{"groupId": "sg-1", "userId": "111122223333"}],
+            "prefixListIds": [{"prefixListId": "pl-1"}]
+        }]));
+        assert_eq!(ec2.len(), 4);
+        let ids = |s: &RuleSet| s.rules().cloned().collect::<Vec<_>>();
+        assert_eq!(ids(&ec2), ids(&cloudtrail));
+        assert_eq!(ids(&ec2), ids(&config));
+    }
+
+    #[test]
+    fn empty_collections_in_every_spelling() {
+        for empty in [json!({}), json!([]), json!(null), json!({"items": []})] {
+            let Permissions(list) = from_value(&empty).unwrap();
+            assert!(list.is_empty());
+        }
+    }
+
+    #[test]
+    fn odd_collections_are_refused_with_the_field() {
+        let err = from_value::<Permissions>(&json!({"things": []})).unwrap_err();
+        assert!(err.reason.contains("items"), "{err}");
+        let err = from_value::<Permissions>(&json!([{"fromPort": 1}])).unwrap_err();
+        assert!(err.reason.contains("ipProtocol"), "{err}");
+        let err = from_value::<Permissions>(&json!("tcp")).unwrap_err();
+        assert!(err.reason.contains("a string"), "{err}");
+    }
+
+    #[test]
+    fn modify_request_names_the_group_by_id() {
+        let rule: SecurityGroupRule = from_value(&json!({
+            "IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432,
+            "ReferencedGroupId": "sg-2", "Description": "db"
+        }))
+        .unwrap();
+        assert_eq!(
+            rule.to_rule().unwrap().0.to_string(),
+            "ingress tcp/5432 sg-2"
+        );
+    }
+}

@@ -1,0 +1,324 @@
+"""sgwarden's local AWS emulator: moto's server, plus the calls moto lacks, a call log, and outages.
+
+Started by the Rust test harness (`tests/src/emulator.rs`) and by `make demo`; never by hand in
+CI. It binds a free loopback port, prints one line `SGWARDEN_EMULATOR_READY port=<port>` on
+stdout, and serves until its standard input closes (the harness holds the pipe, so the
+emulator dies with the process that started it, even on SIGKILL: no leaked servers).
+
+Every AWS request passes through `Emulator.__call__`, which
+  * records it (service, region, operation, parameters) for tests to assert on
+    (`GET /_sgwarden/calls`, `DELETE /_sgwarden/calls`);
+  * makes a region unreachable on demand (`POST /_sgwarden/outage` with
+    `{"region": "us-west-2", "mode": "hang" | "error" | "none"}`): `hang` holds the request
+    until the outage ends (a black-holed region, to test client timeouts), `error` answers 503;
+  * answers the calls moto 5.2.5 gets wrong, in the real wire format (see GAPS below);
+  * hands everything else to moto unchanged.
+
+GAPS, each checked against moto 5.2.5 and filled here:
+  * Auto Scaling CompleteLifecycleAction and RecordLifecycleActionHeartbeat: moto answers
+    HTTP 500. Filled with the Query/XML responses AWS sends. A lifecycle action is active
+    from the first heartbeat or completion that names it until it is completed; completing
+    it again fails with AWS's ValidationError ("No active Lifecycle Action found"), so tests
+    can prove an action is completed exactly once. The group and hook must exist in moto.
+  * AWS Config GetResourceConfigHistory for AWS::EC2::SecurityGroup: moto only knows S3, IAM
+    and SNS resources and answers ResourceNotDiscoveredException. Filled from items a test
+    seeds with `POST /_sgwarden/config-history` (a JSON list of configuration items in the
+    API's shape: `configuration` as a JSON string, times as epoch seconds), newest first, as
+    the API returns them.
+  * SESv2 SendEmail: moto keeps only one body part (HTML when both are sent). The recorded
+    call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
+    (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
+    current Rust SDK uses, are served by moto 5.2.5 itself; a test pins that.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+ACCOUNT = "123456789012"
+CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+HANG_LIMIT_SECONDS = 120
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+
+
+def xml_response(operation: str, result: str = "") -> Response:
+    body = (
+        f'<{operation}Response xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+        f"<{operation}Result>{result}</{operation}Result>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        f"</{operation}Response>"
+    )
+    return Response(body, status=200, content_type="text/xml")
+
+
+def query_error(code: str, message: str, status: int = 400) -> Response:
+    body = (
+        '<ErrorResponse xmlns="http://autoscaling.amazonaws.com/doc/2011-01-01/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return Response(body, status=status, content_type="text/xml")
+
+
+def inactive(key: tuple[str, str, str, str]) -> Response:
+    """AWS's answer for an action that was completed (or timed out) already."""
+    return query_error("ValidationError", f"No active Lifecycle Action found with instance ID or token {key[3]}")
+
+
+def json_error(code: str, message: str, status: int = 400) -> Response:
+    return Response(
+        json.dumps({"__type": code, "message": message}),
+        status=status,
+        content_type="application/x-amz-json-1.1",
+    )
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.moto = DomainDispatcherApplication(create_backend_app)
+        self.lock = threading.Lock()
+        self.calls: list[dict[str, Any]] = []
+        self.outages: dict[str, str] = {}
+        self.outage_changed = threading.Condition(self.lock)
+        self.lifecycle_completed: set[tuple[str, str, str, str]] = set()
+        self.config_history: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+
+    # -- the WSGI entry point ---------------------------------------------------------------
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_sgwarden/"):
+            return self.control(Request(environ))(environ, start_response)
+
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = _Replay(body)
+        service, region = self.service_and_region(environ)
+        operation, params = self.operation(environ, body, service)
+        self.record(service, region, operation, params)
+
+        mode = self.outages.get(region)
+        if mode == "hang":
+            self.hang(region)
+            mode = self.outages.get(region)
+        if mode is not None:
+            return Response("region unavailable", status=503)(environ, start_response)
+
+        filler = self.fillers().get((service, operation))
+        if filler is not None:
+            return filler(region, params)(environ, start_response)
+        return self.moto(environ, start_response)
+
+    @staticmethod
+    def service_and_region(environ: Environ) -> tuple[str, str]:
+        match = CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match:
+            return match.group(2), match.group(1)
+        return "unknown", "unknown"
+
+    @staticmethod
+    def operation(environ: Environ, body: bytes, service: str) -> tuple[str, dict[str, Any]]:
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        text = body.decode("utf-8", "replace")
+        if target:
+            try:
+                params = json.loads(text) if text else {}
+            except json.JSONDecodeError:
+                params = {"_raw": text}
+            return target.split(".")[-1], params
+        content_type = environ.get("CONTENT_TYPE", "")
+        if "x-www-form-urlencoded" in content_type or (text and "Action=" in text):
+            params = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text).items()}
+            return str(params.pop("Action", "Unknown")), params
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            params = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            params = {"_raw": text}
+        return f"{method} {environ.get('PATH_INFO', '')}", params
+
+    def record(self, service: str, region: str, operation: str, params: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append(
+                {
+                    "service": service,
+                    "region": region,
+                    "operation": operation,
+                    "params": params,
+                    "at": time.time(),
+                }
+            )
+
+    def hang(self, region: str) -> None:
+        deadline = time.monotonic() + HANG_LIMIT_SECONDS
+        with self.outage_changed:
+            while self.outages.get(region) == "hang":
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self.outage_changed.wait(remaining)
+
+    # -- gap fillers ------------------------------------------------------------------------
+
+    def fillers(self) -> dict[tuple[str, str], Callable[[str, dict[str, Any]], Response]]:
+        return {
+            ("autoscaling", "CompleteLifecycleAction"): self.complete_lifecycle_action,
+            ("autoscaling", "RecordLifecycleActionHeartbeat"): self.record_heartbeat,
+            ("config", "GetResourceConfigHistory"): self.get_resource_config_history,
+        }
+
+    def lifecycle_key(self, region: str, params: dict[str, Any]) -> tuple[tuple[str, str, str, str], Response | None]:
+        from moto.autoscaling.models import autoscaling_backends
+
+        group = str(params.get("AutoScalingGroupName", ""))
+        hook = str(params.get("LifecycleHookName", ""))
+        subject = str(params.get("LifecycleActionToken") or params.get("InstanceId") or "")
+        key = (region, group, hook, subject)
+        if not group or not hook:
+            return key, query_error("ValidationError", "AutoScalingGroupName and LifecycleHookName are required")
+        if not subject:
+            return key, query_error("ValidationError", "Either LifecycleActionToken or InstanceId is required")
+        backend = autoscaling_backends[ACCOUNT][region]
+        if group not in backend.autoscaling_groups:
+            return key, query_error("ValidationError", f"AutoScalingGroup name not found - {group}")
+        hooks = [h for h in backend.describe_lifecycle_hooks(group) if h.name == hook]
+        if not hooks:
+            return key, query_error("ValidationError", f"No Lifecycle Hook found named {hook}")
+        return key, None
+
+    def complete_lifecycle_action(self, region: str, params: dict[str, Any]) -> Response:
+        result = params.get("LifecycleActionResult")
+        if result not in ("CONTINUE", "ABANDON"):
+            return query_error("ValidationError", "LifecycleActionResult must be CONTINUE or ABANDON")
+        key, error = self.lifecycle_key(region, params)
+        if error is not None:
+            return error
+        with self.lock:
+            if key in self.lifecycle_completed:
+                return inactive(key)
+            self.lifecycle_completed.add(key)
+        return xml_response("CompleteLifecycleAction")
+
+    def record_heartbeat(self, region: str, params: dict[str, Any]) -> Response:
+        key, error = self.lifecycle_key(region, params)
+        if error is not None:
+            return error
+        with self.lock:
+            if key in self.lifecycle_completed:
+                return inactive(key)
+        return xml_response("RecordLifecycleActionHeartbeat")
+
+    def get_resource_config_history(self, region: str, params: dict[str, Any]) -> Response:
+        resource_type = params.get("resourceType", "")
+        resource_id = params.get("resourceId", "")
+        items = self.config_history.get((region, resource_type, resource_id))
+        if not items:
+            return json_error(
+                "ResourceNotDiscoveredException",
+                f"Resource {resource_id} of resourceType:{resource_type} is unknown or has not been discovered",
+            )
+        limit = int(params.get("limit") or 10)
+        newest_first = sorted(items, key=lambda i: i.get("configurationItemCaptureTime", 0), reverse=True)
+        return Response(
+            json.dumps({"configurationItems": newest_first[:limit]}),
+            status=200,
+            content_type="application/x-amz-json-1.1",
+        )
+
+    # -- control endpoints ------------------------------------------------------------------
+
+    def control(self, request: Request) -> Response:
+        path, method = request.path, request.method
+        if path == "/_sgwarden/health":
+            return Response("ok")
+        if path == "/_sgwarden/calls" and method == "GET":
+            with self.lock:
+                return Response(json.dumps(self.calls), content_type="application/json")
+        if path == "/_sgwarden/calls" and method == "DELETE":
+            with self.lock:
+                self.calls.clear()
+            return Response("cleared")
+        if path == "/_sgwarden/outage" and method == "POST":
+            spec = request.get_json(force=True)
+            region, mode = spec.get("region"), spec.get("mode")
+            if not region or mode not in ("hang", "error", "none"):
+                return Response("need region and mode hang|error|none", status=400)
+            with self.outage_changed:
+                if mode == "none":
+                    self.outages.pop(region, None)
+                else:
+                    self.outages[region] = mode
+                self.outage_changed.notify_all()
+            return Response("ok")
+        if path == "/_sgwarden/config-history" and method == "POST":
+            items = request.get_json(force=True)
+            if not isinstance(items, list):
+                return Response("need a JSON list of configuration items", status=400)
+            with self.lock:
+                for item in items:
+                    key = (item["awsRegion"], item["resourceType"], item["resourceId"])
+                    self.config_history.setdefault(key, []).append(item)
+            return Response("ok")
+        return Response(f"unknown control call {method} {path}", status=404)
+
+
+class _Replay:
+    """A request body that has been read once and can be read again by moto."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body, self.offset = body, 0
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.body) if size is None or size < 0 else self.offset + size
+        chunk, self.offset = self.body[self.offset : end], min(end, len(self.body))
+        return chunk
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+
+def exit_when_stdin_closes() -> None:
+    for _ in sys.stdin:
+        pass
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--keep-running", action="store_true", help="ignore stdin; stop with a signal")
+    args = parser.parse_args()
+
+    # Request lines would drown the test output; errors still reach stderr.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    print(f"SGWARDEN_EMULATOR_READY port={server.server_port}", flush=True)
+    if not args.keep_running:
+        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

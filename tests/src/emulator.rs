@@ -1,0 +1,204 @@
+//! One emulator process, owned by one test (or the demo).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use serde_json::Value;
+
+/// How long the launcher may take to import moto and bind its port.
+const START_LIMIT: Duration = Duration::from_secs(60);
+
+/// A region outage the emulator can simulate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// Requests to the region are held without an answer (a black-holed region).
+    Hang,
+    /// Requests to the region are answered with HTTP 503.
+    Error,
+    /// The region answers normally again.
+    None,
+}
+
+/// One AWS call the emulator received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub service: String,
+    pub region: String,
+    pub operation: String,
+    pub params: Value,
+}
+
+/// A running emulator. Dropping it stops the process.
+pub struct Emulator {
+    child: Child,
+    // Held open: the launcher exits when this pipe closes, so it cannot outlive us.
+    _stdin: ChildStdin,
+    port: u16,
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The Python that has the pinned moto: `SGWARDEN_PYTHON`, else the project's `.venv`.
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("SGWARDEN_PYTHON") {
+        return PathBuf::from(path);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "{} is missing: run `make emulator` (make test and make demo do it for you)",
+        venv.display()
+    );
+    venv
+}
+
+impl Emulator {
+    /// Starts an emulator on a free loopback port and waits until it serves.
+    pub fn start() -> Self {
+        let mut child = Command::new(python())
+            .arg(repo_root().join("tests/emulator/launcher.py"))
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the emulator launcher");
+        let stdin = child.stdin.take().expect("launcher stdin is piped");
+        let stdout = child.stdout.take().expect("launcher stdout is piped");
+        let (ready, port) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if let Some(port) = line.strip_prefix("SGWARDEN_EMULATOR_READY port=") {
+                    let _ = ready.send(port.trim().parse::<u16>().ok());
+                    break;
+                }
+            }
+            // Keep draining so the launcher never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let port = match port.recv_timeout(START_LIMIT) {
+            Ok(Some(port)) => port,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the emulator did not start within {START_LIMIT:?}: {other:?}");
+            }
+        };
+        Self {
+            child,
+            _stdin: stdin,
+            port,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The OS process id, for tests that prove the process is gone after drop.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// An SDK configuration for `region`, pointed at this emulator, with production bounds.
+    pub async fn sdk_config(&self, region: &str) -> SdkConfig {
+        sgwarden_aws::sdk::bounded(aws_config::defaults(BehaviorVersion::latest()))
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
+            .load()
+            .await
+    }
+
+    /// Every AWS call received so far, oldest first.
+    pub fn calls(&self) -> Vec<Call> {
+        let body = self.control("GET", "/_sgwarden/calls", None);
+        let list: Vec<Value> = serde_json::from_str(&body).expect("calls are JSON");
+        list.into_iter()
+            .map(|c| Call {
+                service: c["service"].as_str().unwrap_or_default().to_string(),
+                region: c["region"].as_str().unwrap_or_default().to_string(),
+                operation: c["operation"].as_str().unwrap_or_default().to_string(),
+                params: c["params"].clone(),
+            })
+            .collect()
+    }
+
+    /// Calls of one operation.
+    pub fn calls_of(&self, operation: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.operation == operation)
+            .collect()
+    }
+
+    /// Forgets the calls received so far (after a test has built its world).
+    pub fn clear_calls(&self) {
+        self.control("DELETE", "/_sgwarden/calls", None);
+    }
+
+    /// Makes `region` unreachable, or reachable again.
+    pub fn set_outage(&self, region: &str, outage: Outage) {
+        let mode = match outage {
+            Outage::Hang => "hang",
+            Outage::Error => "error",
+            Outage::None => "none",
+        };
+        let body = serde_json::json!({"region": region, "mode": mode}).to_string();
+        self.control("POST", "/_sgwarden/outage", Some(&body));
+    }
+
+    /// Seeds AWS Config history items (API shape) for `GetResourceConfigHistory`.
+    pub fn seed_config_history(&self, items: &Value) {
+        self.control(
+            "POST",
+            "/_sgwarden/config-history",
+            Some(&items.to_string()),
+        );
+    }
+
+    /// A plain HTTP/1.1 request to the launcher's control endpoints.
+    fn control(&self, method: &str, path: &str, body: Option<&str>) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to emulator");
+        let body = body.unwrap_or("");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write control request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read control response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{method} {path}: {head}"
+        );
+        body.to_string()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

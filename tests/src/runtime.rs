@@ -1,0 +1,256 @@
+//! A local Lambda Runtime API, to drive the real function binaries as Lambda does.
+//!
+//! The binary is started with `AWS_LAMBDA_RUNTIME_API` pointing here. It long-polls
+//! `GET /2018-06-01/runtime/invocation/next`, gets one queued event with the headers Lambda
+//! sends, and posts its result to `.../invocation/<id>/response` or `.../error` (or
+//! `/runtime/init/error` when it cannot start). This server answers exactly that protocol,
+//! on a free loopback port, and collects the results for the test to assert on.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+/// What the function posted back for one invocation (or for its start).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Response { request_id: String, body: Value },
+    Error { request_id: String, body: Value },
+    InitError { body: Value },
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<(String, Value)>,
+    outcomes: Vec<Outcome>,
+}
+
+/// The Runtime API server. Dropping it stops serving.
+pub struct RuntimeApi {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind runtime API");
+        let port = listener.local_addr().expect("local address").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let changed = Arc::new(Notify::new());
+        let server = {
+            let (state, changed) = (state.clone(), changed.clone());
+            tokio::spawn(async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    tokio::spawn(serve(stream, state.clone(), changed.clone()));
+                }
+            })
+        };
+        Self {
+            port,
+            state,
+            changed,
+            server,
+        }
+    }
+
+    /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Queues an event; returns its request id.
+    pub fn invoke(&self, event: Value) -> String {
+        let id = format!("req-{}", uuid_like());
+        self.state
+            .lock()
+            .expect("runtime state")
+            .queue
+            .push_back((id.clone(), event));
+        self.changed.notify_waiters();
+        id
+    }
+
+    /// Waits until `count` outcomes have arrived (or `limit` passes) and returns them.
+    pub async fn outcomes(&self, count: usize, limit: Duration) -> Vec<Outcome> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = self.changed.notified();
+            {
+                let state = self.state.lock().expect("runtime state");
+                if state.outcomes.len() >= count {
+                    return state.outcomes.clone();
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.state.lock().expect("runtime state").outcomes.clone();
+            }
+        }
+    }
+
+    /// Starts a function binary of this workspace against this Runtime API.
+    pub fn spawn(&self, binary: &str, env: &[(&str, String)]) -> FunctionProcess {
+        let path = binary_path(binary);
+        let child = Command::new(&path)
+            .env_clear()
+            .env("AWS_LAMBDA_RUNTIME_API", self.address())
+            .env("AWS_LAMBDA_FUNCTION_NAME", binary)
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
+        FunctionProcess { child }
+    }
+}
+
+impl Drop for RuntimeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A running function binary; killed on drop.
+pub struct FunctionProcess {
+    child: Child,
+}
+
+impl FunctionProcess {
+    /// Stops the process and returns what it logged on stdout.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        }
+        let _ = self.child.wait();
+        out
+    }
+}
+
+impl Drop for FunctionProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `target/<profile>/<binary>`, beside the test executable's `deps/` folder. `make test`
+/// builds every binary before the tests run.
+pub fn binary_path(binary: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(binary);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
+    path
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("{:016x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
+            let (id, event) = next_event(&state, &changed).await;
+            let payload = event.to_string();
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() + 300_000)
+                .unwrap_or(0);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{payload}",
+                payload.len()
+            )
+        } else if method == "POST" {
+            let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+            let outcome = match segments.as_slice() {
+                [_, "runtime", "invocation", id, "response"] => Some(Outcome::Response {
+                    request_id: id.to_string(),
+                    body,
+                }),
+                [_, "runtime", "invocation", id, "error"] => Some(Outcome::Error {
+                    request_id: id.to_string(),
+                    body,
+                }),
+                [_, "runtime", "init", "error"] => Some(Outcome::InitError { body }),
+                _ => None,
+            };
+            match outcome {
+                Some(outcome) => {
+                    state.lock().expect("runtime state").outcomes.push(outcome);
+                    changed.notify_waiters();
+                    "HTTP/1.1 202 Accepted\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n"
+                        .to_string()
+                }
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string(),
+            }
+        } else {
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_string()
+        };
+        if write.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn next_event(state: &Arc<Mutex<State>>, changed: &Arc<Notify>) -> (String, Value) {
+    loop {
+        let notified = changed.notified();
+        if let Some(next) = state.lock().expect("runtime state").queue.pop_front() {
+            return next;
+        }
+        notified.await;
+    }
+}

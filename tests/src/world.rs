@@ -1,0 +1,247 @@
+//! Building blocks for the worlds tests and the demo create in the emulator.
+
+use aws_sdk_ec2::types::{IpPermission, IpRange};
+use aws_sdk_ec2::Client;
+
+/// Creates a VPC and returns its id.
+pub async fn vpc(ec2: &Client, cidr: &str) -> String {
+    ec2.create_vpc()
+        .cidr_block(cidr)
+        .send()
+        .await
+        .expect("create VPC")
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("VPC id")
+        .to_string()
+}
+
+/// Creates a security group in `vpc_id` and returns its id. Tags are `(key, value)`.
+pub async fn group(ec2: &Client, vpc_id: &str, name: &str, tags: &[(&str, &str)]) -> String {
+    let id = ec2
+        .create_security_group()
+        .group_name(name)
+        .description(format!("sgwarden test group {name}"))
+        .vpc_id(vpc_id)
+        .send()
+        .await
+        .expect("create security group")
+        .group_id()
+        .expect("group id")
+        .to_string();
+    if !tags.is_empty() {
+        ec2.create_tags()
+            .resources(&id)
+            .set_tags(Some(
+                tags.iter()
+                    .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(*k).value(*v).build())
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("tag security group");
+    }
+    id
+}
+
+/// Adds an IPv4 TCP ingress rule by hand, as an operator would in the console.
+pub async fn hand_rule(ec2: &Client, group_id: &str, port: i32, cidr: &str, description: &str) {
+    ec2.authorize_security_group_ingress()
+        .group_id(group_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(port)
+                .to_port(port)
+                .ip_ranges(
+                    IpRange::builder()
+                        .cidr_ip(cidr)
+                        .description(description)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("authorize hand-made rule");
+}
+
+/// Creates asg-sync's registry table (SPEC schema) and returns its name.
+pub async fn registry_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute definition")
+    };
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("key schema")
+    };
+    dynamodb
+        .create_table()
+        .table_name(name)
+        .attribute_definitions(attribute("cluster"))
+        .attribute_definitions(attribute("member"))
+        .key_schema(key("cluster", KeyType::Hash))
+        .key_schema(key("member", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create registry table");
+    name.to_string()
+}
+
+/// Creates an Auto Scaling group of `capacity` instances with launch and terminate
+/// lifecycle hooks, and returns the ids of its instances.
+pub async fn auto_scaling_group(
+    ec2: &Client,
+    autoscaling: &aws_sdk_autoscaling::Client,
+    region: &str,
+    name: &str,
+    capacity: i32,
+) -> Vec<String> {
+    let image = ec2
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .expect("describe images")
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("the emulator ships images")
+        .to_string();
+    let template = format!("{name}-template");
+    ec2.create_launch_template()
+        .launch_template_name(&template)
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .image_id(image)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create launch template");
+    autoscaling
+        .create_auto_scaling_group()
+        .auto_scaling_group_name(name)
+        .launch_template(
+            aws_sdk_autoscaling::types::LaunchTemplateSpecification::builder()
+                .launch_template_name(&template)
+                .build(),
+        )
+        .min_size(0)
+        .max_size(20)
+        .desired_capacity(capacity)
+        .availability_zones(format!("{region}a"))
+        .send()
+        .await
+        .expect("create Auto Scaling group");
+    for (hook, transition) in [
+        ("sgwarden-launch", "autoscaling:EC2_INSTANCE_LAUNCHING"),
+        ("sgwarden-terminate", "autoscaling:EC2_INSTANCE_TERMINATING"),
+    ] {
+        autoscaling
+            .put_lifecycle_hook()
+            .auto_scaling_group_name(name)
+            .lifecycle_hook_name(hook)
+            .lifecycle_transition(transition)
+            .heartbeat_timeout(300)
+            .send()
+            .await
+            .expect("put lifecycle hook");
+    }
+    asg_instances(autoscaling, name).await
+}
+
+/// The instance ids of an Auto Scaling group, sorted.
+pub async fn asg_instances(autoscaling: &aws_sdk_autoscaling::Client, name: &str) -> Vec<String> {
+    let mut ids: Vec<String> = autoscaling
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .expect("describe Auto Scaling group")
+        .auto_scaling_groups()
+        .iter()
+        .flat_map(|g| g.instances())
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Changes an Auto Scaling group's desired capacity and returns its instances after.
+pub async fn scale(
+    autoscaling: &aws_sdk_autoscaling::Client,
+    name: &str,
+    capacity: i32,
+) -> Vec<String> {
+    autoscaling
+        .set_desired_capacity()
+        .auto_scaling_group_name(name)
+        .desired_capacity(capacity)
+        .send()
+        .await
+        .expect("set desired capacity");
+    asg_instances(autoscaling, name).await
+}
+
+/// An EventBridge lifecycle-action event, as Auto Scaling sends it.
+pub fn lifecycle_event(
+    region: &str,
+    asg: &str,
+    instance: &str,
+    launching: bool,
+) -> serde_json::Value {
+    let (detail_type, hook, transition) = if launching {
+        (
+            "EC2 Instance-launch Lifecycle Action",
+            "sgwarden-launch",
+            "autoscaling:EC2_INSTANCE_LAUNCHING",
+        )
+    } else {
+        (
+            "EC2 Instance-terminate Lifecycle Action",
+            "sgwarden-terminate",
+            "autoscaling:EC2_INSTANCE_TERMINATING",
+        )
+    };
+    serde_json::json!({
+        "version": "0", "id": format!("evt-{instance}"), "detail-type": detail_type,
+        "source": "aws.autoscaling", "account": "123456789012", "time": "2026-11-22T10:00:00Z",
+        "region": region, "resources": [],
+        "detail": {
+            "LifecycleActionToken": format!("token-{hook}-{instance}"), "AutoScalingGroupName": asg,
+            "LifecycleHookName": hook, "EC2InstanceId": instance,
+            "LifecycleTransition": transition, "NotificationMetadata": ""
+        }
+    })
+}
+
+/// The public addresses of instances, sorted.
+pub async fn public_addresses(ec2: &Client, ids: &[String]) -> Vec<String> {
+    let out = ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids.to_vec()))
+        .send()
+        .await
+        .expect("describe instances");
+    let mut addresses: Vec<String> = out
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.public_ip_address().map(str::to_string))
+        .collect();
+    addresses.sort();
+    addresses
+}

@@ -1,0 +1,316 @@
+//! The AWS adapter against the emulator: one test per operation, reading state back from
+//! AWS rather than trusting what the adapter reports.
+
+// Helpers outside #[test] functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use sgwarden_aws::{AuditContext, AwsError, Ec2};
+use sgwarden_core::rule::{Direction, Peer, PortRange, Rule, RuleInfo, RuleSet, Traffic};
+use sgwarden_core::{plan, Owner};
+use sgwarden_tests::{world, Emulator, Outage};
+
+const REGION: &str = "eu-west-1";
+
+struct World {
+    emulator: Emulator,
+    client: aws_sdk_ec2::Client,
+    ec2: Ec2,
+    vpc: String,
+}
+
+async fn world() -> World {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config(REGION).await;
+    let client = aws_sdk_ec2::Client::new(&config);
+    let vpc = world::vpc(&client, "10.0.0.0/16").await;
+    World {
+        ec2: Ec2::new(&config),
+        emulator,
+        client,
+        vpc,
+    }
+}
+
+fn owner() -> Owner {
+    Owner::new("db").unwrap()
+}
+
+fn tcp(port: u16, cidr: &str) -> Rule {
+    Rule::new(
+        Direction::Ingress,
+        Traffic::Tcp(PortRange {
+            from: port,
+            to: port,
+        }),
+        Peer::cidr(cidr, "test").unwrap(),
+    )
+}
+
+fn owned(rules: &[Rule]) -> RuleSet {
+    rules
+        .iter()
+        .map(|r| (r.clone(), RuleInfo::described(owner().describe("test"))))
+        .collect()
+}
+
+fn audit() -> AuditContext {
+    AuditContext {
+        function: "test".into(),
+        cause: "adapter-test".into(),
+    }
+}
+
+/// Collects what the code under test logs, as JSON lines.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    fn audit_lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|l| l["target"] == "sgwarden::audit")
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn reads_many_groups_with_rules_and_tags() {
+    let w = world().await;
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let id = world::group(
+            &w.client,
+            &w.vpc,
+            &format!("g{i}"),
+            &[("Team", "db"), ("Index", &i.to_string())],
+        )
+        .await;
+        world::hand_rule(&w.client, &id, 22, &format!("203.0.113.{i}/32"), "ssh").await;
+        ids.push(id);
+    }
+    w.emulator.clear_calls();
+    let groups = w.ec2.read_groups(&ids).await.unwrap();
+    assert_eq!(w.emulator.calls_of("DescribeSecurityGroups").len(), 1);
+    assert_eq!(groups.len(), 7);
+    for (i, group) in groups.iter().enumerate() {
+        assert_eq!(group.group_id, ids[i], "returned in the order asked");
+        assert_eq!(group.tags["Team"], "db");
+        assert_eq!(group.tags["Index"], i.to_string());
+        assert_eq!(group.vpc_id.as_deref(), Some(w.vpc.as_str()));
+        let ingress = group.rules.direction(Direction::Ingress);
+        assert_eq!(
+            ingress.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            vec![format!("ingress tcp/22 203.0.113.{i}/32")]
+        );
+        assert_eq!(
+            ingress.iter().next().unwrap().1.description.as_deref(),
+            Some("ssh")
+        );
+        assert_eq!(
+            group.rules.direction(Direction::Egress).len(),
+            1,
+            "the default egress rule"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_group_is_an_error_not_an_empty_group() {
+    let w = world().await;
+    let err = w.ec2.read_group("sg-0000000000000000f").await.unwrap_err();
+    assert!(
+        matches!(err, AwsError::NotFound { what: "security group", ref id, .. } if id == "sg-0000000000000000f"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn applies_a_plan_in_one_call_per_direction_and_keeps_hand_made_rules() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    world::hand_rule(&w.client, &id, 22, "198.51.100.0/24", "office ssh").await;
+    let before = w.ec2.read_group(&id).await.unwrap();
+
+    let mut desired = owned(&[
+        tcp(9042, "203.0.113.1/32"),
+        tcp(9042, "203.0.113.2/32"),
+        tcp(7000, "203.0.113.1/32"),
+    ]);
+    let egress = Rule::new(
+        Direction::Egress,
+        Traffic::Udp(PortRange { from: 53, to: 53 }),
+        Peer::cidr("2001:db8::/64", "t").unwrap(),
+    );
+    desired.insert(egress.clone(), RuleInfo::described(owner().describe("dns")));
+    let p = plan(&before.rules, &desired, &owner());
+    w.emulator.clear_calls();
+    let (logs, _guard) = Logs::capture();
+    let applied = w.ec2.apply(&id, &p, &audit()).await.unwrap();
+
+    assert_eq!(applied.added.len(), 4);
+    assert_eq!(
+        w.emulator.calls_of("AuthorizeSecurityGroupIngress").len(),
+        1
+    );
+    assert_eq!(w.emulator.calls_of("AuthorizeSecurityGroupEgress").len(), 1);
+    assert!(w.emulator.calls_of("RevokeSecurityGroupIngress").is_empty());
+
+    let after = w.ec2.read_group(&id).await.unwrap();
+    assert_eq!(
+        after.rules,
+        p.applied_to(&before.rules),
+        "AWS holds exactly the planned state"
+    );
+    assert_eq!(
+        after
+            .rules
+            .get(&tcp(22, "198.51.100.0/24"))
+            .unwrap()
+            .description
+            .as_deref(),
+        Some("office ssh")
+    );
+    assert!(owner().owns(after.rules.get(&egress).unwrap()));
+
+    let lines = logs.audit_lines();
+    assert_eq!(lines.len(), 1, "one audit line per apply");
+    let fields = &lines[0]["fields"];
+    assert_eq!(fields["group"], id.as_str());
+    assert_eq!(fields["region"], REGION);
+    assert_eq!(fields["added_count"], 4);
+    assert_eq!(fields["function"], "test");
+    assert_eq!(fields["cause"], "adapter-test");
+    assert!(fields["added"]
+        .as_str()
+        .unwrap()
+        .contains("egress udp/53 2001:db8::/64"));
+}
+
+#[tokio::test]
+async fn removes_stale_owned_rules_only() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    world::hand_rule(&w.client, &id, 9042, "203.0.113.9/32", "partner, by hand").await;
+    let stale = owned(&[tcp(9042, "203.0.113.1/32"), tcp(9042, "203.0.113.2/32")]);
+    w.ec2
+        .apply(&id, &plan(&RuleSet::new(), &stale, &owner()), &audit())
+        .await
+        .unwrap();
+
+    let keep = owned(&[tcp(9042, "203.0.113.2/32")]);
+    let actual = w.ec2.read_group(&id).await.unwrap().rules;
+    let p = plan(&actual, &keep, &owner());
+    assert_eq!(p.remove.len(), 1);
+    w.emulator.clear_calls();
+    let applied = w.ec2.apply(&id, &p, &audit()).await.unwrap();
+    assert_eq!(applied.removed, vec![tcp(9042, "203.0.113.1/32")]);
+    assert_eq!(w.emulator.calls_of("RevokeSecurityGroupIngress").len(), 1);
+
+    let after = w.ec2.read_group(&id).await.unwrap().rules;
+    assert!(!after.contains(&tcp(9042, "203.0.113.1/32")));
+    assert!(after.contains(&tcp(9042, "203.0.113.2/32")));
+    assert!(
+        after.contains(&tcp(9042, "203.0.113.9/32")),
+        "the hand-made rule survives"
+    );
+}
+
+#[tokio::test]
+async fn duplicates_from_a_concurrent_writer_are_success() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    let desired = owned(&[tcp(9042, "203.0.113.1/32"), tcp(9042, "203.0.113.2/32")]);
+    let stale_plan = plan(&RuleSet::new(), &desired, &owner());
+    // Another invocation adds one of the rules between our read and our apply.
+    let first: RuleSet = owned(&[tcp(9042, "203.0.113.1/32")]);
+    w.ec2
+        .apply(&id, &plan(&RuleSet::new(), &first, &owner()), &audit())
+        .await
+        .unwrap();
+
+    let applied = w.ec2.apply(&id, &stale_plan, &audit()).await.unwrap();
+    assert_eq!(applied.already_present, vec![tcp(9042, "203.0.113.1/32")]);
+    assert_eq!(applied.added, vec![tcp(9042, "203.0.113.2/32")]);
+    let after = w.ec2.read_group(&id).await.unwrap().rules;
+    assert!(desired.rules().all(|r| after.contains(r)));
+}
+
+#[tokio::test]
+async fn rules_already_gone_are_success() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    let rules = owned(&[tcp(9042, "203.0.113.1/32"), tcp(9042, "203.0.113.2/32")]);
+    w.ec2
+        .apply(&id, &plan(&RuleSet::new(), &rules, &owner()), &audit())
+        .await
+        .unwrap();
+    let actual = w.ec2.read_group(&id).await.unwrap().rules;
+    let remove_all = plan(&actual, &RuleSet::new(), &owner());
+    // Someone removes one rule first.
+    let one = plan(
+        &owned(&[tcp(9042, "203.0.113.1/32")]),
+        &RuleSet::new(),
+        &owner(),
+    );
+    w.ec2.apply(&id, &one, &audit()).await.unwrap();
+
+    let applied = w.ec2.apply(&id, &remove_all, &audit()).await.unwrap();
+    assert_eq!(applied.removed, vec![tcp(9042, "203.0.113.2/32")]);
+    assert_eq!(applied.already_gone, vec![tcp(9042, "203.0.113.1/32")]);
+    let after = w.ec2.read_group(&id).await.unwrap().rules;
+    assert!(after.direction(Direction::Ingress).is_empty());
+}
+
+#[tokio::test]
+async fn an_unreachable_region_changes_nothing_and_says_so() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    let p = plan(
+        &RuleSet::new(),
+        &owned(&[tcp(9042, "203.0.113.1/32")]),
+        &owner(),
+    );
+    w.emulator.set_outage(REGION, Outage::Error);
+    let (logs, _guard) = Logs::capture();
+    let err = w.ec2.apply(&id, &p, &audit()).await.unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    let lines = logs.audit_lines();
+    assert_eq!(lines.len(), 1, "a failed apply is audited too");
+    assert_eq!(lines[0]["fields"]["added_count"], 0);
+    assert!(lines[0]["fields"]["error"].as_str().is_some());
+    w.emulator.set_outage(REGION, Outage::None);
+    assert!(w
+        .ec2
+        .read_group(&id)
+        .await
+        .unwrap()
+        .rules
+        .direction(Direction::Ingress)
+        .is_empty());
+}

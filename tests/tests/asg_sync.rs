@@ -1,0 +1,594 @@
+//! asg-sync end to end: a cluster in two regions, against the emulator, through the real
+//! handler and (last test) the real binary through the Lambda Runtime API. Every assertion
+//! reads AWS back.
+
+// Helpers outside #[test] functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
+
+use asg_sync::{AsgSync, SyncConfig, SyncError};
+use aws_sdk_ec2::Client;
+use serde_json::{json, Value};
+use sgwarden_aws::Ec2;
+use sgwarden_core::{Direction, Owner};
+use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::{world, Emulator, Outage};
+
+const CLUSTER: &str = "ring";
+const TABLE: &str = "sgwarden-registry";
+const PORTS: &str = "tcp/7000-7001,tcp/9042";
+const LOCAL: &str = "us-east-1";
+const PEER: &str = "eu-west-1";
+
+struct Site {
+    region: &'static str,
+    asg: String,
+    group_id: String,
+    ec2: Client,
+    autoscaling: aws_sdk_autoscaling::Client,
+    instances: Vec<String>,
+}
+
+struct Cluster {
+    emulator: Emulator,
+    sites: Vec<Site>,
+}
+
+impl Cluster {
+    async fn new(capacity: i32) -> Self {
+        let emulator = Emulator::start();
+        let mut sites = Vec::new();
+        for region in [LOCAL, PEER] {
+            let config = emulator.sdk_config(region).await;
+            let ec2 = Client::new(&config);
+            let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+            let vpc = world::vpc(&ec2, "10.1.0.0/16").await;
+            let group_id = world::group(&ec2, &vpc, "ring-nodes", &[]).await;
+            world::registry_table(&aws_sdk_dynamodb::Client::new(&config), TABLE).await;
+            let asg = format!("ring-{region}");
+            let instances =
+                world::auto_scaling_group(&ec2, &autoscaling, region, &asg, capacity).await;
+            sites.push(Site {
+                region,
+                asg,
+                group_id,
+                ec2,
+                autoscaling,
+                instances,
+            });
+        }
+        emulator.clear_calls();
+        Self { emulator, sites }
+    }
+
+    fn site(&self, region: &str) -> &Site {
+        self.sites.iter().find(|s| s.region == region).unwrap()
+    }
+
+    fn vars(&self, region: &str, extra: &[(&str, &str)]) -> HashMap<String, String> {
+        let site = self.site(region);
+        let peers: Vec<String> = self
+            .sites
+            .iter()
+            .filter(|s| s.region != region)
+            .map(|s| format!("{}/{}", s.region, s.group_id))
+            .collect();
+        let mut vars: HashMap<String, String> = [
+            ("SYNC_CLUSTER", CLUSTER.to_string()),
+            ("SYNC_TABLE", TABLE.to_string()),
+            ("SYNC_SECURITY_GROUP_IDS", site.group_id.clone()),
+            ("SYNC_PEERS", peers.join(" ")),
+            ("SYNC_PORTS", PORTS.to_string()),
+            ("SYNC_HEARTBEAT_SECONDS", "1".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        vars
+    }
+
+    /// The function as deployed in `region`.
+    async fn function(&self, region: &str, extra: &[(&str, &str)]) -> AsgSync {
+        let vars = self.vars(region, extra);
+        let config = SyncConfig::from_lookup(|k| vars.get(k).cloned()).unwrap();
+        AsgSync::new(config, &self.emulator.sdk_config(region).await)
+    }
+
+    async fn launch(&self, region: &str, instance: &str) -> Result<asg_sync::Report, SyncError> {
+        let site = self.site(region);
+        let event = world::lifecycle_event(region, &site.asg, instance, true);
+        self.function(region, &[])
+            .await
+            .handle(&event, SystemTime::now())
+            .await
+    }
+
+    /// The owned ingress rules of a group, as `traffic peer` text, read from AWS.
+    async fn owned_rules(&self, region: &str) -> BTreeSet<String> {
+        let site = self.site(region);
+        let ec2 = Ec2::new(&self.emulator.sdk_config(region).await);
+        let owner = Owner::new(CLUSTER).unwrap();
+        ec2.read_group(&site.group_id)
+            .await
+            .unwrap()
+            .rules
+            .iter()
+            .filter(|(r, info)| r.direction == Direction::Ingress && owner.owns(info))
+            .map(|(r, _)| format!("{} {}", r.traffic, r.peer))
+            .collect()
+    }
+
+    /// What every group should hold for these instances (from both regions).
+    async fn expected(&self, instances: &[(&str, Vec<String>)]) -> BTreeSet<String> {
+        let mut expected = BTreeSet::new();
+        for (region, ids) in instances {
+            for address in world::public_addresses(&self.site(region).ec2, ids).await {
+                for port in PORTS.split(',') {
+                    expected.insert(format!("{port} {address}/32"));
+                }
+            }
+        }
+        expected
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.emulator
+            .calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| {
+                op.starts_with("Authorize")
+                    || op.starts_with("Revoke")
+                    || op == "PutItem"
+                    || op == "CompleteLifecycleAction"
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn launches_in_each_region_bring_both_groups_in_step() {
+    let c = Cluster::new(2).await;
+    let local = c.site(LOCAL).instances.clone();
+    let peer = c.site(PEER).instances.clone();
+    c.launch(LOCAL, &local[0]).await.unwrap();
+    c.emulator.clear_calls();
+    let report = c.launch(PEER, &peer[0]).await.unwrap();
+    assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+
+    // The API calls of one launch, per the performance target.
+    let count = |op: &str| c.emulator.calls_of(op).len();
+    assert_eq!(count("DescribeAutoScalingGroups"), 1);
+    assert_eq!(count("DescribeInstances"), 1);
+    assert_eq!(count("PutItem"), 2, "one registry write per region");
+    assert_eq!(
+        count("Query"),
+        2,
+        "one registry read to plan, one to verify"
+    );
+    assert_eq!(count("DescribeSecurityGroups"), 2, "one read per group");
+    assert!(
+        count("AuthorizeSecurityGroupIngress") <= 2,
+        "at most one per group"
+    );
+    assert_eq!(count("RevokeSecurityGroupIngress"), 0);
+    let completions = c.emulator.calls_of("CompleteLifecycleAction");
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].params["LifecycleActionResult"], "CONTINUE");
+    assert_eq!(completions[0].params["InstanceId"], peer[0].as_str());
+    assert_eq!(completions[0].region, PEER);
+
+    let expected = c
+        .expected(&[(LOCAL, local.clone()), (PEER, peer.clone())])
+        .await;
+    assert_eq!(expected.len(), 8);
+    assert_eq!(c.owned_rules(LOCAL).await, expected);
+    assert_eq!(c.owned_rules(PEER).await, expected);
+}
+
+#[tokio::test]
+async fn a_termination_removes_the_instance_everywhere_and_keeps_hand_made_rules() {
+    let c = Cluster::new(2).await;
+    let local = c.site(LOCAL).instances.clone();
+    world::hand_rule(
+        &c.site(LOCAL).ec2,
+        &c.site(LOCAL).group_id,
+        22,
+        "192.0.2.0/24",
+        "ops ssh",
+    )
+    .await;
+    c.launch(LOCAL, &local[0]).await.unwrap();
+    c.launch(PEER, &c.site(PEER).instances[0].clone())
+        .await
+        .unwrap();
+
+    let site = c.site(LOCAL);
+    let event = world::lifecycle_event(LOCAL, &site.asg, &local[1], false);
+    let report = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&event, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+
+    let expected = c
+        .expected(&[
+            (LOCAL, vec![local[0].clone()]),
+            (PEER, c.site(PEER).instances.clone()),
+        ])
+        .await;
+    assert_eq!(c.owned_rules(LOCAL).await, expected);
+    assert_eq!(c.owned_rules(PEER).await, expected);
+    let gone = world::public_addresses(&site.ec2, &[local[1].clone()]).await;
+    assert!(c
+        .owned_rules(PEER)
+        .await
+        .iter()
+        .all(|r| !r.contains(&gone[0])));
+
+    let ec2 = Ec2::new(&c.emulator.sdk_config(LOCAL).await);
+    let rules = ec2.read_group(&site.group_id).await.unwrap().rules;
+    assert!(
+        rules
+            .iter()
+            .any(|(r, i)| r.to_string() == "ingress tcp/22 192.0.2.0/24"
+                && i.description.as_deref() == Some("ops ssh")),
+        "the hand-made rule survives"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_region_down_does_not_hold_local_scaling() {
+    let c = Cluster::new(1).await;
+    let local = c.site(LOCAL).instances.clone();
+    c.emulator.set_outage(PEER, Outage::Hang);
+    let report = c.launch(LOCAL, &local[0]).await.unwrap();
+    assert_eq!(report.unreachable, vec![PEER.to_string()]);
+    assert_eq!(
+        report.lifecycle.as_deref(),
+        Some("CONTINUE"),
+        "local scaling goes on"
+    );
+    let completions = c.emulator.calls_of("CompleteLifecycleAction");
+    assert_eq!(completions.len(), 1);
+    assert!(
+        !c.emulator
+            .calls_of("RecordLifecycleActionHeartbeat")
+            .is_empty(),
+        "heartbeats kept the hook alive while the peer timed out"
+    );
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        c.expected(&[(LOCAL, local.clone())]).await
+    );
+
+    // The region comes back; the next scheduled true-up heals its group.
+    c.emulator.set_outage(PEER, Outage::None);
+    assert!(c.owned_rules(PEER).await.is_empty());
+    let schedule = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": LOCAL, "resources": [], "detail": {}});
+    c.function(LOCAL, &[])
+        .await
+        .handle(&schedule, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.owned_rules(PEER).await,
+        c.expected(&[(LOCAL, local)]).await
+    );
+}
+
+#[tokio::test]
+async fn instance_events_of_groups_without_hooks_sync_without_completing() {
+    let c = Cluster::new(2).await;
+    let site = c.site(LOCAL);
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../events/asg-terminate-successful.json")).unwrap();
+    event["region"] = json!(LOCAL);
+    event["detail"]["AutoScalingGroupName"] = json!(site.asg);
+    event["detail"]["EC2InstanceId"] = json!(site.instances[1]);
+    let report = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&event, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(report.trigger, "instance-change");
+    assert_eq!(report.lifecycle, None);
+    assert!(c.emulator.calls_of("CompleteLifecycleAction").is_empty());
+    let expected = c
+        .expected(&[(LOCAL, vec![site.instances[0].clone()])])
+        .await;
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        expected,
+        "the terminated instance is left out"
+    );
+    assert_eq!(c.owned_rules(PEER).await, expected);
+}
+
+#[tokio::test]
+async fn a_true_up_repairs_drift_and_removes_stale_owned_rules() {
+    let c = Cluster::new(2).await;
+    let local = c.site(LOCAL).instances.clone();
+    let site = c.site(LOCAL);
+    c.launch(LOCAL, &local[0]).await.unwrap();
+    // Drift: a stale owned rule appears, a desired one is removed by hand.
+    world::hand_rule(
+        &site.ec2,
+        &site.group_id,
+        9042,
+        "198.18.0.1/32",
+        &format!("sgwarden:{CLUSTER} {LOCAL}/old"),
+    )
+    .await;
+    let address = world::public_addresses(&site.ec2, &[local[0].clone()])
+        .await
+        .remove(0);
+    site.ec2
+        .revoke_security_group_ingress()
+        .group_id(&site.group_id)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(9042)
+                .to_port(9042)
+                .ip_ranges(
+                    aws_sdk_ec2::types::IpRange::builder()
+                        .cidr_ip(format!("{address}/32"))
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    c.emulator.clear_calls();
+    let true_up = json!({"detail": {"AutoScalingGroupName": site.asg}, "trueup": true});
+    let report = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&true_up, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.lifecycle, None,
+        "a true-up completes no lifecycle action"
+    );
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        c.expected(&[(LOCAL, local)]).await
+    );
+    assert!(c.emulator.calls_of("CompleteLifecycleAction").is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_an_error_and_changes_nothing() {
+    let c = Cluster::new(1).await;
+    let mut event =
+        world::lifecycle_event(LOCAL, &c.site(LOCAL).asg, &c.site(LOCAL).instances[0], true);
+    event["detail"]
+        .as_object_mut()
+        .unwrap()
+        .remove("LifecycleActionToken");
+    let err = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&event, SystemTime::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SyncError::Event(ref e) if e.field == "detail.LifecycleActionToken"),
+        "{err}"
+    );
+    let cloudtrail: Value = serde_json::from_str(include_str!(
+        "../../events/cloudtrail-authorize-ingress.json"
+    ))
+    .unwrap();
+    let err = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&cloudtrail, SystemTime::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "WrongTrigger");
+    assert!(c.emulator.calls().is_empty(), "no AWS call at all");
+}
+
+#[tokio::test]
+async fn dry_run_plans_and_changes_nothing() {
+    let c = Cluster::new(2).await;
+    let site = c.site(LOCAL);
+    let event = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], true);
+    let report = c
+        .function(LOCAL, &[("SYNC_DRY_RUN", "true")])
+        .await
+        .handle(&event, SystemTime::now())
+        .await
+        .unwrap();
+    assert!(report.dry_run);
+    assert_eq!(report.groups.len(), 2, "both groups have a plan");
+    assert!(report.groups.iter().all(|g| g.added.len() == 4));
+    assert!(c.writes().is_empty(), "no write: {:?}", c.writes());
+    assert!(c.owned_rules(LOCAL).await.is_empty());
+}
+
+#[tokio::test]
+async fn five_concurrent_launches_converge() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    let instances = world::scale(&site.autoscaling, &site.asg, 5).await;
+    assert_eq!(instances.len(), 5);
+    let function = c.function(LOCAL, &[]).await;
+    let events: Vec<Value> = instances
+        .iter()
+        .map(|i| world::lifecycle_event(LOCAL, &site.asg, i, true))
+        .collect();
+    let results = futures_join(events.iter().map(|e| function.handle(e, SystemTime::now()))).await;
+    for result in results {
+        let report = result.unwrap();
+        assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+    }
+    let expected = c.expected(&[(LOCAL, instances)]).await;
+    assert_eq!(c.owned_rules(LOCAL).await, expected);
+    assert_eq!(c.owned_rules(PEER).await, expected);
+    assert_eq!(
+        c.emulator.calls_of("CompleteLifecycleAction").len(),
+        5,
+        "each action once"
+    );
+}
+
+/// Runs futures concurrently on this task and returns their outputs in order.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_plan_over_the_quota_is_refused_with_nothing_changed() {
+    let c = Cluster::new(2).await;
+    let site = c.site(LOCAL);
+    let event = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], true);
+    let err = c
+        .function(
+            LOCAL,
+            &[("SYNC_RULE_QUOTA", "3"), ("SYNC_ON_FAILURE", "abandon")],
+        )
+        .await
+        .handle(&event, SystemTime::now())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "QuotaExceeded", "{err}");
+    assert!(err.to_string().contains(&site.group_id), "{err}");
+    assert!(c.owned_rules(LOCAL).await.is_empty());
+    assert!(c.owned_rules(PEER).await.is_empty());
+    let completions = c.emulator.calls_of("CompleteLifecycleAction");
+    assert_eq!(completions.len(), 1, "the action is still completed, once");
+    assert_eq!(completions[0].params["LifecycleActionResult"], "ABANDON");
+    assert!(c
+        .emulator
+        .calls()
+        .iter()
+        .all(|call| !call.operation.starts_with("Authorize")));
+}
+
+#[tokio::test]
+async fn the_lambda_binary_serves_events_through_the_runtime_api() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    let runtime = RuntimeApi::start().await;
+    let mut env: Vec<(&str, String)> = c
+        .vars(LOCAL, &[])
+        .into_iter()
+        .map(|(k, v)| (leak(k), v))
+        .collect();
+    env.extend([
+        ("AWS_REGION", LOCAL.to_string()),
+        ("AWS_ENDPOINT_URL", c.emulator.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+    ]);
+    let function = runtime.spawn("asg-sync", &env);
+    let ok = runtime.invoke(world::lifecycle_event(
+        LOCAL,
+        &site.asg,
+        &site.instances[0],
+        true,
+    ));
+    let bad = runtime.invoke(json!({"detail-type": "EC2 Instance-launch Lifecycle Action", "source": "aws.autoscaling", "detail": {}}));
+    let outcomes = runtime.outcomes(2, Duration::from_secs(60)).await;
+    let logs = function.stop();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    match &outcomes[0] {
+        Outcome::Response { request_id, body } => {
+            assert_eq!(request_id, &ok);
+            assert_eq!(body["lifecycle"], "CONTINUE");
+            assert_eq!(body["groups"].as_array().unwrap().len(), 2);
+        }
+        other => panic!("expected a response: {other:?}"),
+    }
+    match &outcomes[1] {
+        Outcome::Error { request_id, body } => {
+            assert_eq!(request_id, &bad);
+            assert_eq!(body["errorType"], "EventNotUnderstood");
+            assert!(body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("detail.LifecycleActionToken"));
+        }
+        other => panic!("expected an error: {other:?}"),
+    }
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        c.expected(&[(LOCAL, site.instances.clone())]).await
+    );
+    let audit: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| {
+            l["target"] == "sgwarden::audit" && l["fields"]["message"] == "security group changed"
+        })
+        .collect();
+    assert_eq!(audit.len(), 2, "one audit line per group changed: {logs}");
+
+    // A bad setting stops the function at start, naming the variable.
+    let runtime = RuntimeApi::start().await;
+    let mut broken = env.clone();
+    broken.retain(|(k, _)| *k != "SYNC_TABLE");
+    let function = runtime.spawn("asg-sync", &broken);
+    runtime.invoke(world::lifecycle_event(
+        LOCAL,
+        &site.asg,
+        &site.instances[0],
+        true,
+    ));
+    let outcomes = runtime.outcomes(1, Duration::from_secs(30)).await;
+    drop(function);
+    match outcomes.first() {
+        Some(Outcome::Error { body, .. }) => {
+            assert_eq!(body["errorType"], "ConfigurationError");
+            assert!(
+                body["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("SYNC_TABLE"),
+                "{body}"
+            )
+        }
+        other => panic!("expected a configuration error: {other:?}"),
+    }
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
