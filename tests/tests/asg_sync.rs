@@ -272,8 +272,7 @@ async fn a_peer_region_down_does_not_hold_local_scaling() {
     // The region comes back; the next scheduled true-up heals its group.
     c.emulator.set_outage(PEER, Outage::None);
     assert!(c.owned_rules(PEER).await.is_empty());
-    let schedule = json!({"version": "0", "id": "s", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": LOCAL, "resources": [], "detail": {}});
+    let schedule = world::scheduled_event(LOCAL);
     c.function(LOCAL, &[])
         .await
         .handle(&schedule, SystemTime::now())
@@ -312,6 +311,28 @@ async fn instance_events_of_groups_without_hooks_sync_without_completing() {
         "the terminated instance is left out"
     );
     assert_eq!(c.owned_rules(PEER).await, expected);
+}
+
+#[tokio::test]
+async fn an_empty_registry_strips_nothing() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    let rule = format!("sgwarden:{CLUSTER} {LOCAL}/{}", site.asg);
+    world::hand_rule(&site.ec2, &site.group_id, 9042, "198.51.100.7/32", &rule).await;
+    c.emulator.clear_calls();
+    let schedule = world::scheduled_event(LOCAL);
+    let report = c
+        .function(LOCAL, &[])
+        .await
+        .handle(&schedule, SystemTime::now())
+        .await
+        .unwrap();
+    assert!(report.groups.is_empty());
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        BTreeSet::from(["tcp/9042 198.51.100.7/32".to_string()])
+    );
+    assert!(c.writes().is_empty(), "{:?}", c.writes());
 }
 
 #[tokio::test]

@@ -300,6 +300,16 @@ impl AsgSync {
         for round in 1..=ROUNDS {
             report.rounds = round;
             let members = newest(self.local.registry.members(cluster).await?, &observed);
+            if members.is_empty() {
+                // An empty registry is a missing table or a first deployment, not a cluster
+                // of no nodes: planning from it would strip every owned rule everywhere.
+                tracing::warn!(
+                    cluster,
+                    table = self.local.registry.table(),
+                    "registry holds no member of the cluster; nothing reconciled"
+                );
+                break;
+            }
             let seqs = seqs(&members);
             if planned_seqs.as_ref() == Some(&seqs) {
                 break;
