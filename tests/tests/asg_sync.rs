@@ -99,13 +99,23 @@ impl Cluster {
         AsgSync::new(config, &self.emulator.sdk_config(region).await)
     }
 
+    /// Handles one event as the function deployed in `region` (with `extra` settings) would.
+    async fn handle(
+        &self,
+        region: &str,
+        extra: &[(&str, &str)],
+        event: &Value,
+    ) -> Result<asg_sync::Report, SyncError> {
+        self.function(region, extra)
+            .await
+            .handle(event, SystemTime::now())
+            .await
+    }
+
     async fn launch(&self, region: &str, instance: &str) -> Result<asg_sync::Report, SyncError> {
         let site = self.site(region);
         let event = world::lifecycle_event(region, &site.asg, instance, true);
-        self.function(region, &[])
-            .await
-            .handle(&event, SystemTime::now())
-            .await
+        self.handle(region, &[], &event).await
     }
 
     /// The owned ingress rules of a group, as `traffic peer` text, read from AWS.
@@ -210,12 +220,7 @@ async fn a_termination_removes_the_instance_everywhere_and_keeps_hand_made_rules
 
     let site = c.site(LOCAL);
     let event = world::lifecycle_event(LOCAL, &site.asg, &local[1], false);
-    let report = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&event, SystemTime::now())
-        .await
-        .unwrap();
+    let report = c.handle(LOCAL, &[], &event).await.unwrap();
     assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
 
     let expected = c
@@ -273,11 +278,7 @@ async fn a_peer_region_down_does_not_hold_local_scaling() {
     c.emulator.set_outage(PEER, Outage::None);
     assert!(c.owned_rules(PEER).await.is_empty());
     let schedule = world::scheduled_event(LOCAL);
-    c.function(LOCAL, &[])
-        .await
-        .handle(&schedule, SystemTime::now())
-        .await
-        .unwrap();
+    c.handle(LOCAL, &[], &schedule).await.unwrap();
     assert_eq!(
         c.owned_rules(PEER).await,
         c.expected(&[(LOCAL, local)]).await
@@ -293,12 +294,7 @@ async fn instance_events_of_groups_without_hooks_sync_without_completing() {
     event["region"] = json!(LOCAL);
     event["detail"]["AutoScalingGroupName"] = json!(site.asg);
     event["detail"]["EC2InstanceId"] = json!(site.instances[1]);
-    let report = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&event, SystemTime::now())
-        .await
-        .unwrap();
+    let report = c.handle(LOCAL, &[], &event).await.unwrap();
     assert_eq!(report.trigger, "instance-change");
     assert_eq!(report.lifecycle, None);
     assert!(c.emulator.calls_of("CompleteLifecycleAction").is_empty());
@@ -321,12 +317,7 @@ async fn an_empty_registry_strips_nothing() {
     world::hand_rule(&site.ec2, &site.group_id, 9042, "198.51.100.7/32", &rule).await;
     c.emulator.clear_calls();
     let schedule = world::scheduled_event(LOCAL);
-    let report = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&schedule, SystemTime::now())
-        .await
-        .unwrap();
+    let report = c.handle(LOCAL, &[], &schedule).await.unwrap();
     assert!(report.groups.is_empty());
     assert_eq!(
         c.owned_rules(LOCAL).await,
@@ -374,12 +365,7 @@ async fn a_true_up_repairs_drift_and_removes_stale_owned_rules() {
 
     c.emulator.clear_calls();
     let true_up = json!({"detail": {"AutoScalingGroupName": site.asg}, "trueup": true});
-    let report = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&true_up, SystemTime::now())
-        .await
-        .unwrap();
+    let report = c.handle(LOCAL, &[], &true_up).await.unwrap();
     assert_eq!(
         report.lifecycle, None,
         "a true-up completes no lifecycle action"
@@ -400,12 +386,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
         .as_object_mut()
         .unwrap()
         .remove("LifecycleActionToken");
-    let err = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&event, SystemTime::now())
-        .await
-        .unwrap_err();
+    let err = c.handle(LOCAL, &[], &event).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Event(ref e) if e.field == "detail.LifecycleActionToken"),
         "{err}"
@@ -414,12 +395,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
         "../../events/cloudtrail-authorize-ingress.json"
     ))
     .unwrap();
-    let err = c
-        .function(LOCAL, &[])
-        .await
-        .handle(&cloudtrail, SystemTime::now())
-        .await
-        .unwrap_err();
+    let err = c.handle(LOCAL, &[], &cloudtrail).await.unwrap_err();
     assert_eq!(err.kind(), "WrongTrigger");
     assert!(c.emulator.calls().is_empty(), "no AWS call at all");
 }
@@ -430,9 +406,7 @@ async fn dry_run_plans_and_changes_nothing() {
     let site = c.site(LOCAL);
     let event = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], true);
     let report = c
-        .function(LOCAL, &[("SYNC_DRY_RUN", "true")])
-        .await
-        .handle(&event, SystemTime::now())
+        .handle(LOCAL, &[("SYNC_DRY_RUN", "true")], &event)
         .await
         .unwrap();
     assert!(report.dry_run);
@@ -500,15 +474,8 @@ async fn a_plan_over_the_quota_is_refused_with_nothing_changed() {
     let c = Cluster::new(2).await;
     let site = c.site(LOCAL);
     let event = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], true);
-    let err = c
-        .function(
-            LOCAL,
-            &[("SYNC_RULE_QUOTA", "3"), ("SYNC_ON_FAILURE", "abandon")],
-        )
-        .await
-        .handle(&event, SystemTime::now())
-        .await
-        .unwrap_err();
+    let quota = [("SYNC_RULE_QUOTA", "3"), ("SYNC_ON_FAILURE", "abandon")];
+    let err = c.handle(LOCAL, &quota, &event).await.unwrap_err();
     assert_eq!(err.kind(), "QuotaExceeded", "{err}");
     assert!(err.to_string().contains(&site.group_id), "{err}");
     assert!(c.owned_rules(LOCAL).await.is_empty());
