@@ -49,9 +49,12 @@ test: fmt lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all
 demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-region world
 	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
 
-bench: $(VENV_STAMP) ## benchmarks: parse and plan (criterion), one asg-sync launch end to end
+# The revert-ingress bench times the release binary's cold start, so it is built first.
+bench: $(VENV_STAMP) ## benchmarks: parse/plan (criterion), asg-sync and revert-ingress end to end
 	$(CARGO) bench --locked -p sgwarden-core --bench core
 	$(CARGO) bench --locked -p sgwarden-tests --bench asg_sync
+	$(CARGO) build --release --locked -p revert-ingress
+	$(CARGO) bench --locked -p sgwarden-tests --bench revert_ingress
 
 release: ## optimised build of the whole workspace
 	$(CARGO) build --release --workspace --locked

@@ -126,6 +126,17 @@ impl Emulator {
             .await
     }
 
+    /// The environment a function binary needs to use this emulator in `region`: the SDK's
+    /// standard variables only, as in Lambda.
+    pub fn function_env(&self, region: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_REGION", region.to_string()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ]
+    }
+
     /// Every AWS call received so far, oldest first.
     pub fn calls(&self) -> Vec<Call> {
         let body = self.control("GET", "/_sgwarden/calls", None);

@@ -6,8 +6,10 @@
 //! ([`sgwarden_aws::sdk::bounded`]), read the calls it recorded, and can make a region
 //! unreachable. Each test owns its emulator, so tests run alone or in parallel.
 
+pub mod cloudtrail;
 pub mod emulator;
 pub mod runtime;
+pub mod sink;
 pub mod world;
 
 pub use emulator::{Call, Emulator, Outage};

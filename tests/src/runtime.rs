@@ -129,6 +129,15 @@ pub struct FunctionProcess {
 }
 
 impl FunctionProcess {
+    /// The process's peak resident memory so far (`VmHWM`), in KiB; Linux only.
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Stops the process and returns what it logged on stdout.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();

@@ -68,6 +68,45 @@ pub async fn hand_rule(ec2: &Client, group_id: &str, port: i32, cidr: &str, desc
 
 /// Creates asg-sync's registry table (SPEC schema) and returns its name.
 pub async fn registry_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    table(dynamodb, name, "cluster", "member").await
+}
+
+/// Creates revert-ingress's approvals table (SPEC schema) and returns its name.
+pub async fn approvals_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    table(dynamodb, name, "group_id", "approval_id").await
+}
+
+/// Writes an approval of `rule` (e.g. `tcp/22 203.0.113.7/32`) on a group until `expires_at`.
+pub async fn approve(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    group_id: &str,
+    approval_id: &str,
+    rule: &str,
+    expires_at: u64,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("group_id", S(group_id.into()))
+        .item("approval_id", S(approval_id.into()))
+        .item("rule", S(rule.into()))
+        .item("expires_at", N(expires_at.to_string()))
+        .item("approved_by", S("security-lead".into()))
+        .item("reason", S("change ticket".into()))
+        .send()
+        .await
+        .expect("write approval");
+}
+
+/// A table with a string partition key and a string sort key, billed per request.
+async fn table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    partition: &str,
+    sort: &str,
+) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     };
@@ -88,14 +127,14 @@ pub async fn registry_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> 
     dynamodb
         .create_table()
         .table_name(name)
-        .attribute_definitions(attribute("cluster"))
-        .attribute_definitions(attribute("member"))
-        .key_schema(key("cluster", KeyType::Hash))
-        .key_schema(key("member", KeyType::Range))
+        .attribute_definitions(attribute(partition))
+        .attribute_definitions(attribute(sort))
+        .key_schema(key(partition, KeyType::Hash))
+        .key_schema(key(sort, KeyType::Range))
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .expect("create registry table");
+        .expect("create table");
     name.to_string()
 }
 
@@ -254,4 +293,27 @@ pub fn scheduled_event(region: &str) -> serde_json::Value {
         "resources": [format!("arn:aws:events:{region}:123456789012:rule/sgwarden-true-up")],
         "detail": {}
     })
+}
+
+/// Creates an SNS topic and returns its ARN.
+pub async fn topic(sns: &aws_sdk_sns::Client, name: &str) -> String {
+    sns.create_topic()
+        .name(name)
+        .send()
+        .await
+        .expect("create topic")
+        .topic_arn()
+        .expect("topic ARN")
+        .to_string()
+}
+
+/// Subscribes an HTTP endpoint (see [`crate::sink::HttpSink`]) to a topic.
+pub async fn subscribe_http(sns: &aws_sdk_sns::Client, topic_arn: &str, url: &str) {
+    sns.subscribe()
+        .topic_arn(topic_arn)
+        .protocol("http")
+        .endpoint(url)
+        .send()
+        .await
+        .expect("subscribe endpoint");
 }

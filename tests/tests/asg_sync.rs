@@ -500,12 +500,7 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         .into_iter()
         .map(|(k, v)| (leak(k), v))
         .collect();
-    env.extend([
-        ("AWS_REGION", LOCAL.to_string()),
-        ("AWS_ENDPOINT_URL", c.emulator.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
-    ]);
+    env.extend(c.emulator.function_env(LOCAL));
     let function = runtime.spawn("asg-sync", &env);
     let ok = runtime.invoke(world::lifecycle_event(
         LOCAL,

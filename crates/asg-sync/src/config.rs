@@ -9,23 +9,10 @@ use std::time::Duration;
 
 use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_core::rule::Traffic;
+pub use sgwarden_core::settings::ConfigError;
+use sgwarden_core::settings::{bad, flag, is_group_id};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
-
-/// A setting that is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{variable}: {reason}")]
-pub struct ConfigError {
-    pub variable: &'static str,
-    pub reason: String,
-}
-
-fn bad(variable: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        variable,
-        reason: reason.into(),
-    }
-}
 
 /// A security group of the cluster in another region, and the registry table there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,24 +34,6 @@ pub struct SyncConfig {
     pub dry_run: bool,
     pub rule_quota: usize,
     pub heartbeat_every: Duration,
-}
-
-fn is_group_id(id: &str) -> bool {
-    id.strip_prefix("sg-")
-        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-fn flag(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
-    match value
-        .as_deref()
-        .map(str::trim)
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("") | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(bad(variable, format!("{other:?} is not true or false"))),
-    }
 }
 
 impl SyncConfig {

@@ -56,6 +56,12 @@ pub enum SyncError {
     Quota(#[from] QuotaExceeded),
 }
 
+impl sgwarden_lambda::FunctionError for SyncError {
+    fn kind(&self) -> &'static str {
+        SyncError::kind(self)
+    }
+}
+
 impl SyncError {
     /// A stable name for the Lambda error type.
     pub fn kind(&self) -> &'static str {

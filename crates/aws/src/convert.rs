@@ -111,6 +111,30 @@ pub fn permission_to_sdk(p: &Permission) -> IpPermission {
         .build()
 }
 
+/// A `DescribeSecurityGroupRules` rule as the core's neutral rule.
+pub fn security_group_rule_from_sdk(
+    r: &aws_sdk_ec2::types::SecurityGroupRule,
+) -> sgwarden_core::rule::SecurityGroupRule {
+    sgwarden_core::rule::SecurityGroupRule {
+        rule_id: r.security_group_rule_id().map(str::to_string),
+        group_id: r.group_id().map(str::to_string),
+        is_egress: r.is_egress().unwrap_or(false),
+        protocol: r.ip_protocol().unwrap_or_default().to_string(),
+        from_port: r.from_port().map(i64::from),
+        to_port: r.to_port().map(i64::from),
+        cidr_ipv4: r.cidr_ipv4().map(str::to_string),
+        cidr_ipv6: r.cidr_ipv6().map(str::to_string),
+        prefix_list_id: r.prefix_list_id().map(str::to_string),
+        referenced_group: r.referenced_group_info().map(|g| GroupEntry {
+            group_id: g.group_id().map(str::to_string),
+            group_name: None,
+            owner: g.user_id().map(str::to_string),
+            description: None,
+        }),
+        description: r.description().map(str::to_string),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@
 //! needs, and many groups of one region are read together.
 //!
 //! Applying a [`Plan`] makes at most one revoke and one authorize call per direction: the
-//! core batches rules into the fewest permissions. EC2 applies a batch atomically, so when
+//! core batches rules into the fewest permissions, and a revoke whose rules all carry their
+//! `sgr-` ids names them by id (exact whatever the rule's shape). EC2 applies a batch atomically, so when
 //! a batch fails because one of its rules already exists (`InvalidPermission.Duplicate`) or
 //! is already gone (`InvalidPermission.NotFound`), the batch is retried rule by rule and
 //! those rules count as done: the goal state is reached either way. Revokes run first so a
@@ -18,15 +19,19 @@ use std::net::IpAddr;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
-use sgwarden_core::rule::{Direction, Rule, RuleSet};
+use sgwarden_core::policy::Scope;
+use sgwarden_core::rule::{Direction, Rule, RuleInfo, RuleSet};
 use sgwarden_core::sync::Instance;
 use sgwarden_core::Plan;
 
-use crate::convert::{permission_from_sdk, permission_to_sdk};
+use crate::convert::{permission_from_sdk, permission_to_sdk, security_group_rule_from_sdk};
 use crate::error::AwsError;
 
 const DUPLICATE: &str = "InvalidPermission.Duplicate";
 const NOT_FOUND: &str = "InvalidPermission.NotFound";
+const RULE_ID_NOT_FOUND: &str = "InvalidSecurityGroupRuleId.NotFound";
+/// EC2 accepts at most this many values in one describe filter.
+const FILTER_VALUES: usize = 200;
 
 /// A security group as sgwarden needs to see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +43,16 @@ pub struct GroupState {
     pub tags: BTreeMap<String, String>,
     /// Ingress and egress rules, atomic.
     pub rules: RuleSet,
+}
+
+/// One rule as `DescribeSecurityGroupRules` reports it: with its id and its tags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRecord {
+    pub group_id: String,
+    pub rule: Rule,
+    /// Description and `sgr-` id.
+    pub info: RuleInfo,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Who is changing a group, and why: carried into the audit line.
@@ -121,6 +136,159 @@ impl Ec2 {
     pub async fn read_group(&self, group_id: &str) -> Result<GroupState, AwsError> {
         let mut groups = self.read_groups(&[group_id.to_string()]).await?;
         Ok(groups.remove(0))
+    }
+
+    /// The id of the group a call named only by `groupName`: EC2 resolves such a name in the
+    /// region's default VPC, and so does `DescribeSecurityGroups --group-names`.
+    pub async fn group_id_by_name(&self, name: &str) -> Result<String, AwsError> {
+        let out = self
+            .client
+            .describe_security_groups()
+            .group_names(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("DescribeSecurityGroups", name, &self.region, e));
+        let not_found = || AwsError::NotFound {
+            what: "security group named",
+            id: name.to_string(),
+            region: self.region.clone(),
+        };
+        match out {
+            Ok(out) => out
+                .security_groups()
+                .iter()
+                .find_map(|g| g.group_id().map(str::to_string))
+                .ok_or_else(not_found),
+            Err(e) if e.code() == Some("InvalidGroup.NotFound") => Err(not_found()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every group of the region inside `scope`, read in one paginated
+    /// `DescribeSecurityGroups` whose filters are the scope's conditions.
+    pub async fn groups_in_scope(&self, scope: &Scope) -> Result<Vec<GroupState>, AwsError> {
+        let mut request = self.client.describe_security_groups().max_results(1000);
+        let ids: Vec<String> = scope.group_ids.iter().cloned().collect();
+        if !ids.is_empty() {
+            request = request.filters(id_filter("group-id", &ids));
+        }
+        let vpcs: Vec<String> = scope.vpc_ids.iter().cloned().collect();
+        if !vpcs.is_empty() {
+            request = request.filters(id_filter("vpc-id", &vpcs));
+        }
+        if let Some(tag) = &scope.tag {
+            request = request.filters(id_filter(
+                &format!("tag:{}", tag.key),
+                std::slice::from_ref(&tag.value),
+            ));
+        }
+        let mut pages = request.into_paginator().items().send();
+        let mut groups = Vec::new();
+        while let Some(group) = pages.next().await {
+            let group = group.map_err(|e| {
+                AwsError::from_sdk("DescribeSecurityGroups", "scope", &self.region, e)
+            })?;
+            groups.push(self.group_state(&group)?);
+        }
+        Ok(groups)
+    }
+
+    /// The rules of `group_ids`, with ids and tags (`DescribeSecurityGroupRules`, filtered by
+    /// group id, paginated).
+    pub async fn rules_of_groups(&self, group_ids: &[String]) -> Result<Vec<RuleRecord>, AwsError> {
+        self.describe_rules("group-id", group_ids).await
+    }
+
+    /// The rules with these ids; ids that no longer exist are absent from the answer.
+    pub async fn rules_by_id(&self, rule_ids: &[String]) -> Result<Vec<RuleRecord>, AwsError> {
+        self.describe_rules("security-group-rule-id", rule_ids)
+            .await
+    }
+
+    async fn describe_rules(
+        &self,
+        filter: &str,
+        values: &[String],
+    ) -> Result<Vec<RuleRecord>, AwsError> {
+        let mut records = Vec::new();
+        for chunk in values.chunks(FILTER_VALUES) {
+            let resource = chunk.join(",");
+            let mut pages = self
+                .client
+                .describe_security_group_rules()
+                .filters(id_filter(filter, chunk))
+                .max_results(1000)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(rule) = pages.next().await {
+                let rule = rule.map_err(|e| {
+                    AwsError::from_sdk("DescribeSecurityGroupRules", &resource, &self.region, e)
+                })?;
+                let neutral = security_group_rule_from_sdk(&rule);
+                let (core_rule, info) =
+                    neutral.to_rule().map_err(|source| AwsError::Unreadable {
+                        operation: "DescribeSecurityGroupRules",
+                        resource: resource.clone(),
+                        region: self.region.clone(),
+                        source,
+                    })?;
+                records.push(RuleRecord {
+                    group_id: neutral.group_id.unwrap_or_default(),
+                    rule: core_rule,
+                    info,
+                    tags: rule
+                        .tags()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(records)
+    }
+
+    /// Tags rules (by `sgr-` id) with one key and value: `CreateTags`, which adds or
+    /// overwrites that tag and nothing else.
+    pub async fn tag_rules(
+        &self,
+        rule_ids: &[String],
+        key: &str,
+        value: &str,
+    ) -> Result<(), AwsError> {
+        if rule_ids.is_empty() {
+            return Ok(());
+        }
+        self.client
+            .create_tags()
+            .set_resources(Some(rule_ids.to_vec()))
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("CreateTags", &rule_ids.join(","), &self.region, e))?;
+        Ok(())
+    }
+
+    /// Revokes exactly `rules` (by id when every rule of a direction has one), with the
+    /// same settle-and-audit behaviour as [`Ec2::apply`].
+    pub async fn revoke(
+        &self,
+        group_id: &str,
+        rules: &RuleSet,
+        audit: &AuditContext,
+    ) -> Result<Applied, AwsError> {
+        let plan = Plan {
+            add: RuleSet::new(),
+            remove: rules.clone(),
+        };
+        self.apply(group_id, &plan, audit).await
     }
 
     /// The addresses of instances, in one paginated `DescribeInstances` (filter
@@ -242,11 +410,11 @@ impl Ec2 {
         applied: &mut Applied,
     ) -> Result<(), AwsError> {
         match self.call(change, group_id, direction, rules, applied).await {
-            Err(e) if e.code() == Some(change.settled_code()) && rules.len() > 1 => {
+            Err(e) if change.settles(e.code()) && rules.len() > 1 => {
                 tracing::info!(
                     group = group_id,
                     region = %self.region,
-                    code = change.settled_code(),
+                    code = e.code(),
                     "batch refused as a whole; applying rule by rule"
                 );
                 for (rule, info) in rules {
@@ -255,7 +423,7 @@ impl Ec2 {
                         .call(change, group_id, direction, &single, applied)
                         .await
                     {
-                        Err(e) if e.code() == Some(change.settled_code()) => {
+                        Err(e) if change.settles(e.code()) => {
                             change.settled(applied).push(rule.clone());
                         }
                         other => other?,
@@ -263,7 +431,7 @@ impl Ec2 {
                 }
                 Ok(())
             }
-            Err(e) if e.code() == Some(change.settled_code()) => {
+            Err(e) if change.settles(e.code()) => {
                 change.settled(applied).extend(rules.rules().cloned());
                 Ok(())
             }
@@ -285,6 +453,15 @@ impl Ec2 {
             .map(permission_to_sdk)
             .collect();
         let operation = change.operation(direction);
+        // A revoke names rules by id when it can: exact, whatever shape the rule was written in.
+        let rule_ids = match change {
+            Change::Revoke => sgwarden_core::policy::rule_ids(rules),
+            Change::Authorize => None,
+        };
+        let (permissions, rule_ids) = match rule_ids {
+            Some(ids) => (None, Some(ids)),
+            None => (Some(permissions), None),
+        };
         applied.calls += 1;
         // Rules EC2 reports it did not find among those a revoke named.
         let mut unknown: Vec<IpPermission> = Vec::new();
@@ -293,7 +470,7 @@ impl Ec2 {
                 self.client
                     .authorize_security_group_ingress()
                     .group_id(group_id)
-                    .set_ip_permissions(Some(permissions))
+                    .set_ip_permissions(permissions)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
@@ -302,7 +479,7 @@ impl Ec2 {
                 self.client
                     .authorize_security_group_egress()
                     .group_id(group_id)
-                    .set_ip_permissions(Some(permissions))
+                    .set_ip_permissions(permissions)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
@@ -312,7 +489,8 @@ impl Ec2 {
                     .client
                     .revoke_security_group_ingress()
                     .group_id(group_id)
-                    .set_ip_permissions(Some(permissions))
+                    .set_ip_permissions(permissions)
+                    .set_security_group_rule_ids(rule_ids)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
@@ -323,7 +501,8 @@ impl Ec2 {
                     .client
                     .revoke_security_group_egress()
                     .group_id(group_id)
-                    .set_ip_permissions(Some(permissions))
+                    .set_ip_permissions(permissions)
+                    .set_security_group_rule_ids(rule_ids)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
@@ -396,11 +575,11 @@ enum Change {
 }
 
 impl Change {
-    /// The error code that means "this rule is already as the plan wants it".
-    fn settled_code(self) -> &'static str {
+    /// True for the error codes that mean "this rule is already as the plan wants it".
+    fn settles(self, code: Option<&str>) -> bool {
         match self {
-            Change::Authorize => DUPLICATE,
-            Change::Revoke => NOT_FOUND,
+            Change::Authorize => code == Some(DUPLICATE),
+            Change::Revoke => matches!(code, Some(NOT_FOUND | RULE_ID_NOT_FOUND)),
         }
     }
 

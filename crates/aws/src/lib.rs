@@ -10,12 +10,17 @@
 //!   heartbeats.
 //! - `registry` (feature `dynamodb`): asg-sync's cluster registry, with `seq`-conditioned
 //!   writes.
+//! - `approvals` (feature `dynamodb`): revert-ingress's time-limited approvals.
+//! - `sns` (feature `sns`): publishing records to a topic.
+//! - `sts` (feature `sts`): the caller's own identity.
 //! - [`convert`]: SDK types to and from the core's neutral [`Permission`](sgwarden_core::Permission).
 //! - [`error`]: one error type whose variants tell an operator what failed where.
 //!
 //! No decision is made here: what to change is the core's, when to change it the
 //! function's. This crate only carries plans out and reads state back.
 
+#[cfg(feature = "dynamodb")]
+pub mod approvals;
 #[cfg(feature = "autoscaling")]
 pub mod autoscaling;
 pub mod convert;
@@ -24,6 +29,10 @@ pub mod error;
 #[cfg(feature = "dynamodb")]
 pub mod registry;
 pub mod sdk;
+#[cfg(feature = "sns")]
+pub mod sns;
+#[cfg(feature = "sts")]
+pub mod sts;
 
-pub use ec2::{Applied, AuditContext, Ec2, GroupState};
+pub use ec2::{Applied, AuditContext, Ec2, GroupState, RuleRecord};
 pub use error::AwsError;

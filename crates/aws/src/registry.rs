@@ -115,7 +115,10 @@ impl Registry {
     }
 }
 
-fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String, ParseError> {
+pub(crate) fn text(
+    item: &HashMap<String, AttributeValue>,
+    key: &str,
+) -> Result<String, ParseError> {
     match item.get(key) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
         Some(_) => Err(ParseError::new(key, "not a string")),

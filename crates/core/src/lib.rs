@@ -7,6 +7,9 @@
 //! - [`plan`]: ownership (`sgwarden:<owner> `) and the plan that brings a group from what it
 //!   has to what it should have, touching only rules it owns.
 //! - [`event`]: typed parsing of every trigger the functions answer.
+//! - [`policy`]: revert-ingress's policy (scope, exempt, allow, approvals) and the plan
+//!   that reverts what it does not allow.
+//! - [`settings`]: what a refused setting looks like, and readers every function shares.
 //! - [`sync`]: asg-sync's pure logic: addresses, the registry's members, desired rules, quota.
 //!
 //! The core reads no clock and no environment; callers pass both in. Every parser returns a
@@ -15,7 +18,9 @@
 pub mod error;
 pub mod event;
 pub mod plan;
+pub mod policy;
 pub mod rule;
+pub mod settings;
 pub mod sync;
 pub mod wire;
 

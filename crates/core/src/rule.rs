@@ -20,7 +20,10 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use crate::error::ParseError;
 
 /// Which way traffic flows through the group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize, serde::Serialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Direction {
     Ingress,
     Egress,

@@ -5,7 +5,11 @@
 //! by hand and a rule left behind by a node long gone) and a registry table in each. Then it
 //! runs the real asg-sync handler, as each region's Lambda would, through launches, a scale
 //! out and a scale in, and shows both groups following. It ends by parsing the real recorded
-//! events and samples to show how each trigger reads. It grows as the functions land.
+//! events and samples to show how each trigger reads. Then revert-ingress guards a protected
+//! group (`revert.rs`): a port opened by hand is closed again, with the record its SNS topic
+//! delivers; an exempt administrator's change stays; drift is swept.
+
+mod revert;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -325,5 +329,6 @@ async fn main() {
             .join(", ")
     );
     show_events();
+    revert::run(&emulator).await;
     println!("\nDone; the emulator stops with this process.");
 }

@@ -1,0 +1,23 @@
+//! Who this process is: STS `GetCallerIdentity`, read once at cold start so a function can
+//! recognise the calls it made itself.
+
+use aws_config::SdkConfig;
+
+use crate::error::AwsError;
+
+/// The ARN the configured credentials act as (an assumed-role session ARN in Lambda).
+pub async fn caller_arn(config: &SdkConfig) -> Result<String, AwsError> {
+    let region = crate::sdk::region_of(config);
+    let out = aws_sdk_sts::Client::new(config)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetCallerIdentity", "caller", &region, e))?;
+    out.arn()
+        .map(str::to_string)
+        .ok_or_else(|| AwsError::NotFound {
+            what: "caller identity",
+            id: "arn".to_string(),
+            region,
+        })
+}

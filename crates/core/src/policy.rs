@@ -1,0 +1,789 @@
+//! revert-ingress's policy: which groups are guarded, whose changes stand, which rules are
+//! allowed, and the plan that reverts the rest.
+//!
+//! The policy is data (`REVERT_POLICY`, JSON) compiled once at cold start into a [`Policy`].
+//! Every decision about a rule is a [`Verdict`] with its reason, so the function can keep a
+//! rule *and say why*, and tests can check the reason, not just the outcome.
+//!
+//! The policy fails closed twice over: a policy document with an unknown field or a value it
+//! cannot read is refused at start (a typo must not silently widen what is allowed), and an
+//! approval it cannot read approves nothing.
+//!
+//! Deliberately absent: any I/O. Group facts (VPC, tags), approvals and the current time are
+//! passed in by the function.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::error::{from_str, ParseError};
+use crate::event::Principal;
+use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
+
+/// The tag revert-ingress puts on a rule added by an exempt principal, so later sweeps keep
+/// it. Its value is the principal's ARN.
+pub const EXEMPT_MARK: &str = "sgwarden:exempt";
+
+/// A tag condition: key and exact value.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagCondition {
+    pub key: String,
+    pub value: String,
+}
+
+impl TagCondition {
+    pub fn holds(&self, tags: &BTreeMap<String, String>) -> bool {
+        tags.get(&self.key) == Some(&self.value)
+    }
+}
+
+/// What is known of a group when it is judged. Only the id is always known; VPC and tags
+/// are read when the policy needs them ([`Policy::needs_group_details`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupFacts {
+    pub group_id: String,
+    pub vpc_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Which groups the policy guards. Every condition set must hold; an empty list or absent
+/// tag matches every group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub group_ids: BTreeSet<String>,
+    pub vpc_ids: BTreeSet<String>,
+    pub tag: Option<TagCondition>,
+}
+
+impl Scope {
+    /// True when no condition is set: every group in the account is guarded.
+    pub fn is_everything(&self) -> bool {
+        self.group_ids.is_empty() && self.vpc_ids.is_empty() && self.tag.is_none()
+    }
+
+    /// True when the group id alone puts the group outside the scope (no read needed).
+    pub fn excludes_id(&self, group_id: &str) -> bool {
+        !self.group_ids.is_empty() && !self.group_ids.contains(group_id)
+    }
+
+    pub fn contains(&self, group: &GroupFacts) -> bool {
+        !self.excludes_id(&group.group_id)
+            && (self.vpc_ids.is_empty()
+                || group
+                    .vpc_id
+                    .as_ref()
+                    .is_some_and(|v| self.vpc_ids.contains(v)))
+            && self.tag.as_ref().is_none_or(|t| t.holds(&group.tags))
+    }
+}
+
+/// Whose changes stand: principals (IAM ARNs; an assumed-role session matches its role) and
+/// groups carrying a tag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exempt {
+    pub principals: BTreeSet<String>,
+    pub tag: Option<TagCondition>,
+}
+
+/// Where an allowed rule may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An IPv4 or IPv6 CIDR: any peer inside it.
+    Cidr(Peer),
+    /// A security group (`sg-…`) or managed prefix list (`pl-…`), by id.
+    Id(String),
+}
+
+impl Source {
+    fn parse(text: &str) -> Result<Self, ParseError> {
+        let text = text.trim();
+        if text.starts_with("sg-") || text.starts_with("pl-") {
+            Ok(Source::Id(text.to_string()))
+        } else {
+            Peer::cidr(text, "").map(Source::Cidr)
+        }
+    }
+
+    fn contains(&self, peer: &Peer) -> bool {
+        match (self, peer) {
+            (Source::Cidr(Peer::Ipv4(net)), Peer::Ipv4(p)) => net.contains(p),
+            (Source::Cidr(Peer::Ipv6(net)), Peer::Ipv6(p)) => net.contains(p),
+            (Source::Id(id), Peer::Group(g)) => *id == g.id,
+            (Source::Id(id), Peer::PrefixList(p)) => id == p,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Cidr(peer) => write!(f, "{peer}"),
+            Source::Id(id) => f.write_str(id),
+        }
+    }
+}
+
+/// A rule shape that stays: traffic inside `traffic`, peer inside one of `sources`, in
+/// `direction` (both when absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    pub traffic: Traffic,
+    pub sources: Vec<Source>,
+    pub direction: Option<Direction>,
+}
+
+impl AllowEntry {
+    pub fn covers(&self, rule: &Rule) -> bool {
+        self.direction.is_none_or(|d| d == rule.direction)
+            && self.traffic.contains(&rule.traffic)
+            && self.sources.iter().any(|s| s.contains(&rule.peer))
+    }
+}
+
+impl fmt::Display for AllowEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(direction) = self.direction {
+            write!(f, "{direction} ")?;
+        }
+        let sources: Vec<String> = self.sources.iter().map(ToString::to_string).collect();
+        write!(f, "{} from {}", self.traffic, sources.join(", "))
+    }
+}
+
+/// A time-limited approval of one rule shape on one group (the approvals table's item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub group_id: String,
+    pub approval_id: String,
+    /// The approved shape; a rule inside it (traffic inside, peer inside) is approved.
+    pub direction: Direction,
+    pub traffic: Traffic,
+    pub peer: Peer,
+    /// Epoch seconds; the approval holds while `now < expires_at`.
+    pub expires_at: u64,
+    pub approved_by: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Approval {
+    /// Reads the `rule` attribute: `[ingress|egress] <traffic> <peer>`, e.g.
+    /// `tcp/22 203.0.113.7/32` (ingress when the direction is left out) or
+    /// `egress tcp/443 pl-0123`.
+    pub fn parse_rule(text: &str) -> Result<(Direction, Traffic, Peer), ParseError> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let (direction, rest) = match words.as_slice() {
+            ["ingress", rest @ ..] => (Direction::Ingress, rest),
+            ["egress", rest @ ..] => (Direction::Egress, rest),
+            rest => (Direction::Ingress, rest),
+        };
+        let [traffic, peer] = rest else {
+            return Err(ParseError::new(
+                "rule",
+                format!("{text:?} is not \"[ingress|egress] <traffic> <peer>\""),
+            ));
+        };
+        let traffic: Traffic = traffic.parse().map_err(|e: ParseError| e.within("rule"))?;
+        let peer = if peer.starts_with("sg-") {
+            Peer::group(*peer, None)
+        } else if peer.starts_with("pl-") {
+            Peer::PrefixList(peer.to_string())
+        } else {
+            Peer::cidr(peer, "rule")?
+        };
+        Ok((direction, traffic, peer))
+    }
+
+    pub fn covers(&self, group_id: &str, rule: &Rule, now: u64) -> bool {
+        now < self.expires_at
+            && self.group_id == group_id
+            && self.direction == rule.direction
+            && self.traffic.contains(&rule.traffic)
+            && match (&self.peer, &rule.peer) {
+                (Peer::Ipv4(a), Peer::Ipv4(b)) => a.contains(b),
+                (Peer::Ipv6(a), Peer::Ipv6(b)) => a.contains(b),
+                (a, b) => a == b,
+            }
+    }
+}
+
+/// Why a rule stays or goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The policy does not guard this direction.
+    Unguarded,
+    /// Inside an `allow` entry.
+    Allowed(String),
+    /// Inside an unexpired approval (its id).
+    Approved(String),
+    /// Added by an exempt principal (marked with [`EXEMPT_MARK`]).
+    Exempted(String),
+    /// None of the above: revert it.
+    Violates,
+}
+
+impl Verdict {
+    pub fn keeps(&self) -> bool {
+        !matches!(self, Verdict::Violates)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Unguarded => f.write_str("direction not guarded"),
+            Verdict::Allowed(entry) => write!(f, "allowed by policy ({entry})"),
+            Verdict::Approved(id) => write!(f, "approved ({id})"),
+            Verdict::Exempted(by) => write!(f, "added by exempt principal {by}"),
+            Verdict::Violates => f.write_str("not allowed by policy and not approved"),
+        }
+    }
+}
+
+/// What to revoke in one group, and what stays with its reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevertPlan {
+    pub revoke: RuleSet,
+    pub kept: Vec<(Rule, Verdict)>,
+}
+
+/// The compiled `REVERT_POLICY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub scope: Scope,
+    pub exempt: Exempt,
+    pub allow: Vec<AllowEntry>,
+    pub directions: BTreeSet<Direction>,
+}
+
+/// The default: every change, everywhere, in both directions, is reverted.
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            scope: Scope::default(),
+            exempt: Exempt::default(),
+            allow: Vec::new(),
+            directions: [Direction::Ingress, Direction::Egress].into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyDocument {
+    #[serde(default)]
+    scope: ScopeDocument,
+    #[serde(default)]
+    exempt: ExemptDocument,
+    #[serde(default)]
+    allow: Vec<AllowDocument>,
+    #[serde(default)]
+    directions: Option<Vec<Direction>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ScopeDocument {
+    #[serde(default)]
+    group_ids: BTreeSet<String>,
+    #[serde(default)]
+    vpc_ids: BTreeSet<String>,
+    #[serde(default)]
+    tag: Option<TagCondition>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ExemptDocument {
+    #[serde(default)]
+    principals: BTreeSet<String>,
+    #[serde(default)]
+    tag: Option<TagCondition>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowDocument {
+    protocol: String,
+    #[serde(default)]
+    ports: Option<String>,
+    sources: Vec<String>,
+    #[serde(default)]
+    direction: Option<Direction>,
+}
+
+impl AllowDocument {
+    fn compile(&self) -> Result<AllowEntry, ParseError> {
+        let protocol = match self.protocol.trim().to_ascii_lowercase().as_str() {
+            "6" => "tcp".to_string(),
+            "17" => "udp".to_string(),
+            "1" => "icmp".to_string(),
+            "58" => "icmpv6".to_string(),
+            "-1" => "all".to_string(),
+            other => other.to_string(),
+        };
+        let spelled = match (&self.ports, protocol.as_str()) {
+            (Some(ports), _) => format!("{protocol}/{}", ports.trim()),
+            // A tcp or udp entry without ports allows every port.
+            (None, "tcp" | "udp") => format!("{protocol}/0-65535"),
+            (None, _) => protocol,
+        };
+        let traffic: Traffic = spelled
+            .parse()
+            .map_err(|e: ParseError| ParseError::new("protocol", e.reason))?;
+        if self.sources.is_empty() {
+            return Err(ParseError::new("sources", "lists no source"));
+        }
+        let sources = self
+            .sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Source::parse(s).map_err(|e| e.within(&format!("[{i}]"))))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.within("sources"))?;
+        Ok(AllowEntry {
+            traffic,
+            sources,
+            direction: self.direction,
+        })
+    }
+}
+
+impl Policy {
+    /// Compiles a `REVERT_POLICY` document. Unknown fields are refused.
+    pub fn from_json(text: &str) -> Result<Self, ParseError> {
+        let doc: PolicyDocument = from_str(text)?;
+        let allow = doc
+            .allow
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a.compile().map_err(|e| e.within(&format!("allow[{i}]"))))
+            .collect::<Result<_, _>>()?;
+        let directions = match doc.directions {
+            None => Policy::default().directions,
+            Some(list) if list.is_empty() => {
+                return Err(ParseError::new(
+                    "directions",
+                    "is empty: the policy would guard nothing",
+                ))
+            }
+            Some(list) => list.into_iter().collect(),
+        };
+        Ok(Self {
+            scope: Scope {
+                group_ids: doc.scope.group_ids,
+                vpc_ids: doc.scope.vpc_ids,
+                tag: doc.scope.tag,
+            },
+            exempt: Exempt {
+                principals: doc.exempt.principals,
+                tag: doc.exempt.tag,
+            },
+            allow,
+            directions,
+        })
+    }
+
+    /// True when judging a group needs its VPC or tags (one read of the group).
+    pub fn needs_group_details(&self) -> bool {
+        !self.scope.vpc_ids.is_empty() || self.scope.tag.is_some() || self.exempt.tag.is_some()
+    }
+
+    /// True when the group is guarded: in scope and not exempted by its tag.
+    pub fn guards_group(&self, group: &GroupFacts) -> bool {
+        self.scope.contains(group)
+            && self
+                .exempt
+                .tag
+                .as_ref()
+                .is_none_or(|t| !t.holds(&group.tags))
+    }
+
+    /// True when the principal's changes stand: its ARN, or the role of its assumed-role
+    /// session, is listed.
+    pub fn exempts(&self, principal: &Principal) -> bool {
+        [&principal.arn, &principal.role_arn]
+            .into_iter()
+            .flatten()
+            .any(|arn| self.exempt.principals.contains(arn))
+    }
+
+    /// Judges one rule of `group_id`. `info` carries the rule's exempt mark, if any.
+    pub fn judge(
+        &self,
+        group_id: &str,
+        rule: &Rule,
+        exempt_mark: Option<&str>,
+        approvals: &[Approval],
+        now: u64,
+    ) -> Verdict {
+        if !self.directions.contains(&rule.direction) {
+            return Verdict::Unguarded;
+        }
+        if let Some(entry) = self.allow.iter().find(|a| a.covers(rule)) {
+            return Verdict::Allowed(entry.to_string());
+        }
+        if let Some(approval) = approvals.iter().find(|a| a.covers(group_id, rule, now)) {
+            return Verdict::Approved(approval.approval_id.clone());
+        }
+        if let Some(by) = exempt_mark {
+            return Verdict::Exempted(by.to_string());
+        }
+        Verdict::Violates
+    }
+
+    /// Splits `rules` of one group into what to revoke and what stays. `marks` maps rule ids
+    /// to the exempt principal recorded on them.
+    pub fn plan(
+        &self,
+        group_id: &str,
+        rules: &RuleSet,
+        marks: &BTreeMap<String, String>,
+        approvals: &[Approval],
+        now: u64,
+    ) -> RevertPlan {
+        let mut plan = RevertPlan::default();
+        for (rule, info) in rules {
+            let mark = info
+                .rule_id
+                .as_ref()
+                .and_then(|id| marks.get(id))
+                .map(String::as_str);
+            match self.judge(group_id, rule, mark, approvals, now) {
+                Verdict::Violates => plan.revoke.insert(rule.clone(), info.clone()),
+                kept => plan.kept.push((rule.clone(), kept)),
+            }
+        }
+        plan
+    }
+}
+
+/// The identity a function runs as (STS `GetCallerIdentity`), to recognise its own calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity(String);
+
+impl CallerIdentity {
+    pub fn new(arn: impl Into<String>) -> Self {
+        Self(arn.into())
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.0
+    }
+
+    /// True when `principal` is this identity. A Lambda runs as an assumed-role session
+    /// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`), while CloudTrail names the
+    /// role with its path in the session issuer; both are compared by account and role name.
+    pub fn is(&self, principal: &Principal) -> bool {
+        if principal.arn.as_deref() == Some(self.0.as_str()) {
+            return true;
+        }
+        let Some((account, role)) = assumed_role(&self.0) else {
+            return false;
+        };
+        let session_role = principal.arn.as_deref().and_then(assumed_role);
+        let issuer_role = principal.role_arn.as_deref().and_then(|arn| {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            match parts.as_slice() {
+                ["arn", _, "iam", "", acct, resource] => resource
+                    .strip_prefix("role/")
+                    .map(|path| (*acct, path.rsplit('/').next().unwrap_or(path))),
+                _ => None,
+            }
+        });
+        [session_role, issuer_role]
+            .into_iter()
+            .flatten()
+            .any(|(a, r)| a == account && r == role)
+    }
+}
+
+/// `(account, role name)` of an assumed-role session ARN.
+fn assumed_role(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sts", "", account, resource] => {
+            let mut path = resource.strip_prefix("assumed-role/")?.split('/');
+            Some((*account, path.next()?))
+        }
+        _ => None,
+    }
+}
+
+/// The rule ids of `rules`, when every rule has one: the input of a revoke by id.
+pub fn rule_ids(rules: &RuleSet) -> Option<Vec<String>> {
+    rules
+        .iter()
+        .map(|(_, info): (&Rule, &RuleInfo)| info.rule_id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::PortRange;
+    use proptest::prelude::*;
+
+    const EXAMPLE: &str = r#"{
+      "scope":  {"group_ids": [], "vpc_ids": [], "tag": {"key": "Protected", "value": "true"}},
+      "exempt": {"principals": ["arn:aws:iam::111122223333:role/NetworkAdmin"],
+                 "tag": {"key": "AllowManualChanges", "value": "true"}},
+      "allow":  [{"protocol": "tcp", "ports": "443", "sources": ["0.0.0.0/0", "::/0"]}],
+      "directions": ["ingress"]
+    }"#;
+
+    fn rule(text: &str) -> Rule {
+        let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
+        Rule::new(direction, traffic, peer)
+    }
+
+    fn protected(tags: &[(&str, &str)]) -> GroupFacts {
+        GroupFacts {
+            group_id: "sg-1".into(),
+            vpc_id: Some("vpc-1".into()),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_spec_example_compiles_and_reads_as_written() {
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        assert!(policy.needs_group_details());
+        assert!(policy.guards_group(&protected(&[("Protected", "true")])));
+        assert!(!policy.guards_group(&protected(&[("Protected", "false")])));
+        assert!(!policy.guards_group(&protected(&[
+            ("Protected", "true"),
+            ("AllowManualChanges", "true")
+        ])));
+        let judge = |r: &str| policy.judge("sg-1", &rule(r), None, &[], 0);
+        assert!(matches!(judge("tcp/443 0.0.0.0/0"), Verdict::Allowed(_)));
+        assert!(matches!(
+            judge("tcp/443 2001:db8::/64"),
+            Verdict::Allowed(_)
+        ));
+        assert_eq!(judge("tcp/22 0.0.0.0/0"), Verdict::Violates);
+        assert_eq!(judge("tcp/443-444 0.0.0.0/0"), Verdict::Violates);
+        assert_eq!(judge("egress tcp/22 0.0.0.0/0"), Verdict::Unguarded);
+    }
+
+    #[test]
+    fn the_default_policy_reverts_everything_everywhere() {
+        let policy = Policy::default();
+        assert!(policy.scope.is_everything());
+        assert!(!policy.needs_group_details());
+        assert!(policy.guards_group(&GroupFacts::default()));
+        for r in ["tcp/22 10.0.0.0/8", "egress all 0.0.0.0/0"] {
+            assert_eq!(
+                policy.judge("sg-1", &rule(r), None, &[], 0),
+                Verdict::Violates
+            );
+        }
+    }
+
+    #[test]
+    fn a_policy_with_a_typo_or_bad_value_is_refused_naming_it() {
+        let e = Policy::from_json(r#"{"alow": []}"#).unwrap_err();
+        assert!(e.reason.contains("alow"), "{e}");
+        let e = Policy::from_json(
+            r#"{"allow": [{"protocol": "tcp", "ports": "22", "sources": ["10.0.0.0/33"]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "allow[0].sources[0]");
+        let e = Policy::from_json(
+            r#"{"allow": [{"protocol": "tcp", "ports": "x", "sources": ["10.0.0.0/8"]}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "allow[0].protocol");
+        let e = Policy::from_json(r#"{"directions": ["sideways"]}"#).unwrap_err();
+        assert!(e.field.starts_with("directions"), "{e}");
+        assert!(Policy::from_json(r#"{"directions": []}"#).is_err());
+        assert!(Policy::from_json(r#"{"allow": [{"protocol": "tcp", "sources": []}]}"#).is_err());
+    }
+
+    #[test]
+    fn allow_entries_take_ids_numbers_and_a_direction() {
+        let policy = Policy::from_json(
+            r#"{"allow": [
+                {"protocol": "6", "ports": "8000-8100", "sources": ["sg-0abc", "pl-0def"]},
+                {"protocol": "all", "sources": ["0.0.0.0/0"], "direction": "egress"},
+                {"protocol": "udp", "sources": ["10.0.0.0/8"]}
+            ]}"#,
+        )
+        .unwrap();
+        let keeps = |r: &str| policy.judge("sg-1", &rule(r), None, &[], 0).keeps();
+        assert!(keeps("tcp/8080 sg-0abc"));
+        assert!(keeps("tcp/8080 pl-0def"));
+        assert!(!keeps("tcp/8080 sg-0other"));
+        assert!(keeps("egress all 0.0.0.0/0"));
+        assert!(!keeps("all 0.0.0.0/0"));
+        assert!(keeps("udp/53 10.1.0.0/16"));
+        assert!(!keeps("udp/53 11.0.0.0/8"));
+    }
+
+    #[test]
+    fn approvals_hold_until_they_expire_and_only_on_their_group() {
+        let (direction, traffic, peer) = Approval::parse_rule("tcp/22 203.0.113.0/24").unwrap();
+        let approval = Approval {
+            group_id: "sg-1".into(),
+            approval_id: "change-42".into(),
+            direction,
+            traffic,
+            peer,
+            expires_at: 1_000,
+            approved_by: Some("alice".into()),
+            reason: None,
+        };
+        let policy = Policy::default();
+        let ssh = rule("tcp/22 203.0.113.7/32");
+        let approvals = [approval];
+        assert_eq!(
+            policy.judge("sg-1", &ssh, None, &approvals, 999),
+            Verdict::Approved("change-42".into())
+        );
+        assert_eq!(
+            policy.judge("sg-1", &ssh, None, &approvals, 1_000),
+            Verdict::Violates
+        );
+        assert_eq!(
+            policy.judge("sg-2", &ssh, None, &approvals, 0),
+            Verdict::Violates
+        );
+        let wider = rule("tcp/22 0.0.0.0/0");
+        assert_eq!(
+            policy.judge("sg-1", &wider, None, &approvals, 0),
+            Verdict::Violates
+        );
+        assert!(Approval::parse_rule("tcp/22").is_err());
+        assert!(Approval::parse_rule("sideways tcp/22 10.0.0.0/8").is_err());
+        assert_eq!(
+            Approval::parse_rule("egress tcp/443 pl-1").unwrap().0,
+            Direction::Egress
+        );
+    }
+
+    #[test]
+    fn exempt_principals_match_users_and_the_role_of_a_session() {
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        let session = Principal {
+            kind: Some("AssumedRole".into()),
+            arn: Some("arn:aws:sts::111122223333:assumed-role/NetworkAdmin/bob".into()),
+            role_arn: Some("arn:aws:iam::111122223333:role/NetworkAdmin".into()),
+            invoked_by: None,
+        };
+        assert!(policy.exempts(&session));
+        let other = Principal {
+            role_arn: Some("arn:aws:iam::111122223333:role/Developer".into()),
+            ..session.clone()
+        };
+        // The session ARN alone never matches a role entry by accident of its name.
+        assert!(!policy.exempts(&Principal {
+            arn: Some("arn:aws:sts::111122223333:assumed-role/NetworkAdmin/x".into()),
+            role_arn: None,
+            ..other.clone()
+        }));
+        assert!(!policy.exempts(&other));
+    }
+
+    #[test]
+    fn the_caller_identity_recognises_its_sessions_and_role_with_a_path() {
+        let me = CallerIdentity::new("arn:aws:sts::111122223333:assumed-role/revert-role/fn");
+        let by_issuer = Principal {
+            arn: Some("arn:aws:sts::111122223333:assumed-role/revert-role/other-session".into()),
+            role_arn: Some("arn:aws:iam::111122223333:role/service/revert-role".into()),
+            ..Principal::default()
+        };
+        assert!(me.is(&by_issuer));
+        let same_name_other_account = Principal {
+            arn: Some("arn:aws:sts::999999999999:assumed-role/revert-role/fn".into()),
+            role_arn: Some("arn:aws:iam::999999999999:role/revert-role".into()),
+            ..Principal::default()
+        };
+        assert!(!me.is(&same_name_other_account));
+        let user = CallerIdentity::new("arn:aws:iam::111122223333:user/ops");
+        assert!(user.is(&Principal {
+            arn: Some("arn:aws:iam::111122223333:user/ops".into()),
+            ..Principal::default()
+        }));
+        assert!(!user.is(&by_issuer));
+    }
+
+    #[test]
+    fn marked_rules_stay_and_the_plan_says_why() {
+        let policy = Policy::default();
+        let mut rules = RuleSet::new();
+        let marked = rule("tcp/22 10.0.0.0/8");
+        rules.insert(
+            marked.clone(),
+            RuleInfo {
+                description: None,
+                rule_id: Some("sgr-1".into()),
+            },
+        );
+        rules.insert(rule("tcp/23 10.0.0.0/8"), RuleInfo::default());
+        let marks = [("sgr-1".to_string(), "arn:aws:iam::1:role/Admin".to_string())].into();
+        let plan = policy.plan("sg-1", &rules, &marks, &[], 0);
+        assert_eq!(plan.revoke.len(), 1);
+        assert!(!plan.revoke.contains(&marked));
+        assert_eq!(
+            plan.kept,
+            vec![(
+                marked,
+                Verdict::Exempted("arn:aws:iam::1:role/Admin".into())
+            )]
+        );
+        assert_eq!(rule_ids(&plan.revoke), None);
+    }
+
+    fn any_rule() -> impl Strategy<Value = Rule> {
+        (
+            any::<bool>(),
+            0u16..2000,
+            0u16..50,
+            any::<[u8; 4]>(),
+            0u8..=32,
+        )
+            .prop_map(|(egress, from, width, octets, len)| {
+                let direction = if egress {
+                    Direction::Egress
+                } else {
+                    Direction::Ingress
+                };
+                let range = PortRange::new(from, from.saturating_add(width)).unwrap();
+                let net = ipnet::Ipv4Net::new(octets.into(), len).unwrap().trunc();
+                Rule::new(direction, Traffic::Tcp(range), Peer::Ipv4(net))
+            })
+    }
+
+    proptest! {
+        /// A plan partitions the rules it was given: it never revokes a rule it was not
+        /// given, never loses one, and never revokes what an allow entry covers.
+        #[test]
+        fn a_revert_plan_partitions_the_rules_and_spares_allowed_ones(
+            rules in proptest::collection::vec(any_rule(), 0..40)
+        ) {
+            let policy = Policy::from_json(
+                r#"{"allow": [{"protocol": "tcp", "ports": "0-1000", "sources": ["10.0.0.0/8"]}],
+                    "directions": ["ingress"]}"#,
+            ).unwrap();
+            let set: RuleSet = rules.iter().map(|r| (r.clone(), RuleInfo::default())).collect();
+            let plan = policy.plan("sg-1", &set, &BTreeMap::new(), &[], 0);
+            prop_assert_eq!(plan.revoke.len() + plan.kept.len(), set.len());
+            for rule in plan.revoke.rules() {
+                prop_assert!(set.contains(rule));
+                prop_assert!(!policy.allow.iter().any(|a| a.covers(rule)));
+                prop_assert_eq!(rule.direction, Direction::Ingress);
+            }
+        }
+
+        #[test]
+        fn policy_and_approval_parsers_never_panic(text in ".{0,80}") {
+            let _ = Policy::from_json(&text);
+            let _ = Approval::parse_rule(&text);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The shape of a function's settings error, and the readers every function's settings share.
+//!
+//! Each function parses its environment variables once at cold start into a typed struct;
+//! the parsing itself lives with the function, but what a refusal looks like (the variable
+//! and why) and how common values are read is the same everywhere, so it lives here. Values
+//! are passed in: nothing here reads the environment.
+
+/// A setting that is missing or malformed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+/// A refusal of `variable`.
+pub fn bad(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+/// A `true`/`false` switch; unset or empty is `false`, anything else is refused.
+pub fn flag(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
+    match value
+        .as_deref()
+        .map(str::trim)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(variable, format!("{other:?} is not true or false"))),
+    }
+}
+
+/// True for an EC2 security group id (`sg-` and hex digits).
+pub fn is_group_id(id: &str) -> bool {
+    id.strip_prefix("sg-")
+        .is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_are_true_false_or_refused() {
+        assert_eq!(flag("X", None), Ok(false));
+        assert_eq!(flag("X", Some(" TRUE ".into())), Ok(true));
+        assert_eq!(flag("X", Some("yes".into())).unwrap_err().variable, "X");
+        assert!(is_group_id("sg-0abc"));
+        assert!(!is_group_id("sg-"));
+        assert!(!is_group_id("sg-xyz"));
+    }
+}

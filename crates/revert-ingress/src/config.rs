@@ -1,0 +1,123 @@
+//! revert-ingress's settings, parsed once at cold start from the environment (SPEC
+//! "revert-ingress"). A missing or malformed variable is an error naming it.
+//!
+//! `REVERT_POLICY` is compiled here, at start: a policy with a typo is refused before any
+//! event is judged by it, never applied half-understood.
+
+use sgwarden_core::policy::Policy;
+pub use sgwarden_core::settings::ConfigError;
+use sgwarden_core::settings::{bad, flag};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevertConfig {
+    pub policy: Policy,
+    pub approvals_table: Option<String>,
+    pub notify_topic_arn: Option<String>,
+    pub dry_run: bool,
+}
+
+impl RevertConfig {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `get` (the environment in production, a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let optional = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let policy = match optional("REVERT_POLICY") {
+            None => Policy::default(),
+            Some(text) => {
+                Policy::from_json(&text).map_err(|e| bad("REVERT_POLICY", e.to_string()))?
+            }
+        };
+        let approvals_table = optional("REVERT_APPROVALS_TABLE");
+        if let Some(table) = &approvals_table {
+            let valid = (3..=255).contains(&table.len())
+                && table
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !valid {
+                return Err(bad(
+                    "REVERT_APPROVALS_TABLE",
+                    format!("{table:?} is not a DynamoDB table name"),
+                ));
+            }
+        }
+        let notify_topic_arn = optional("REVERT_NOTIFY_TOPIC_ARN");
+        if let Some(arn) = &notify_topic_arn {
+            let parts: Vec<&str> = arn.split(':').collect();
+            let valid = matches!(parts.as_slice(),
+                ["arn", partition, "sns", region, account, name]
+                    if !partition.is_empty() && !region.is_empty()
+                        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                        && !name.is_empty());
+            if !valid {
+                return Err(bad(
+                    "REVERT_NOTIFY_TOPIC_ARN",
+                    format!("{arn:?} is not an SNS topic ARN"),
+                ));
+            }
+        }
+        Ok(Self {
+            policy,
+            approvals_table,
+            notify_topic_arn,
+            dry_run: flag("REVERT_DRY_RUN", get("REVERT_DRY_RUN"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<RevertConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        RevertConfig::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_means_revert_every_change_everywhere() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.policy, Policy::default());
+        assert_eq!(config.approvals_table, None);
+        assert_eq!(config.notify_topic_arn, None);
+        assert!(!config.dry_run);
+    }
+
+    #[test]
+    fn each_bad_setting_names_its_variable() {
+        for (variable, value) in [
+            ("REVERT_POLICY", r#"{"scope": {"groups": []}}"#),
+            ("REVERT_POLICY", "not json"),
+            ("REVERT_APPROVALS_TABLE", "a"),
+            (
+                "REVERT_NOTIFY_TOPIC_ARN",
+                "arn:aws:sqs:eu-west-1:111122223333:q",
+            ),
+            ("REVERT_DRY_RUN", "maybe"),
+        ] {
+            let error = config(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variable, variable, "{value}");
+        }
+        let ok = config(&[
+            (
+                "REVERT_NOTIFY_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:reverts",
+            ),
+            ("REVERT_APPROVALS_TABLE", "sgwarden-approvals"),
+            ("REVERT_DRY_RUN", "true"),
+        ])
+        .unwrap();
+        assert!(ok.dry_run);
+    }
+}

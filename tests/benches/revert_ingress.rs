@@ -1,0 +1,128 @@
+//! `make bench`: revert-ingress against the local emulator, end to end.
+//!
+//! - **Per event**: a rule is opened by hand (not timed), then its CloudTrail event is
+//!   handled by the real handler (timed), for three shapes: rule ids in the event with the
+//!   default policy, rule ids with a tag-scoped policy (one read of the group), and the
+//!   legacy shape without rule ids (one read of the group's rules). The API calls of one
+//!   event of each shape are counted from the emulator's call log.
+//! - **Cold start**: the release binary is started against a local Lambda Runtime API with
+//!   one event already queued; the time from process start to that event's response is its
+//!   cold start (configuration, policy, SDK clients, its own identity from STS, then the
+//!   revert). Its peak resident memory is read from /proc.
+//!
+//! Wall times include the emulator's own latency (moto in Python on loopback), so they bound
+//! what the code adds rather than predict AWS latency.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime};
+
+use revert_ingress::{RevertConfig, RevertIngress};
+use serde_json::{json, Value};
+use sgwarden_tests::cloudtrail::{self, user};
+use sgwarden_tests::runtime::{binary_path, Outcome, RuntimeApi};
+use sgwarden_tests::{world, Emulator};
+
+const REGION: &str = "us-east-1";
+const ROUNDS: usize = 20;
+const COLD_STARTS: usize = 10;
+
+fn ssh() -> Value {
+    json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}])
+}
+
+async fn opened(ec2: &aws_sdk_ec2::Client, group: &str, with_ids: bool) -> Value {
+    cloudtrail::opened_by_hand(ec2, REGION, group, user("bench"), ssh(), with_ids).await
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn summary(label: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let n = times.len();
+    println!(
+        "{label}, {n} rounds: min {:.1} ms, median {:.1} ms, max {:.1} ms",
+        ms(times[0]),
+        ms(times[n / 2]),
+        ms(times[n - 1])
+    );
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk_config(REGION).await;
+    let ec2 = aws_sdk_ec2::Client::new(&sdk);
+    let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+    let group = world::group(&ec2, &vpc, "bench", &[("Protected", "true")]).await;
+
+    let shapes: [(&str, &str, bool); 3] = [
+        ("rule ids, default policy", "", true),
+        (
+            "rule ids, tag-scoped policy",
+            r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#,
+            true,
+        ),
+        ("no rule ids (legacy shape), default policy", "", false),
+    ];
+    for (label, policy, with_ids) in shapes {
+        let vars: HashMap<&str, String> = HashMap::from([("REVERT_POLICY", policy.to_string())]);
+        let config = RevertConfig::from_lookup(|k| vars.get(k).cloned()).expect("bench settings");
+        let function = RevertIngress::new(config, &sdk, None);
+        let mut times = Vec::new();
+        let mut first_calls: BTreeMap<String, usize> = BTreeMap::new();
+        for round in 0..ROUNDS {
+            let event = opened(&ec2, &group, with_ids).await;
+            emulator.clear_calls();
+            let start = Instant::now();
+            let report = function
+                .handle(&event, SystemTime::now())
+                .await
+                .expect("revert");
+            times.push(start.elapsed());
+            assert_eq!(report.groups[0].revoked.len(), 1, "the rule was revoked");
+            if round == 0 {
+                for call in emulator.calls() {
+                    *first_calls.entry(call.operation).or_insert(0) += 1;
+                }
+            }
+        }
+        summary(&format!("revert one event ({label})"), times);
+        let calls: Vec<String> = first_calls
+            .iter()
+            .map(|(op, n)| format!("{n} x {op}"))
+            .collect();
+        println!("  API calls per event: {}", calls.join(", "));
+    }
+
+    let binary = binary_path("revert-ingress");
+    let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);
+    let mut cold = Vec::new();
+    let mut peak = 0;
+    for _ in 0..COLD_STARTS {
+        let event = opened(&ec2, &group, true).await;
+        let runtime = RuntimeApi::start().await;
+        runtime.invoke(event);
+        let start = Instant::now();
+        let function = runtime.spawn("revert-ingress", &emulator.function_env(REGION));
+        let outcomes = runtime.outcomes(1, Duration::from_secs(30)).await;
+        cold.push(start.elapsed());
+        assert!(
+            matches!(outcomes.first(), Some(Outcome::Response { .. })),
+            "{outcomes:?}"
+        );
+        peak = peak.max(function.peak_rss_kib().unwrap_or(0));
+        function.stop();
+    }
+    summary(
+        &format!(
+            "cold start of {} ({:.1} MB), process start to first revert done",
+            binary.display(),
+            size as f64 / 1e6
+        ),
+        cold,
+    );
+    println!("  peak resident memory: {:.1} MB", peak as f64 / 1024.0);
+}

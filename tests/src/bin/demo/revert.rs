@@ -1,0 +1,138 @@
+//! The revert-ingress part of `make demo`: a protected group is opened by hand and closed
+//! again seconds later; an exempt administrator's change stays; drift is swept.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use revert_ingress::{Report, RevertConfig, RevertIngress};
+use serde_json::{json, Value};
+use sgwarden_aws::Ec2;
+use sgwarden_core::Direction;
+use sgwarden_tests::cloudtrail::{self, session, user};
+use sgwarden_tests::sink::HttpSink;
+use sgwarden_tests::{world, Emulator};
+
+const REGION: &str = "us-east-1";
+const ADMIN_ROLE: &str = "arn:aws:iam::123456789012:role/NetworkAdmin";
+
+fn tcp(port: i32, cidr: &str) -> Value {
+    json!([{"ipProtocol": "tcp", "fromPort": port, "toPort": port,
+            "ipRanges": {"items": [{"cidrIp": cidr}]}}])
+}
+
+async fn show_group(ec2: &Ec2, group_id: &str) {
+    let group = ec2.read_group(group_id).await.expect("read group");
+    println!("   {group_id} ingress now:");
+    for rule in group.rules.direction(Direction::Ingress).rules() {
+        println!("      {}", rule.to_string().trim_start_matches("ingress "));
+    }
+}
+
+fn show_report(report: &Report, took: Duration) {
+    if let Some(reason) = &report.skipped {
+        println!("   revert-ingress kept the change: {reason}");
+    }
+    for group in &report.groups {
+        for rule in &group.revoked {
+            println!(
+                "   revert-ingress revoked {rule} ({:.0} ms)",
+                took.as_secs_f64() * 1000.0
+            );
+        }
+        for kept in &group.kept {
+            println!("   kept {}: {}", kept.rule, kept.reason);
+        }
+    }
+}
+
+pub async fn run(emulator: &Emulator) {
+    println!("\n== revert-ingress: unapproved changes undone within seconds ==");
+    let sdk = emulator.sdk_config(REGION).await;
+    let client = aws_sdk_ec2::Client::new(&sdk);
+    let ec2 = Ec2::new(&sdk);
+    let vpc = world::vpc(&client, "10.30.0.0/16").await;
+    let group_id = world::group(&client, &vpc, "payments-db", &[("Protected", "true")]).await;
+    world::hand_rule(&client, &group_id, 5432, "10.0.0.0/8", "app tier").await;
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = world::topic(&sns, "sgwarden-reverts").await;
+    let sink = HttpSink::start().await;
+    world::subscribe_http(&sns, &topic, sink.url()).await;
+    let policy = format!(
+        r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}},
+            "exempt": {{"principals": ["{ADMIN_ROLE}"]}},
+            "allow": [{{"protocol": "tcp", "ports": "5432", "sources": ["10.0.0.0/8"]}}],
+            "directions": ["ingress"]}}"#
+    );
+    println!("Policy: groups tagged Protected=true; postgres from 10.0.0.0/8 allowed; changes by {ADMIN_ROLE} stand.");
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("REVERT_POLICY", policy),
+        ("REVERT_NOTIFY_TOPIC_ARN", topic.clone()),
+    ]);
+    let config =
+        RevertConfig::from_lookup(|k| vars.get(k).cloned()).expect("demo settings are valid");
+    let function = RevertIngress::new(config, &sdk, None);
+    show_group(&ec2, &group_id).await;
+
+    println!("\n-- alice opens ssh to the world on the protected group, by hand");
+    let event = cloudtrail::opened_by_hand(
+        &client,
+        REGION,
+        &group_id,
+        user("alice"),
+        tcp(22, "0.0.0.0/0"),
+        true,
+    )
+    .await;
+    show_group(&ec2, &group_id).await;
+    let start = Instant::now();
+    let report = function
+        .handle(&event, SystemTime::now())
+        .await
+        .expect("revert");
+    show_report(&report, start.elapsed());
+    show_group(&ec2, &group_id).await;
+    if let Some(delivered) = sink.wait_for(1, Duration::from_secs(5)).await.first() {
+        println!("   the security team's endpoint received from SNS:");
+        let record: Value =
+            serde_json::from_str(delivered["Message"].as_str().unwrap_or("{}")).unwrap_or_default();
+        println!(
+            "      {}",
+            serde_json::to_string_pretty(&record)
+                .unwrap_or_default()
+                .replace('\n', "\n      ")
+        );
+    }
+
+    println!("\n-- bob, as NetworkAdmin, opens postgres to a partner network");
+    let event = cloudtrail::opened_by_hand(
+        &client,
+        REGION,
+        &group_id,
+        session("", "NetworkAdmin", "bob"),
+        tcp(5432, "198.51.100.0/24"),
+        true,
+    )
+    .await;
+    let start = Instant::now();
+    let report = function
+        .handle(&event, SystemTime::now())
+        .await
+        .expect("exempt");
+    show_report(&report, start.elapsed());
+    println!(
+        "   rule marked sgwarden:exempt so sweeps keep it: {:?}",
+        report.marked
+    );
+
+    println!(
+        "\n-- someone opens rdp while the function was down (no event): the hourly sweep finds it"
+    );
+    world::hand_rule(&client, &group_id, 3389, "0.0.0.0/0", "debugging").await;
+    let start = Instant::now();
+    let report = function
+        .handle(&world::scheduled_event(REGION), SystemTime::now())
+        .await
+        .expect("sweep");
+    show_report(&report, start.elapsed());
+    show_group(&ec2, &group_id).await;
+}

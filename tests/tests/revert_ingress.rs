@@ -1,0 +1,833 @@
+//! revert-ingress end to end: changes are made for real in the emulator, their CloudTrail
+//! events are handled by the real handler (and, last test, by the real binary through the
+//! Lambda Runtime API), and every assertion reads the groups back from AWS.
+
+// Helpers outside #[test] functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_ec2::Client;
+use revert_ingress::{RevertConfig, RevertError, RevertIngress};
+use serde_json::{json, Value};
+use sgwarden_aws::Ec2;
+use sgwarden_core::policy::CallerIdentity;
+use sgwarden_tests::cloudtrail::{self, api_call, session, user};
+use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::sink::HttpSink;
+use sgwarden_tests::{world, Emulator, Outage};
+
+const REGION: &str = "us-east-1";
+const OTHER_REGION: &str = "eu-west-1";
+const APPROVALS: &str = "sgwarden-approvals";
+const ADMIN_ROLE: &str = "arn:aws:iam::123456789012:role/ops/NetworkAdmin";
+
+/// Two groups in one VPC: `protected` carries `Protected=true`, `open` carries nothing.
+/// Each already has a hand-made rule that no test may lose.
+struct World {
+    emulator: Emulator,
+    ec2: Client,
+    vpc: String,
+    protected: String,
+    open: String,
+}
+
+impl World {
+    async fn new() -> Self {
+        let emulator = Emulator::start();
+        let ec2 = Client::new(&emulator.sdk_config(REGION).await);
+        let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+        let protected = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
+        let open = world::group(&ec2, &vpc, "scratch", &[]).await;
+        for group in [&protected, &open] {
+            world::hand_rule(&ec2, group, 443, "10.0.0.0/8", "pre-existing").await;
+        }
+        emulator.clear_calls();
+        Self {
+            emulator,
+            ec2,
+            vpc,
+            protected,
+            open,
+        }
+    }
+
+    async fn function(&self, vars: &[(&str, &str)]) -> RevertIngress {
+        self.function_as(vars, None).await
+    }
+
+    async fn function_as(
+        &self,
+        vars: &[(&str, &str)],
+        identity: Option<CallerIdentity>,
+    ) -> RevertIngress {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = RevertConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        RevertIngress::new(config, &self.emulator.sdk_config(REGION).await, identity)
+    }
+
+    /// The group's rules, read back from AWS, as `ingress tcp/22 0.0.0.0/0` lines.
+    async fn rules(&self, group_id: &str) -> Vec<String> {
+        rules_in(&self.emulator, REGION, group_id).await
+    }
+
+    /// Authorizes `permissions` by hand on `group_id` as `identity`, and returns the event
+    /// CloudTrail records for it (with the created rules' ids unless `with_ids` is false).
+    async fn authorize(
+        &self,
+        group_id: &str,
+        identity: Value,
+        permissions: Value,
+        with_ids: bool,
+    ) -> Value {
+        let event = cloudtrail::opened_by_hand(
+            &self.ec2,
+            REGION,
+            group_id,
+            identity,
+            permissions,
+            with_ids,
+        )
+        .await;
+        self.emulator.clear_calls();
+        event
+    }
+
+    /// The commonest unapproved change: ssh opened to the world by mallory, with rule ids.
+    async fn ssh_opened(&self, group_id: &str) -> Value {
+        self.authorize(
+            group_id,
+            user("mallory"),
+            json!([tcp(22, "0.0.0.0/0")]),
+            true,
+        )
+        .await
+    }
+
+    fn writes(&self) -> Vec<String> {
+        self.emulator
+            .calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| !op.starts_with("Describe") && op != "Query" && op != "Scan")
+            .collect()
+    }
+}
+
+async fn rules_in(emulator: &Emulator, region: &str, group_id: &str) -> Vec<String> {
+    Ec2::new(&emulator.sdk_config(region).await)
+        .read_group(group_id)
+        .await
+        .unwrap()
+        .rules
+        .direction(sgwarden_core::Direction::Ingress)
+        .rules()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn tcp(port: i32, cidr: &str) -> Value {
+    json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": {},
+           "ipRanges": {"items": [{"cidrIp": cidr}]}, "ipv6Ranges": {}, "prefixListIds": {}})
+}
+
+fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+const PRE_EXISTING: &str = "ingress tcp/443 10.0.0.0/8";
+
+#[tokio::test]
+async fn ssh_from_anywhere_is_revoked_by_rule_id_in_one_call() {
+    let w = World::new().await;
+    let event = w.ssh_opened(&w.protected).await;
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+    w.emulator.clear_calls();
+    let report = w.function(&[]).await.handle(&event, now()).await.unwrap();
+    let calls = w.emulator.calls();
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
+    assert_eq!(calls.len(), 1, "one write and no read: {calls:?}");
+    assert_eq!(calls[0].operation, "RevokeSecurityGroupIngress");
+    assert!(calls[0].params["SecurityGroupRuleId.1"]
+        .as_str()
+        .unwrap()
+        .starts_with("sgr-"));
+}
+
+#[tokio::test]
+async fn an_egress_rule_is_revoked_and_the_default_egress_rule_stays() {
+    let w = World::new().await;
+    let permissions = json!([tcp(25, "0.0.0.0/0")]);
+    let created = cloudtrail::authorize(&w.ec2, &w.protected, true, &permissions).await;
+    let event = api_call(
+        REGION,
+        "AuthorizeSecurityGroupEgress",
+        user("mallory"),
+        json!({"groupId": w.protected, "ipPermissions": {"items": permissions}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": created}}),
+    );
+    w.emulator.clear_calls();
+    let report = w.function(&[]).await.handle(&event, now()).await.unwrap();
+    assert_eq!(report.groups[0].revoked, vec!["egress tcp/25 0.0.0.0/0"]);
+    assert_eq!(w.writes(), vec!["RevokeSecurityGroupEgress"]);
+    let egress: Vec<String> = Ec2::new(&w.emulator.sdk_config(REGION).await)
+        .read_group(&w.protected)
+        .await
+        .unwrap()
+        .rules
+        .direction(sgwarden_core::Direction::Egress)
+        .rules()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(egress, vec!["egress all 0.0.0.0/0"]);
+}
+
+#[tokio::test]
+async fn a_rule_inside_an_allow_entry_stays_and_the_rest_of_the_call_goes() {
+    let w = World::new().await;
+    let event = w
+        .authorize(
+            &w.protected,
+            user("mallory"),
+            json!([tcp(8443, "0.0.0.0/0"), tcp(22, "0.0.0.0/0")]),
+            true,
+        )
+        .await;
+    let policy =
+        r#"{"allow": [{"protocol": "tcp", "ports": "8000-9000", "sources": ["0.0.0.0/0"]}]}"#;
+    let report = w
+        .function(&[("REVERT_POLICY", policy)])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec![PRE_EXISTING, "ingress tcp/8443 0.0.0.0/0"]
+    );
+    assert_eq!(report.groups[0].kept.len(), 1);
+    assert!(report.groups[0].kept[0]
+        .reason
+        .starts_with("allowed by policy"));
+}
+
+#[tokio::test]
+async fn groups_outside_the_scope_are_left_alone() {
+    let w = World::new().await;
+    let event = w.ssh_opened(&w.open).await;
+    // Scope by tag: the group is read (its tags), and nothing is written.
+    let tagged = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#;
+    let report = w
+        .function(&[("REVERT_POLICY", tagged)])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert!(report
+        .skipped
+        .unwrap()
+        .contains("outside the policy's scope"));
+    assert_eq!(
+        w.emulator
+            .calls()
+            .iter()
+            .map(|c| c.operation.as_str())
+            .collect::<Vec<_>>(),
+        vec!["DescribeSecurityGroups"]
+    );
+    // Scope by id: decided without any call.
+    w.emulator.clear_calls();
+    let by_id = format!(r#"{{"scope": {{"group_ids": ["{}"]}}}}"#, w.protected);
+    w.function(&[("REVERT_POLICY", &by_id)])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(
+        w.rules(&w.open).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_call_is_ignored_and_the_identical_rule_survives() {
+    let w = World::new().await;
+    // The rule exists; someone tries to add it again and EC2 refuses with Duplicate.
+    let mut event = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": w.protected, "ipPermissions": {"items": [tcp(443, "10.0.0.0/8")]}}),
+        Value::Null,
+    );
+    event["detail"]["errorCode"] = json!("InvalidPermission.Duplicate");
+    event["detail"]["errorMessage"] = json!("the specified rule already exists");
+    let report = w.function(&[]).await.handle(&event, now()).await.unwrap();
+    assert!(report
+        .skipped
+        .unwrap()
+        .contains("InvalidPermission.Duplicate"));
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}
+
+#[tokio::test]
+async fn an_exempt_role_s_change_stays_and_later_sweeps_keep_it() {
+    let w = World::new().await;
+    let policy = format!(
+        r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}},
+            "exempt": {{"principals": ["{ADMIN_ROLE}"]}},
+            "allow": [{{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}}],
+            "directions": ["ingress"]}}"#
+    );
+    let function = w.function(&[("REVERT_POLICY", &policy)]).await;
+    let event = w
+        .authorize(
+            &w.protected,
+            session("ops/", "NetworkAdmin", "bob"),
+            json!([tcp(5432, "10.20.0.0/16")]),
+            true,
+        )
+        .await;
+    let report = function.handle(&event, now()).await.unwrap();
+    assert!(report.skipped.unwrap().contains("exempt principal"));
+    assert_eq!(report.marked.len(), 1);
+    assert_eq!(w.writes(), vec!["CreateTags"]);
+    // Drift on the same group, with no event: the sweep removes it and keeps the admin's.
+    world::hand_rule(&w.ec2, &w.protected, 3389, "0.0.0.0/0", "drift").await;
+    let swept = function
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec![PRE_EXISTING, "ingress tcp/5432 10.20.0.0/16"]
+    );
+    let group = &swept.groups[0];
+    assert_eq!(group.revoked, vec!["ingress tcp/3389 0.0.0.0/0"]);
+    assert!(group
+        .kept
+        .iter()
+        .any(|k| k.reason == format!("added by exempt principal {ADMIN_ROLE}")));
+}
+
+#[tokio::test]
+async fn ipv6_group_reference_and_prefix_list_rules_are_reverted_from_request_parameters_alone() {
+    let w = World::new().await;
+    let peer = world::group(&w.ec2, &w.vpc, "analytics", &[]).await;
+    let prefix_list = w
+        .ec2
+        .create_managed_prefix_list()
+        .prefix_list_name("partners")
+        .address_family("IPv4")
+        .max_entries(5)
+        .send()
+        .await
+        .unwrap()
+        .prefix_list()
+        .unwrap()
+        .prefix_list_id()
+        .unwrap()
+        .to_string();
+    let permissions = json!([
+        {"ipProtocol": "tcp", "fromPort": 5432, "toPort": 5432,
+         "groups": {"items": [{"groupId": peer, "userId": cloudtrail::ACCOUNT, "description": "analytics"}]},
+         "ipRanges": {}, "ipv6Ranges": {"items": [{"cidrIpv6": "::/0"}]},
+         "prefixListIds": {"items": [{"prefixListId": prefix_list}]}},
+        {"ipProtocol": "-1", "groups": {}, "ipRanges": {},
+         "ipv6Ranges": {"items": [{"cidrIpv6": "2001:db8::/32"}]}, "prefixListIds": {}}
+    ]);
+    let event = w
+        .authorize(&w.protected, user("mallory"), permissions, false)
+        .await;
+    assert_eq!(w.rules(&w.protected).await.len(), 5);
+    let report = w.function(&[]).await.handle(&event, now()).await.unwrap();
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(report.groups[0].revoked.len(), 4);
+    assert_eq!(w.writes(), vec!["RevokeSecurityGroupIngress"]);
+}
+
+#[tokio::test]
+async fn a_modify_that_opens_a_port_is_reverted_and_one_inside_the_policy_stays() {
+    let w = World::new().await;
+    let policy = r#"{"allow": [{"protocol": "tcp", "sources": ["10.0.0.0/8"]}]}"#;
+    let function = w.function(&[("REVERT_POLICY", policy)]).await;
+    let rule_id = cloudtrail::rules(&w.ec2, &w.protected)
+        .await
+        .into_iter()
+        .find(|r| r["isEgress"] == false)
+        .unwrap()["securityGroupRuleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let modify = |port_to: i32, cidr: &str| {
+        json!({"ModifySecurityGroupRulesRequest": {"GroupId": w.protected,
+            "SecurityGroupRule": {"SecurityGroupRuleId": rule_id, "SecurityGroupRule":
+                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": port_to, "CidrIpv4": cidr}}}})
+    };
+    for (port_to, cidr, stays) in [(444, "10.0.0.0/8", true), (65535, "0.0.0.0/0", false)] {
+        w.ec2
+            .modify_security_group_rules()
+            .group_id(&w.protected)
+            .security_group_rules(
+                aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                    .security_group_rule_id(&rule_id)
+                    .security_group_rule(
+                        aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                            .ip_protocol("tcp")
+                            .from_port(443)
+                            .to_port(port_to)
+                            .cidr_ipv4(cidr)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let event = api_call(
+            REGION,
+            "ModifySecurityGroupRules",
+            user("mallory"),
+            modify(port_to, cidr),
+            json!({"_return": true}),
+        );
+        let report = function.handle(&event, now()).await.unwrap();
+        let rules = w.rules(&w.protected).await;
+        if stays {
+            assert_eq!(rules, vec!["ingress tcp/443-444 10.0.0.0/8"]);
+            assert!(report.groups[0].revoked.is_empty());
+        } else {
+            assert!(rules.is_empty(), "{rules:?}");
+            assert_eq!(
+                report.groups[0].revoked,
+                vec!["ingress tcp/443-65535 0.0.0.0/0"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_event_is_an_error_and_changes_nothing() {
+    let w = World::new().await;
+    let event = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": w.protected, "ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 99999, "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}
+        ]}}),
+        json!({"_return": true}),
+    );
+    let err = w
+        .function(&[])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RevertError::Event(_)), "{err}");
+    assert_eq!(err.kind(), "EventNotUnderstood");
+    assert!(err.to_string().contains("toPort"), "{err}");
+    let wrong = w
+        .function(&[])
+        .await
+        .handle(&world::lifecycle_event(REGION, "asg", "i-1", true), now())
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind(), "WrongTrigger");
+    assert!(w.emulator.calls().is_empty());
+}
+
+#[tokio::test]
+async fn an_approval_holds_until_it_expires_and_then_the_sweep_revokes_the_rule() {
+    let w = World::new().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&w.emulator.sdk_config(REGION).await);
+    world::approvals_table(&dynamodb, APPROVALS).await;
+    let start = now();
+    let expires = epoch(start) + 3600;
+    world::approve(
+        &dynamodb,
+        APPROVALS,
+        &w.protected,
+        "CHG-7",
+        "tcp/22 203.0.113.0/24",
+        expires,
+    )
+    .await;
+    // An approval that cannot be read approves nothing.
+    world::approve(
+        &dynamodb,
+        APPROVALS,
+        &w.protected,
+        "typo",
+        "tcp/22 everyone",
+        expires,
+    )
+    .await;
+    let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
+                     "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}],
+                     "directions": ["ingress"]}"#;
+    let function = w
+        .function(&[
+            ("REVERT_POLICY", policy),
+            ("REVERT_APPROVALS_TABLE", APPROVALS),
+        ])
+        .await;
+    let event = w
+        .authorize(
+            &w.protected,
+            user("contractor"),
+            json!([tcp(22, "203.0.113.7/32"), tcp(22, "198.51.100.7/32")]),
+            true,
+        )
+        .await;
+    let report = function.handle(&event, start).await.unwrap();
+    assert_eq!(
+        report.groups[0].revoked,
+        vec!["ingress tcp/22 198.51.100.7/32"]
+    );
+    assert_eq!(report.groups[0].kept[0].reason, "approved (CHG-7)");
+    let approved = vec!["ingress tcp/22 203.0.113.7/32", PRE_EXISTING];
+    assert_eq!(w.rules(&w.protected).await, approved);
+    // A sweep while the approval holds keeps it; a sweep after it expired revokes it.
+    let sweep = world::scheduled_event(REGION);
+    function.handle(&sweep, start).await.unwrap();
+    assert_eq!(w.rules(&w.protected).await, approved);
+    let later = start + Duration::from_secs(3600);
+    let swept = function.handle(&sweep, later).await.unwrap();
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(
+        swept.groups[0].revoked,
+        vec!["ingress tcp/22 203.0.113.7/32"]
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_removes_drift_in_scope_only_and_needs_a_scope() {
+    let w = World::new().await;
+    for group in [&w.protected, &w.open] {
+        world::hand_rule(&w.ec2, group, 22, "0.0.0.0/0", "opened in the console").await;
+    }
+    let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
+                     "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}],
+                     "directions": ["ingress"]}"#;
+    let report = w
+        .function(&[("REVERT_POLICY", policy)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    assert_eq!(report.groups.len(), 1);
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(
+        w.rules(&w.open).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+    // Egress is not guarded by this policy: the default egress rule is untouched.
+    let egress = Ec2::new(&w.emulator.sdk_config(REGION).await)
+        .read_group(&w.protected)
+        .await
+        .unwrap()
+        .rules
+        .direction(sgwarden_core::Direction::Egress);
+    assert_eq!(egress.len(), 1);
+
+    // With no scope, a sweep would judge every group of the account: it refuses.
+    w.emulator.clear_calls();
+    let unscoped = w
+        .function(&[])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    assert!(unscoped.skipped.unwrap().contains("needs a scope"));
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(
+        w.rules(&w.open).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_reports_and_writes_nothing() {
+    let w = World::new().await;
+    let event = w.ssh_opened(&w.protected).await;
+    let function = w.function(&[("REVERT_DRY_RUN", "true")]).await;
+    let report = function.handle(&event, now()).await.unwrap();
+    assert!(report.dry_run);
+    assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+}
+
+#[tokio::test]
+async fn the_revert_record_reaches_the_topic_s_subscribers() {
+    let w = World::new().await;
+    let sns = aws_sdk_sns::Client::new(&w.emulator.sdk_config(REGION).await);
+    let topic = world::topic(&sns, "sgwarden-reverts").await;
+    let sink = HttpSink::start().await;
+    world::subscribe_http(&sns, &topic, sink.url()).await;
+    let event = w.ssh_opened(&w.protected).await;
+    let report = w
+        .function(&[("REVERT_NOTIFY_TOPIC_ARN", &topic)])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert_eq!(report.records, 1);
+    let delivered = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert_eq!(delivered[0]["Type"], "Notification");
+    assert!(delivered[0]["Subject"]
+        .as_str()
+        .unwrap()
+        .contains(&w.protected));
+    let record: Value = serde_json::from_str(delivered[0]["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(record["schema"], "sgwarden.revert/1");
+    assert_eq!(record["group_id"], w.protected.as_str());
+    assert_eq!(record["region"], REGION);
+    assert_eq!(record["event_id"], event["detail"]["eventID"]);
+    assert_eq!(
+        record["actor"]["arn"],
+        "arn:aws:iam::123456789012:user/mallory"
+    );
+    assert_eq!(record["rules"][0]["rule"], "ingress tcp/22 0.0.0.0/0");
+    assert!(record["rules"][0]["rule_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("sgr-"));
+}
+
+#[tokio::test]
+async fn an_outage_fails_the_invocation_for_a_retry_and_the_retry_finishes_the_job() {
+    let w = World::new().await;
+    // The record goes to a topic in another region, so each part can fail on its own.
+    let sns = aws_sdk_sns::Client::new(&w.emulator.sdk_config(OTHER_REGION).await);
+    let topic = world::topic(&sns, "reverts").await;
+    let function = w.function(&[("REVERT_NOTIFY_TOPIC_ARN", &topic)]).await;
+    let event = w.ssh_opened(&w.protected).await;
+    let opened = vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING];
+
+    // EC2 down: a transient error Lambda retries; nothing changed, nothing recorded.
+    w.emulator.set_outage(REGION, Outage::Error);
+    let err = function.handle(&event, now()).await.unwrap_err();
+    assert_eq!(err.kind(), "AwsUnavailable", "{err}");
+    w.emulator.set_outage(REGION, Outage::None);
+    assert_eq!(w.rules(&w.protected).await, opened);
+    assert!(w.emulator.calls_of("Publish").is_empty());
+
+    // EC2 back, SNS down: the rule is revoked and the invocation still fails, so the retry
+    // publishes the record that would otherwise be lost.
+    w.emulator.set_outage(OTHER_REGION, Outage::Error);
+    let err = function.handle(&event, now()).await.unwrap_err();
+    assert_eq!(err.kind(), "RecordNotPublished", "{err}");
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    w.emulator.set_outage(OTHER_REGION, Outage::None);
+    w.emulator.clear_calls();
+    let report = function.handle(&event, now()).await.unwrap();
+    assert_eq!(report.records, 1);
+    assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    let published = w.emulator.calls_of("Publish");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].region, OTHER_REGION);
+}
+
+#[tokio::test]
+async fn the_recorded_real_event_is_handled() {
+    let w = World::new().await;
+    let dir = std::env::var("SGWARDEN_REAL_EVENTS")
+        .unwrap_or_else(|_| format!("{}/../../shared/real-events", env!("CARGO_MANIFEST_DIR")));
+    let text = std::fs::read_to_string(format!(
+        "{dir}/cloudtrail-authorize-ingress-group-reference.json"
+    ))
+    .unwrap();
+    // As recorded: its group is not in this world's scope, so it is skipped without a call.
+    let by_id = format!(r#"{{"scope": {{"group_ids": ["{}"]}}}}"#, w.protected);
+    let function = w.function(&[("REVERT_POLICY", &by_id)]).await;
+    let report = function
+        .handle(&serde_json::from_str(&text).unwrap(), now())
+        .await
+        .unwrap();
+    assert!(report.skipped.unwrap().contains("sg-01f414f5313452cd1"));
+    assert!(w.emulator.calls().is_empty());
+    // The same event with this world's ids: the same rule, made for real, is revoked by id.
+    let app = world::group(&w.ec2, &w.vpc, "app", &[]).await;
+    let created = cloudtrail::authorize(
+        &w.ec2,
+        &w.protected,
+        false,
+        &json!([{"ipProtocol": "tcp", "fromPort": 1521, "toPort": 1521,
+                 "groups": {"items": [{"groupId": app, "description": "from the app stack"}]}}]),
+    )
+    .await;
+    let text = text
+        .replace("sg-01f414f5313452cd1", &w.protected)
+        .replace("sg-000537769a1c2d858", &app)
+        .replace(
+            "sgr-02e2ca7d55820dc26",
+            created[0]["securityGroupRuleId"].as_str().unwrap(),
+        );
+    w.emulator.clear_calls();
+    let report = function
+        .handle(&serde_json::from_str(&text).unwrap(), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.groups[0].revoked,
+        vec![format!("ingress tcp/1521 {app}")]
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(w.writes(), vec!["RevokeSecurityGroupIngress"]);
+}
+
+#[tokio::test]
+async fn a_call_naming_the_group_by_name_is_resolved_in_the_default_vpc() {
+    let w = World::new().await;
+    let group_id = w
+        .ec2
+        .create_security_group()
+        .group_name("legacy-web")
+        .description("default VPC group")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let created =
+        cloudtrail::authorize(&w.ec2, &group_id, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    let event = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupName": "legacy-web", "ipPermissions": {"items": [tcp(22, "0.0.0.0/0")]}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": created}}),
+    );
+    w.function(&[]).await.handle(&event, now()).await.unwrap();
+    assert!(w.rules(&group_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_revert_happens_in_the_event_s_region() {
+    let w = World::new().await;
+    let remote = Client::new(&w.emulator.sdk_config(OTHER_REGION).await);
+    let vpc = world::vpc(&remote, "10.8.0.0/16").await;
+    let group_id = world::group(&remote, &vpc, "eu-db", &[]).await;
+    let created =
+        cloudtrail::authorize(&remote, &group_id, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    let event = api_call(
+        OTHER_REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": group_id, "ipPermissions": {"items": [tcp(22, "0.0.0.0/0")]}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": created}}),
+    );
+    w.emulator.clear_calls();
+    w.function(&[]).await.handle(&event, now()).await.unwrap();
+    assert!(rules_in(&w.emulator, OTHER_REGION, &group_id)
+        .await
+        .is_empty());
+    let revoke = w.emulator.calls_of("RevokeSecurityGroupIngress");
+    assert_eq!(revoke.len(), 1);
+    assert_eq!(revoke[0].region, OTHER_REGION);
+}
+
+#[tokio::test]
+async fn calls_made_by_the_function_s_own_role_are_ignored() {
+    let w = World::new().await;
+    let event = w
+        .authorize(
+            &w.protected,
+            session("service-role/", "sgwarden-revert", "revert-ingress"),
+            json!([tcp(22, "0.0.0.0/0")]),
+            true,
+        )
+        .await;
+    // Lambda runs as a session of its role; the role in CloudTrail carries its path.
+    let me = CallerIdentity::new(
+        "arn:aws:sts::123456789012:assumed-role/sgwarden-revert/revert-ingress",
+    );
+    let report = w
+        .function_as(&[], Some(me))
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert!(report.skipped.unwrap().contains("own role"));
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(w.rules(&w.protected).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_lambda_binary_serves_events_through_the_runtime_api() {
+    let w = World::new().await;
+    let event = w.ssh_opened(&w.protected).await;
+    let runtime = RuntimeApi::start().await;
+    let env = w.emulator.function_env(REGION);
+    let function = runtime.spawn("revert-ingress", &env);
+    let ok = runtime.invoke(event);
+    let bad = runtime.invoke(
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": {}}),
+    );
+    let outcomes = runtime.outcomes(2, Duration::from_secs(60)).await;
+    let logs = function.stop();
+    match &outcomes[0] {
+        Outcome::Response { request_id, body } => {
+            assert_eq!(request_id, &ok);
+            assert_eq!(body["groups"][0]["revoked"][0], "ingress tcp/22 0.0.0.0/0");
+        }
+        other => panic!("expected a response: {other:?}"),
+    }
+    match &outcomes[1] {
+        Outcome::Error { request_id, body } => {
+            assert_eq!(request_id, &bad);
+            assert_eq!(body["errorType"], "EventNotUnderstood");
+        }
+        other => panic!("expected an error: {other:?}"),
+    }
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    let audit: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "sgwarden::audit")
+        .collect();
+    assert_eq!(audit.len(), 1, "{logs}");
+    assert_eq!(audit[0]["fields"]["function"], "revert-ingress");
+    assert_eq!(audit[0]["fields"]["removed"], "ingress tcp/22 0.0.0.0/0");
+
+    // A policy with a typo fails every invocation, naming the variable; nothing is judged.
+    let runtime = RuntimeApi::start().await;
+    let mut broken = env.clone();
+    broken.push(("REVERT_POLICY", r#"{"scope": {"tags": {}}}"#.to_string()));
+    let function = runtime.spawn("revert-ingress", &broken);
+    runtime.invoke(world::scheduled_event(REGION));
+    let outcomes = runtime.outcomes(1, Duration::from_secs(30)).await;
+    drop(function);
+    match outcomes.first() {
+        Some(Outcome::Error { body, .. }) => {
+            assert_eq!(body["errorType"], "ConfigurationError");
+            assert!(body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("REVERT_POLICY"));
+        }
+        other => panic!("expected a configuration error: {other:?}"),
+    }
+}
