@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 
-.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean
+.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean mail-png
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -39,9 +39,11 @@ lint: ## clippy, warnings are errors
 infra-lint: $(VENV_STAMP) ## cfn-lint every template in infra/
 	$(VENV)/bin/cfn-lint infra/*.yaml
 
-# The end-to-end tests drive the real Lambda binaries, so they are built first.
+# The end-to-end tests drive the real Lambda binaries, so they are built first, with
+# --all-targets: that resolves features as `cargo test` does (dev-dependencies included), so
+# the test run reuses every crate instead of compiling the AWS SDK a second time.
 unit: $(VENV_STAMP) ## unit, property and end-to-end tests
-	$(CARGO) build --workspace --bins --locked
+	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
 test: fmt lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests
@@ -50,11 +52,21 @@ demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-re
 	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
 
 # The revert-ingress bench times the release binary's cold start, so it is built first.
-bench: $(VENV_STAMP) ## benchmarks: parse/plan (criterion), asg-sync and revert-ingress end to end
+bench: $(VENV_STAMP) ## benchmarks: parse/plan (criterion), each function end to end
 	$(CARGO) bench --locked -p sgwarden-core --bench core
 	$(CARGO) bench --locked -p sgwarden-tests --bench asg_sync
 	$(CARGO) build --release --locked -p revert-ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench revert_ingress
+	$(CARGO) bench --locked -p sgwarden-tests --bench notify_owner
+
+# The README's picture of an owner's mail: the demo writes the mail's HTML part, headless
+# Chromium (Debian's `chromium` package, not needed by anything else) renders it.
+CHROMIUM ?= chromium
+mail-png: demo ## render the demo's owner mail to docs/notify-owner-mail.png (needs chromium)
+	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	  --disable-background-networking --disable-component-update --disable-sync \
+	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=800,480 \
+	  --screenshot=$(CURDIR)/docs/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
 
 release: ## optimised build of the whole workspace
 	$(CARGO) build --release --workspace --locked

@@ -11,6 +11,7 @@ Every AWS request passes through `Emulator.__call__`, which
   * makes a region unreachable on demand (`POST /_sgwarden/outage` with
     `{"region": "us-west-2", "mode": "hang" | "error" | "none"}`): `hang` holds the request
     until the outage ends (a black-holed region, to test client timeouts), `error` answers 503;
+    with `"service": "ses"` only that service of the region is cut off;
   * answers the calls moto 5.2.5 gets wrong, in the real wire format (see GAPS below);
   * hands everything else to moto unchanged.
 
@@ -25,6 +26,10 @@ GAPS, each checked against moto 5.2.5 and filled here:
     seeds with `POST /_sgwarden/config-history` (a JSON list of configuration items in the
     API's shape: `configuration` as a JSON string, times as epoch seconds), newest first, as
     the API returns them.
+  * CloudTrail LookupEvents: moto 5.2.5 does not implement it. Filled from events a test
+    seeds with `POST /_sgwarden/cloudtrail-events` (a JSON list of CloudTrail records, each
+    with its `awsRegion`), looked up by the `EventId` lookup attribute, in the API's shape
+    (`CloudTrailEvent` is the record as a JSON string).
   * SESv2 SendEmail: moto keeps only one body part (HTML when both are sent). The recorded
     call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
     (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
@@ -103,6 +108,7 @@ class Emulator:
         self.outage_changed = threading.Condition(self.lock)
         self.lifecycle_completed: set[tuple[str, str, str, str]] = set()
         self.config_history: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+        self.cloudtrail_events: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- the WSGI entry point ---------------------------------------------------------------
 
@@ -117,10 +123,11 @@ class Emulator:
         operation, params = self.operation(environ, body, service)
         self.record(service, region, operation, params)
 
-        mode = self.outages.get(region)
+        key = f"{service}@{region}" if f"{service}@{region}" in self.outages else region
+        mode = self.outages.get(key)
         if mode == "hang":
-            self.hang(region)
-            mode = self.outages.get(region)
+            self.hang(key)
+            mode = self.outages.get(key)
         if mode is not None:
             return Response("region unavailable", status=503)(environ, start_response)
 
@@ -169,10 +176,10 @@ class Emulator:
                 }
             )
 
-    def hang(self, region: str) -> None:
+    def hang(self, key: str) -> None:
         deadline = time.monotonic() + HANG_LIMIT_SECONDS
         with self.outage_changed:
-            while self.outages.get(region) == "hang":
+            while self.outages.get(key) == "hang":
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return
@@ -185,6 +192,7 @@ class Emulator:
             ("autoscaling", "CompleteLifecycleAction"): self.complete_lifecycle_action,
             ("autoscaling", "RecordLifecycleActionHeartbeat"): self.record_heartbeat,
             ("config", "GetResourceConfigHistory"): self.get_resource_config_history,
+            ("cloudtrail", "LookupEvents"): self.lookup_events,
         }
 
     def lifecycle_key(self, region: str, params: dict[str, Any]) -> tuple[tuple[str, str, str, str], Response | None]:
@@ -245,6 +253,34 @@ class Emulator:
             content_type="application/x-amz-json-1.1",
         )
 
+    def lookup_events(self, region: str, params: dict[str, Any]) -> Response:
+        wanted = [
+            a.get("AttributeValue")
+            for a in params.get("LookupAttributes") or []
+            if a.get("AttributeKey") == "EventId"
+        ]
+        found = []
+        with self.lock:
+            for event_id in wanted:
+                record = self.cloudtrail_events.get((region, str(event_id)))
+                if record is None:
+                    continue
+                identity = record.get("userIdentity") or {}
+                found.append(
+                    {
+                        "EventId": record.get("eventID"),
+                        "EventName": record.get("eventName"),
+                        "EventSource": record.get("eventSource"),
+                        "ReadOnly": "false",
+                        "EventTime": time.time(),
+                        "Username": identity.get("userName")
+                        or ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("userName"),
+                        "CloudTrailEvent": json.dumps(record),
+                        "Resources": [],
+                    }
+                )
+        return Response(json.dumps({"Events": found}), status=200, content_type="application/x-amz-json-1.1")
+
     # -- control endpoints ------------------------------------------------------------------
 
     def control(self, request: Request) -> Response:
@@ -263,11 +299,12 @@ class Emulator:
             region, mode = spec.get("region"), spec.get("mode")
             if not region or mode not in ("hang", "error", "none"):
                 return Response("need region and mode hang|error|none", status=400)
+            key = f"{spec['service']}@{region}" if spec.get("service") else region
             with self.outage_changed:
                 if mode == "none":
-                    self.outages.pop(region, None)
+                    self.outages.pop(key, None)
                 else:
-                    self.outages[region] = mode
+                    self.outages[key] = mode
                 self.outage_changed.notify_all()
             return Response("ok")
         if path == "/_sgwarden/config-history" and method == "POST":
@@ -278,6 +315,14 @@ class Emulator:
                 for item in items:
                     key = (item["awsRegion"], item["resourceType"], item["resourceId"])
                     self.config_history.setdefault(key, []).append(item)
+            return Response("ok")
+        if path == "/_sgwarden/cloudtrail-events" and method == "POST":
+            records = request.get_json(force=True)
+            if not isinstance(records, list):
+                return Response("need a JSON list of CloudTrail records", status=400)
+            with self.lock:
+                for record in records:
+                    self.cloudtrail_events[(record["awsRegion"], record["eventID"])] = record
             return Response("ok")
         return Response(f"unknown control call {method} {path}", status=404)
 

@@ -166,13 +166,32 @@ impl Emulator {
 
     /// Makes `region` unreachable, or reachable again.
     pub fn set_outage(&self, region: &str, outage: Outage) {
+        self.outage(region, None, outage);
+    }
+
+    /// Cuts off one service (SigV4 name: `ses`, `dynamodb`, …) of a region only.
+    pub fn set_service_outage(&self, region: &str, service: &str, outage: Outage) {
+        self.outage(region, Some(service), outage);
+    }
+
+    fn outage(&self, region: &str, service: Option<&str>, outage: Outage) {
         let mode = match outage {
             Outage::Hang => "hang",
             Outage::Error => "error",
             Outage::None => "none",
         };
-        let body = serde_json::json!({"region": region, "mode": mode}).to_string();
+        let body =
+            serde_json::json!({"region": region, "service": service, "mode": mode}).to_string();
         self.control("POST", "/_sgwarden/outage", Some(&body));
+    }
+
+    /// Seeds CloudTrail records (each with its `awsRegion` and `eventID`) for `LookupEvents`.
+    pub fn seed_cloudtrail_events(&self, records: &Value) {
+        self.control(
+            "POST",
+            "/_sgwarden/cloudtrail-events",
+            Some(&records.to_string()),
+        );
     }
 
     /// Seeds AWS Config history items (API shape) for `GetResourceConfigHistory`.

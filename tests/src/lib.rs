@@ -13,3 +13,12 @@ pub mod sink;
 pub mod world;
 
 pub use emulator::{Call, Emulator, Outage};
+
+/// A recorded real event from `../shared/real-events` (or `SGWARDEN_REAL_EVENTS`), as JSON.
+pub fn real_event(name: &str) -> serde_json::Value {
+    let dir = std::env::var("SGWARDEN_REAL_EVENTS")
+        .unwrap_or_else(|_| format!("{}/../../shared/real-events", env!("CARGO_MANIFEST_DIR")));
+    let text = std::fs::read_to_string(format!("{dir}/{name}"))
+        .unwrap_or_else(|e| panic!("real event {name} in {dir}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("real event {name}: {e}"))
+}

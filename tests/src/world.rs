@@ -68,12 +68,55 @@ pub async fn hand_rule(ec2: &Client, group_id: &str, port: i32, cidr: &str, desc
 
 /// Creates asg-sync's registry table (SPEC schema) and returns its name.
 pub async fn registry_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
-    table(dynamodb, name, "cluster", "member").await
+    table(dynamodb, name, "cluster", Some("member")).await
+}
+
+/// Creates notify-owner's "mailed once" table and returns its name.
+pub async fn dedup_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
+    table(dynamodb, name, "notification", None).await
+}
+
+/// Verifies a sender identity in SES (the emulator then accepts mail from it).
+pub async fn verified_sender(ses: &aws_sdk_sesv2::Client, address: &str) {
+    ses.create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .expect("verify sender");
+}
+
+/// An SNS delivery (the Lambda event) of AWS Config messages, one record each.
+pub fn config_delivery(messages: &[serde_json::Value]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            serde_json::json!({
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": "arn:aws:sns:eu-west-1:123456789012:config-topic:sub",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": format!("msg-{i}"),
+                    "TopicArn": "arn:aws:sns:eu-west-1:123456789012:config-topic",
+                    "Subject": "[AWS Config:eu-west-1] change",
+                    "Message": message.to_string(),
+                    "Timestamp": "2026-11-22T10:21:00.000Z",
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": "https://sns.eu-west-1.amazonaws.com/cert.pem",
+                    "UnsubscribeUrl": "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
+                    "MessageAttributes": {}
+                }
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
 }
 
 /// Creates revert-ingress's approvals table (SPEC schema) and returns its name.
 pub async fn approvals_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> String {
-    table(dynamodb, name, "group_id", "approval_id").await
+    table(dynamodb, name, "group_id", Some("approval_id")).await
 }
 
 /// Writes an approval of `rule` (e.g. `tcp/22 203.0.113.7/32`) on a group until `expires_at`.
@@ -100,12 +143,12 @@ pub async fn approve(
         .expect("write approval");
 }
 
-/// A table with a string partition key and a string sort key, billed per request.
+/// A table with a string partition key (and a string sort key), billed per request.
 async fn table(
     dynamodb: &aws_sdk_dynamodb::Client,
     name: &str,
     partition: &str,
-    sort: &str,
+    sort: Option<&str>,
 ) -> String {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -124,13 +167,17 @@ async fn table(
             .build()
             .expect("key schema")
     };
-    dynamodb
+    let mut request = dynamodb
         .create_table()
         .table_name(name)
         .attribute_definitions(attribute(partition))
-        .attribute_definitions(attribute(sort))
-        .key_schema(key(partition, KeyType::Hash))
-        .key_schema(key(sort, KeyType::Range))
+        .key_schema(key(partition, KeyType::Hash));
+    if let Some(sort) = sort {
+        request = request
+            .attribute_definitions(attribute(sort))
+            .key_schema(key(sort, KeyType::Range));
+    }
+    request
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await

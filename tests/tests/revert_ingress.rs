@@ -5,7 +5,6 @@
 // Helpers outside #[test] functions may unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::Client;
@@ -62,11 +61,7 @@ impl World {
         vars: &[(&str, &str)],
         identity: Option<CallerIdentity>,
     ) -> RevertIngress {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let config = RevertConfig::from_lookup(|name| vars.get(name).cloned()).unwrap();
+        let config = RevertConfig::from_lookup(sgwarden_core::settings::from_pairs(vars)).unwrap();
         RevertIngress::new(config, &self.emulator.sdk_config(REGION).await, identity)
     }
 
@@ -652,12 +647,8 @@ async fn an_outage_fails_the_invocation_for_a_retry_and_the_retry_finishes_the_j
 #[tokio::test]
 async fn the_recorded_real_event_is_handled() {
     let w = World::new().await;
-    let dir = std::env::var("SGWARDEN_REAL_EVENTS")
-        .unwrap_or_else(|_| format!("{}/../../shared/real-events", env!("CARGO_MANIFEST_DIR")));
-    let text = std::fs::read_to_string(format!(
-        "{dir}/cloudtrail-authorize-ingress-group-reference.json"
-    ))
-    .unwrap();
+    let text =
+        sgwarden_tests::real_event("cloudtrail-authorize-ingress-group-reference.json").to_string();
     // As recorded: its group is not in this world's scope, so it is skipped without a call.
     let by_id = format!(r#"{{"scope": {{"group_ids": ["{}"]}}}}"#, w.protected);
     let function = w.function(&[("REVERT_POLICY", &by_id)]).await;

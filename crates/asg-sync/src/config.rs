@@ -143,14 +143,9 @@ impl SyncConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<SyncConfig, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        SyncConfig::from_lookup(|name| map.get(name).cloned())
+        SyncConfig::from_lookup(sgwarden_core::settings::from_pairs(vars))
     }
 
     const BASE: [(&str, &str); 3] = [

@@ -90,6 +90,7 @@ impl AwsError {
                 code.as_str(),
                 "Throttling"
                     | "ThrottlingException"
+                    | "TooManyRequestsException"
                     | "RequestLimitExceeded"
                     | "ServiceUnavailable"
                     | "InternalError"

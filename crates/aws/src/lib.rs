@@ -11,6 +11,10 @@
 //! - `registry` (feature `dynamodb`): asg-sync's cluster registry, with `seq`-conditioned
 //!   writes.
 //! - `approvals` (feature `dynamodb`): revert-ingress's time-limited approvals.
+//! - `dedup` (feature `dynamodb`): notify-owner's "mailed once" claims.
+//! - `ses` (feature `sesv2`), `config_history` (feature `config`), `cloudtrail` (feature
+//!   `cloudtrail`): sending the owner's mail, reading a resource's recorded history, and
+//!   finding who made a change.
 //! - `sns` (feature `sns`): publishing records to a topic.
 //! - `sts` (feature `sts`): the caller's own identity.
 //! - [`convert`]: SDK types to and from the core's neutral [`Permission`](sgwarden_core::Permission).
@@ -23,12 +27,20 @@
 pub mod approvals;
 #[cfg(feature = "autoscaling")]
 pub mod autoscaling;
+#[cfg(feature = "cloudtrail")]
+pub mod cloudtrail;
+#[cfg(feature = "config")]
+pub mod config_history;
 pub mod convert;
+#[cfg(feature = "dynamodb")]
+pub mod dedup;
 pub mod ec2;
 pub mod error;
 #[cfg(feature = "dynamodb")]
 pub mod registry;
 pub mod sdk;
+#[cfg(feature = "sesv2")]
+pub mod ses;
 #[cfg(feature = "sns")]
 pub mod sns;
 #[cfg(feature = "sts")]

@@ -59,3 +59,39 @@ pub fn region_of(config: &SdkConfig) -> String {
         .map(|r| r.to_string())
         .unwrap_or_else(|| "unknown".to_string())
 }
+
+/// Clients of one kind, one per region, created on first use and kept for the life of the
+/// process: a function that acts in the region an event names builds each region's client
+/// once, not once per event.
+pub struct Regional<T> {
+    sdk: SdkConfig,
+    make: fn(&SdkConfig) -> T,
+    clients: std::sync::Mutex<std::collections::BTreeMap<String, T>>,
+}
+
+impl<T: Clone> Regional<T> {
+    pub fn new(sdk: &SdkConfig, make: fn(&SdkConfig) -> T) -> Self {
+        Self {
+            sdk: sdk.clone(),
+            make,
+            clients: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+        }
+    }
+
+    /// The client for `region`.
+    pub fn get(&self, region: &str) -> T {
+        // A poisoned lock only means another invocation panicked while inserting a client;
+        // the map itself is still usable.
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| (self.make)(&in_region(&self.sdk, region)))
+            .clone()
+    }
+}
+
+impl<T> std::fmt::Debug for Regional<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Regional")
+    }
+}

@@ -4,6 +4,8 @@
 //!   permissions.
 //! - [`wire`]: the three JSON spellings AWS uses for the same permission (EC2 API,
 //!   CloudTrail, AWS Config).
+//! - [`notify`]: notify-owner's opt-in test, owner addresses and the mail, rendered from
+//!   templates.
 //! - [`plan`]: ownership (`sgwarden:<owner> `) and the plan that brings a group from what it
 //!   has to what it should have, touching only rules it owns.
 //! - [`event`]: typed parsing of every trigger the functions answer.
@@ -17,6 +19,7 @@
 
 pub mod error;
 pub mod event;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod rule;

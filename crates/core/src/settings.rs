@@ -35,6 +35,16 @@ pub fn flag(variable: &'static str, value: Option<String>) -> Result<bool, Confi
     }
 }
 
+/// A lookup over fixed `(variable, value)` pairs: settings given by a test, the CLI's flags
+/// or a replayed environment instead of the process environment.
+pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
 /// True for an EC2 security group id (`sg-` and hex digits).
 pub fn is_group_id(id: &str) -> bool {
     id.strip_prefix("sg-")

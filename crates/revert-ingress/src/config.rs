@@ -75,14 +75,9 @@ impl RevertConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<RevertConfig, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        RevertConfig::from_lookup(|name| vars.get(name).cloned())
+        RevertConfig::from_lookup(sgwarden_core::settings::from_pairs(vars))
     }
 
     #[test]

@@ -26,15 +26,15 @@ pub mod config;
 pub mod record;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
 use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::approvals::Approvals;
+use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::Topic;
-use sgwarden_aws::{sdk, AuditContext, AwsError, Ec2, RuleRecord};
+use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord};
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, RuleChange};
 use sgwarden_core::policy::{CallerIdentity, GroupFacts, RevertPlan, Verdict, EXEMPT_MARK};
 use sgwarden_core::{ParseError, RuleSet, Trigger};
@@ -125,10 +125,9 @@ struct Judged<'a> {
 pub struct RevertIngress {
     config: RevertConfig,
     identity: Option<CallerIdentity>,
-    sdk: SdkConfig,
     region: String,
     /// EC2 clients by region: calls are reverted in the region they were made in.
-    ec2: Mutex<BTreeMap<String, Ec2>>,
+    ec2: Regional<Ec2>,
     approvals: Option<Approvals>,
     topic: Option<Topic>,
 }
@@ -138,7 +137,6 @@ impl RevertIngress {
     /// are never reverted; `None` when it could not be learned.
     pub fn new(config: RevertConfig, sdk: &SdkConfig, identity: Option<CallerIdentity>) -> Self {
         let region = sdk::region_of(sdk);
-        let local = Ec2::new(sdk);
         Self {
             approvals: config
                 .approvals_table
@@ -148,8 +146,7 @@ impl RevertIngress {
                 .notify_topic_arn
                 .as_deref()
                 .map(|arn| Topic::new(sdk, arn)),
-            ec2: Mutex::new([(region.clone(), local)].into()),
-            sdk: sdk.clone(),
+            ec2: Regional::new(sdk, Ec2::new),
             region,
             identity,
             config,
@@ -171,11 +168,7 @@ impl RevertIngress {
     }
 
     fn ec2(&self, region: &str) -> Ec2 {
-        let mut clients = self.ec2.lock().unwrap_or_else(|p| p.into_inner());
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| Ec2::new(&sdk::in_region(&self.sdk, region)))
-            .clone()
+        self.ec2.get(region)
     }
 
     fn report(&self, trigger: &'static str, event_id: Option<&str>) -> Report {

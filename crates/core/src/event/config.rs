@@ -130,6 +130,46 @@ impl ConfigurationItem {
     }
 }
 
+impl ConfigurationItem {
+    /// What changed from `previous` to this item, from the two full configurations: the
+    /// diff of an oversized notification, whose message carries no diff. With no previous
+    /// item (a creation), every rule is added.
+    pub fn diff_from(
+        &self,
+        previous: Option<&ConfigurationItem>,
+    ) -> Result<SecurityGroupDiff, ParseError> {
+        let after = self.security_group_rules()?;
+        let before = match previous {
+            Some(p) => p.security_group_rules()?,
+            None => RuleSet::new(),
+        };
+        let empty = BTreeMap::new();
+        let tags_after = self.tags.as_ref().unwrap_or(&empty);
+        let tags_before = previous.and_then(|p| p.tags.as_ref()).unwrap_or(&empty);
+        let mut tags = BTreeMap::new();
+        for key in tags_after.keys().chain(tags_before.keys()) {
+            let (b, a) = (tags_before.get(key), tags_after.get(key));
+            if b != a {
+                tags.insert(key.clone(), (b.cloned(), a.cloned()));
+            }
+        }
+        Ok(SecurityGroupDiff {
+            added: difference(&after, &before),
+            removed: difference(&before, &after),
+            tags,
+            relationships_only: false,
+        })
+    }
+}
+
+/// The rules of `a` that `b` does not hold.
+fn difference(a: &RuleSet, b: &RuleSet) -> RuleSet {
+    a.iter()
+        .filter(|(r, _)| !b.contains(r))
+        .map(|(r, i)| (r.clone(), i.clone()))
+        .collect()
+}
+
 /// A `ConfigurationItemChangeNotification`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemChange {
@@ -214,16 +254,8 @@ impl ItemChange {
             }
             _ => {}
         }
-        diff.added = after
-            .iter()
-            .filter(|(r, _)| !before.contains(r))
-            .map(|(r, i)| (r.clone(), i.clone()))
-            .collect();
-        diff.removed = before
-            .iter()
-            .filter(|(r, _)| !after.contains(r))
-            .map(|(r, i)| (r.clone(), i.clone()))
-            .collect();
+        diff.added = difference(&after, &before);
+        diff.removed = difference(&before, &after);
         diff.relationships_only = only_relationships;
         Ok(diff)
     }

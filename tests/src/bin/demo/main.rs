@@ -7,8 +7,10 @@
 //! out and a scale in, and shows both groups following. It ends by parsing the real recorded
 //! events and samples to show how each trigger reads. Then revert-ingress guards a protected
 //! group (`revert.rs`): a port opened by hand is closed again, with the record its SNS topic
-//! delivers; an exempt administrator's change stays; drift is swept.
+//! delivers; an exempt administrator's change stays; drift is swept. Last, notify-owner
+//! (`notify.rs`) mails a group's owners what a developer changed, once.
 
+mod notify;
 mod revert;
 
 use std::collections::HashMap;
@@ -330,5 +332,6 @@ async fn main() {
     );
     show_events();
     revert::run(&emulator).await;
+    notify::run(&emulator).await;
     println!("\nDone; the emulator stops with this process.");
 }

@@ -1,0 +1,445 @@
+//! notify-owner's pure part: who opted in, who the owners are, what the mail says.
+//!
+//! - [`opted_in`]: the opt-in tag, its value compared case-insensitively (`yes`, `Yes` and
+//!   `YES` all opt in; `No` does not).
+//! - [`recipients`]: the owner tag holds one or more addresses (separated by `,` `;` or
+//!   white space). Each is parsed by an RFC 5322 parser; a bare name gets the default domain
+//!   when one is configured; `ALLOWED_RECIPIENT_DOMAINS` is enforced. A tag value carrying a
+//!   control character (a line break above all: the shape of a header injection) is refused
+//!   whole, so no part of it is ever mailed.
+//! - [`Notice`] and [`Mailer`]: the mail's content as data, rendered from the templates in
+//!   `templates/` (HTML auto-escaped), never by concatenating strings.
+//!
+//! Nothing here sends anything or reads a clock: the function passes the facts in.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use email_address::{EmailAddress, Options};
+use serde::Serialize;
+
+use crate::event::{ChangeType, SecurityGroupDiff};
+use crate::rule::{Rule, RuleInfo, RuleSet};
+
+/// True when `tags` carry the opt-in tag with the opt-in value (trimmed, case-insensitive).
+pub fn opted_in(tags: &BTreeMap<String, String>, key: &str, value: &str) -> bool {
+    tags.get(key)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(value.trim()))
+}
+
+/// An owner-tag entry that gets no mail, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Refused {
+    pub given: String,
+    pub reason: String,
+}
+
+/// The owner tag, read: who gets the mail and who does not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recipients {
+    /// Valid, allowed, de-duplicated addresses, in the order given.
+    pub to: Vec<String>,
+    pub refused: Vec<Refused>,
+}
+
+/// Reads the owner tag's value. `default_domain` completes a bare name (`db-team` →
+/// `db-team@example.com`); `allowed_domains` (lower case), when not empty, is the only
+/// set of domains mail may go to (exact match, no subdomains).
+pub fn recipients(
+    value: &str,
+    default_domain: Option<&str>,
+    allowed_domains: &[String],
+) -> Recipients {
+    let mut result = Recipients::default();
+    if value.chars().any(char::is_control) {
+        result.refused.push(Refused {
+            given: value.escape_default().to_string(),
+            reason: "contains a control character (a line break could inject mail headers); \
+                     the whole tag is refused"
+                .to_string(),
+        });
+        return result;
+    }
+    let options = Options {
+        minimum_sub_domains: 2,
+        allow_domain_literal: false,
+        allow_display_text: false,
+    };
+    for given in value
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let refuse = |reason: String| Refused {
+            given: given.to_string(),
+            reason,
+        };
+        let full = match (given.contains('@'), default_domain) {
+            (true, _) => given.to_string(),
+            (false, Some(domain)) => format!("{given}@{domain}"),
+            (false, None) => {
+                result.refused.push(refuse(
+                    "not an address, and no default domain is set".into(),
+                ));
+                continue;
+            }
+        };
+        let address = match EmailAddress::parse_with_options(&full, options) {
+            Ok(address) if full.is_ascii() => address,
+            Ok(_) => {
+                result
+                    .refused
+                    .push(refuse("non-ASCII addresses are not sent to".into()));
+                continue;
+            }
+            Err(error) => {
+                result
+                    .refused
+                    .push(refuse(format!("not a valid address: {error}")));
+                continue;
+            }
+        };
+        let domain = address.domain().to_ascii_lowercase();
+        if !allowed_domains.is_empty() && !allowed_domains.contains(&domain) {
+            result.refused.push(refuse(format!(
+                "domain {domain} is not in ALLOWED_RECIPIENT_DOMAINS"
+            )));
+            continue;
+        }
+        let address = address.as_str().to_string();
+        if !result.to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
+            result.to.push(address);
+        }
+    }
+    result
+}
+
+/// One rule as the mail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleRow {
+    pub direction: String,
+    pub traffic: String,
+    pub peer: String,
+    pub description: Option<String>,
+}
+
+fn rows(rules: &RuleSet) -> Vec<RuleRow> {
+    rules
+        .iter()
+        .map(|(rule, info): (&Rule, &RuleInfo)| RuleRow {
+            direction: rule.direction.to_string(),
+            traffic: rule.traffic.to_string(),
+            peer: rule.peer.to_string(),
+            description: info.description.clone(),
+        })
+        .collect()
+}
+
+/// One tag change as the mail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagRow {
+    pub key: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Everything an owner's mail says, as data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub account: String,
+    pub region: String,
+    pub group_id: String,
+    pub group_name: Option<String>,
+    /// `created`, `changed` or `deleted`.
+    pub change: String,
+    /// When Config captured the change (RFC 3339, UTC).
+    pub time: String,
+    /// Who made the change (the CloudTrail principal), or `unknown`.
+    pub actor: String,
+    pub event_id: Option<String>,
+    pub added: Vec<RuleRow>,
+    pub removed: Vec<RuleRow>,
+    pub tags: Vec<TagRow>,
+    pub opt_in_tag: String,
+    pub opt_in_value: String,
+    pub owner_tag: String,
+    pub console_url: String,
+}
+
+/// The facts a [`Notice`] is made from, besides the diff.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoticeFacts {
+    pub account: String,
+    pub region: String,
+    pub group_id: String,
+    pub group_name: Option<String>,
+    pub time: String,
+    pub actor: Option<String>,
+    pub event_id: Option<String>,
+    pub opt_in_tag: String,
+    pub opt_in_value: String,
+    pub owner_tag: String,
+}
+
+impl Notice {
+    pub fn new(facts: NoticeFacts, change: ChangeType, diff: &SecurityGroupDiff) -> Self {
+        Self {
+            console_url: format!(
+                "https://console.aws.amazon.com/ec2/home?region={region}#SecurityGroup:groupId={group}",
+                region = facts.region,
+                group = facts.group_id
+            ),
+            change: change.as_str().to_string(),
+            added: rows(&diff.added),
+            removed: rows(&diff.removed),
+            tags: diff
+                .tags
+                .iter()
+                .map(|(key, (before, after))| TagRow {
+                    key: key.clone(),
+                    before: before.clone(),
+                    after: after.clone(),
+                })
+                .collect(),
+            actor: facts.actor.unwrap_or_else(|| "unknown".to_string()),
+            account: facts.account,
+            region: facts.region,
+            group_id: facts.group_id,
+            group_name: facts.group_name,
+            time: facts.time,
+            event_id: facts.event_id,
+            opt_in_tag: facts.opt_in_tag,
+            opt_in_value: facts.opt_in_value,
+            owner_tag: facts.owner_tag,
+        }
+    }
+}
+
+/// A rendered mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// A template failed to render: a defect in a template, never in the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("mail template {template} failed: {reason}")]
+pub struct RenderError {
+    pub template: &'static str,
+    pub reason: String,
+}
+
+/// The compiled mail templates, built once at cold start.
+pub struct Mailer {
+    env: minijinja::Environment<'static>,
+}
+
+const TEMPLATES: [(&str, &str); 3] = [
+    ("subject.txt", include_str!("../templates/subject.txt")),
+    ("notify.txt", include_str!("../templates/notify.txt")),
+    ("notify.html", include_str!("../templates/notify.html")),
+];
+
+/// SES limits nothing below this, but mail clients cut subjects; it also keeps a hostile
+/// group name from filling the inbox line.
+const SUBJECT_LIMIT: usize = 200;
+
+impl Mailer {
+    pub fn new() -> Result<Self, RenderError> {
+        let mut env = minijinja::Environment::new();
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source).map_err(|e| RenderError {
+                template: name,
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(Self { env })
+    }
+
+    pub fn render(&self, notice: &Notice) -> Result<Mail, RenderError> {
+        let render = |name: &'static str, ctx: minijinja::Value| {
+            self.env
+                .get_template(name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| RenderError {
+                    template: name,
+                    reason: e.to_string(),
+                })
+        };
+        let ctx = minijinja::Value::from(minijinja::value::Serde(notice));
+        let subject: String = render("subject.txt", ctx.clone())?
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(SUBJECT_LIMIT)
+            .collect();
+        let subject = subject.trim().to_string();
+        let html_ctx = minijinja::context! { subject => subject.clone(), ..ctx.clone() };
+        Ok(Mail {
+            text: render("notify.txt", ctx)?,
+            html: render("notify.html", html_ctx)?,
+            subject,
+        })
+    }
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Mailer")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::{Direction, Peer};
+    use proptest::prelude::*;
+
+    fn allowed(list: &[&str]) -> Vec<String> {
+        list.iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn the_opt_in_value_is_case_insensitive_and_no_means_no() {
+        let tags = |v: &str| BTreeMap::from([("NotifyOnChange".to_string(), v.to_string())]);
+        assert!(opted_in(&tags("yes"), "NotifyOnChange", "Yes"));
+        assert!(opted_in(&tags(" YES "), "NotifyOnChange", "Yes"));
+        assert!(!opted_in(&tags("No"), "NotifyOnChange", "Yes"));
+        assert!(!opted_in(&tags("no"), "NotifyOnChange", "Yes"));
+        assert!(!opted_in(&BTreeMap::new(), "NotifyOnChange", "Yes"));
+    }
+
+    #[test]
+    fn several_owners_in_one_tag_each_validated() {
+        let r = recipients(
+            "db@example.com, lead@Example.com;ops@example.com  not-an-address@ db@example.com",
+            None,
+            &[],
+        );
+        assert_eq!(
+            r.to,
+            vec!["db@example.com", "lead@Example.com", "ops@example.com"]
+        );
+        // The repeated address is sent to once; the broken one is refused.
+        assert_eq!(r.refused.len(), 1, "{r:?}");
+    }
+
+    #[test]
+    fn a_bare_name_takes_the_default_domain() {
+        let r = recipients("db-team", Some("example.com"), &[]);
+        assert_eq!(r.to, vec!["db-team@example.com"]);
+        assert_eq!(recipients("db-team", None, &[]).to, Vec::<String>::new());
+    }
+
+    #[test]
+    fn only_allowed_domains_get_mail() {
+        let r = recipients(
+            "a@example.com b@evil.example c@sub.example.com",
+            None,
+            &allowed(&["example.com"]),
+        );
+        assert_eq!(r.to, vec!["a@example.com"]);
+        assert_eq!(r.refused.len(), 2);
+        assert!(r.refused[0].reason.contains("evil.example"));
+    }
+
+    #[test]
+    fn a_header_injection_is_refused_whole() {
+        for value in [
+            "owner@example.com\r\nBcc: attacker@evil.example",
+            "owner@example.com\nattacker@evil.example",
+            "owner@example.com\u{0}",
+        ] {
+            let r = recipients(value, None, &[]);
+            assert!(r.to.is_empty(), "{value:?} gave {r:?}");
+            assert_eq!(r.refused.len(), 1);
+        }
+        // Display names, quoted locals with tricks and domain literals are not addresses here.
+        for value in ["Eve <eve@example.com>", "x@[127.0.0.1]", "x@localhost"] {
+            assert!(recipients(value, None, &[]).to.is_empty(), "{value}");
+        }
+    }
+
+    fn notice() -> Notice {
+        let mut diff = SecurityGroupDiff::default();
+        diff.added.insert(
+            Rule::new(
+                Direction::Ingress,
+                "tcp/22".parse().unwrap(),
+                Peer::cidr("0.0.0.0/0", "t").unwrap(),
+            ),
+            RuleInfo::described("<script>alert(1)</script>"),
+        );
+        diff.removed.insert(
+            Rule::new(
+                Direction::Egress,
+                "all".parse().unwrap(),
+                Peer::cidr("::/0", "t").unwrap(),
+            ),
+            RuleInfo::default(),
+        );
+        diff.tags
+            .insert("Stage".into(), (Some("dev".into()), Some("prod".into())));
+        Notice::new(
+            NoticeFacts {
+                account: "111122223333".into(),
+                region: "eu-west-1".into(),
+                group_id: "sg-0123".into(),
+                group_name: Some("db\r\nBcc: x@evil.example".into()),
+                time: "2026-11-20T10:20:30Z".into(),
+                actor: None,
+                event_id: None,
+                opt_in_tag: "NotifyOnChange".into(),
+                opt_in_value: "Yes".into(),
+                owner_tag: "OwnerDL".into(),
+            },
+            ChangeType::Update,
+            &diff,
+        )
+    }
+
+    #[test]
+    fn the_mail_names_group_change_rules_and_an_unknown_actor() {
+        let mail = Mailer::new().unwrap().render(&notice()).unwrap();
+        assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'));
+        assert!(
+            mail.subject.starts_with("[sgwarden] sg-0123 (db"),
+            "{}",
+            mail.subject
+        );
+        assert!(
+            mail.subject.ends_with("changed in eu-west-1: +1/-1 rules"),
+            "{}",
+            mail.subject
+        );
+        // minijinja escapes `/` in HTML as `&#x2f;`; mail clients show it as `/`.
+        let html = mail.html.replace("&#x2f;", "/");
+        for part in [&mail.text, &html] {
+            assert!(part.contains("111122223333"));
+            assert!(part.contains("eu-west-1"));
+            assert!(part.contains("2026-11-20T10:20:30Z"));
+            assert!(part.contains("unknown"));
+            assert!(part.contains("tcp/22"));
+            assert!(part.contains("0.0.0.0/0"));
+            assert!(part.contains("::/0"));
+            assert!(part.contains("Stage"));
+        }
+        assert!(mail.text.contains("  + ingress  tcp/22  0.0.0.0/0"));
+        assert!(mail.text.contains("  - egress  all  ::/0"));
+        assert!(mail.text.contains("Stage: dev -> prod"));
+        // The HTML part escapes what came from the account; the text part is text.
+        assert!(!mail.html.contains("<script>"));
+        assert!(mail.html.contains("&lt;script&gt;"));
+    }
+
+    proptest! {
+        #[test]
+        fn no_owner_tag_panics_or_yields_an_address_with_a_control_character(text in "\\PC{0,60}|[a-z@.,; \\r\\n]{0,60}") {
+            let r = recipients(&text, Some("example.com"), &[]);
+            for address in &r.to {
+                prop_assert!(!address.chars().any(char::is_control));
+                prop_assert!(address.contains('@'));
+            }
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! notify-owner: tells a security group's owner, by email, exactly what changed, when AWS
+//! Config reports a change on a group tagged for it.
+//!
+//! One invocation carries one or more SNS records, each a Config message. The whole delivery
+//! is parsed first, so a malformed message fails the invocation before anything is sent.
+//! Then, per message:
+//! 1. **ignore, on purpose**: other message types, other resource types, groups not opted
+//!    in (`NOTIFY_TAG`=`NOTIFY_TAG_VALUE`, value case-insensitive), updates that change no
+//!    rule and no tag (relationship-only changes among them), groups whose owner tag names
+//!    no valid, allowed recipient;
+//! 2. **resolve** an oversized notification through Config's history (current and previous
+//!    items, diffed by the core), and the tags of a deleted group when its last item has
+//!    none;
+//! 3. **claim** the notification (`<account>/<region>/<group>/<configurationStateId>`) with a
+//!    conditional write: a redelivered message finds the claim and sends nothing;
+//! 4. **find who** made the change: the CloudTrail event in `relatedEvents`, looked up by
+//!    id; `unknown` when there is none or it cannot be found;
+//! 5. **render and send** one mail (text and HTML, from the core's templates) to every valid
+//!    recipient. A send that fails gives the claim back; the invocation fails only when a
+//!    retry can help (throttling, no answer, a 5xx), so SNS's retry sends it then.
+
+pub mod config;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+use serde_json::Value;
+use sgwarden_aws::cloudtrail::CloudTrail;
+use sgwarden_aws::config_history::ConfigHistory;
+use sgwarden_aws::dedup::{Claim, Dedup};
+use sgwarden_aws::sdk::{self, Regional};
+use sgwarden_aws::ses::{Outgoing, Ses};
+use sgwarden_aws::AwsError;
+use sgwarden_core::event::config::SECURITY_GROUP;
+use sgwarden_core::event::{
+    ChangeType, ConfigMessage, ConfigurationItem, OversizedItem, SecurityGroupDiff,
+};
+use sgwarden_core::notify::{opted_in, recipients, Mailer, Notice, NoticeFacts, RenderError};
+use sgwarden_core::{ParseError, Trigger};
+
+pub use config::NotifyConfig;
+pub use sgwarden_core::settings::ConfigError;
+
+/// How long a "mailed" claim is kept (the dedup table's TTL): far longer than SNS retries.
+const CLAIM_DAYS: u64 = 14;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("event not understood: {0}")]
+    Event(#[from] ParseError),
+    #[error("notify-owner does not handle {0} events")]
+    WrongTrigger(&'static str),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("Config has not recorded state {wanted} of {group_id} yet (newest: {newest})")]
+    HistoryBehind {
+        group_id: String,
+        wanted: String,
+        newest: String,
+    },
+    #[error("mail to {recipients} not sent: {source}")]
+    Send {
+        recipients: String,
+        source: AwsError,
+    },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+impl NotifyError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifyError::Event(_) => "EventNotUnderstood",
+            NotifyError::WrongTrigger(_) => "WrongTrigger",
+            NotifyError::Aws(e) if e.is_transient() => "AwsUnavailable",
+            NotifyError::Aws(_) => "AwsError",
+            NotifyError::HistoryBehind { .. } => "ConfigHistoryBehind",
+            NotifyError::Send { .. } => "MailNotSent",
+            NotifyError::Render(_) => "TemplateError",
+        }
+    }
+}
+
+impl sgwarden_lambda::FunctionError for NotifyError {
+    fn kind(&self) -> &'static str {
+        NotifyError::kind(self)
+    }
+}
+
+/// What one invocation did: one entry per Config message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub messages: Vec<MessageReport>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MessageReport {
+    /// `mailed`, `ignored`, `duplicate` or `failed`.
+    pub outcome: &'static str,
+    pub group_id: Option<String>,
+    /// Why it was ignored or failed.
+    pub reason: Option<String>,
+    pub recipients: Vec<String>,
+    /// Owner-tag entries that got nothing, with the reason.
+    pub refused: Vec<String>,
+    pub subject: Option<String>,
+}
+
+fn ignored(group_id: Option<&str>, reason: impl Into<String>) -> MessageReport {
+    MessageReport {
+        outcome: "ignored",
+        group_id: group_id.map(str::to_string),
+        reason: Some(reason.into()),
+        ..MessageReport::default()
+    }
+}
+
+/// A security-group change, whichever message reported it.
+struct Change {
+    item: ConfigurationItem,
+    change_type: ChangeType,
+    diff: SecurityGroupDiff,
+}
+
+/// A message, read: ignored with its reason, a change with its diff, or an oversized
+/// notification still to be resolved through Config.
+enum Prepared {
+    Ignore(MessageReport),
+    Change(Change),
+    Oversized(OversizedItem),
+}
+
+fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
+    Ok(match message {
+        ConfigMessage::Other { message_type } => Prepared::Ignore(ignored(
+            None,
+            format!("{message_type} is not a change notification"),
+        )),
+        ConfigMessage::Change(change) if !change.is_security_group() => Prepared::Ignore(ignored(
+            Some(&change.item.resource_id),
+            format!("{} is not a security group", change.item.resource_type),
+        )),
+        ConfigMessage::Change(change) => Prepared::Change(Change {
+            diff: change.security_group_diff()?,
+            change_type: change.change_type,
+            item: change.item,
+        }),
+        ConfigMessage::Oversized(summary) if summary.resource_type != SECURITY_GROUP => {
+            Prepared::Ignore(ignored(
+                Some(&summary.resource_id),
+                format!("{} is not a security group", summary.resource_type),
+            ))
+        }
+        ConfigMessage::Oversized(summary) => Prepared::Oversized(summary),
+    })
+}
+
+/// Clients, settings and templates, built once at cold start.
+pub struct NotifyOwner {
+    config: NotifyConfig,
+    mailer: Mailer,
+    region: String,
+    ses: Ses,
+    dedup: Option<Dedup>,
+    history: Regional<ConfigHistory>,
+    cloudtrail: Regional<CloudTrail>,
+}
+
+impl NotifyOwner {
+    pub fn new(config: NotifyConfig, sdk: &SdkConfig) -> Result<Self, RenderError> {
+        if config.dedup_table.is_none() {
+            tracing::warn!("NOTIFY_DEDUP_TABLE is not set: a redelivered message may mail twice");
+        }
+        Ok(Self {
+            mailer: Mailer::new()?,
+            region: sdk::region_of(sdk),
+            ses: Ses::new(sdk),
+            dedup: config.dedup_table.as_deref().map(|t| Dedup::new(sdk, t)),
+            history: Regional::new(sdk, ConfigHistory::new),
+            cloudtrail: Regional::new(sdk, CloudTrail::new),
+            config,
+        })
+    }
+
+    pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, NotifyError> {
+        let messages = match Trigger::parse(event)? {
+            Trigger::Config(messages) => messages,
+            other => return Err(NotifyError::WrongTrigger(other.kind())),
+        };
+        let now = now
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        // Every change's diff is read before anything is sent: one message that cannot be
+        // understood fails the delivery with nothing mailed.
+        let prepared = messages
+            .into_iter()
+            .map(prepare)
+            .collect::<Result<Vec<_>, ParseError>>()?;
+        let mut report = Report::default();
+        let mut retry = None;
+        for message in prepared {
+            match self.message(message, now).await {
+                Ok(entry) => {
+                    tracing::info!(
+                        outcome = entry.outcome,
+                        group = entry.group_id.as_deref(),
+                        reason = entry.reason.as_deref(),
+                        "config message handled"
+                    );
+                    report.messages.push(entry);
+                }
+                // The other messages still go out; the failed one is retried with the
+                // whole delivery, and the claims keep the others from going out twice.
+                Err(error) => {
+                    tracing::error!(error = %error, kind = error.kind(), "config message failed");
+                    retry.get_or_insert(error);
+                }
+            }
+        }
+        match retry {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
+    }
+
+    async fn message(&self, message: Prepared, now: u64) -> Result<MessageReport, NotifyError> {
+        let change = match message {
+            Prepared::Ignore(entry) => return Ok(entry),
+            Prepared::Change(mut change) => {
+                if change.change_type == ChangeType::Delete && !self.opted(&change.item) {
+                    // A deleted group's last item may carry no tags: take them from the
+                    // last item that still had a configuration.
+                    self.tags_before_deletion(&mut change.item).await?;
+                }
+                change
+            }
+            Prepared::Oversized(summary) => {
+                let region = summary.aws_region.clone().unwrap_or(self.region.clone());
+                let items = self
+                    .history
+                    .get(&region)
+                    .security_group(&summary.resource_id, 2)
+                    .await?;
+                let wanted = summary
+                    .configuration_state_id
+                    .as_ref()
+                    .map(|v| v.to_string().trim_matches('"').to_string());
+                let newest = items.first().and_then(ConfigurationItem::state_id);
+                let behind = match (&wanted, &newest) {
+                    (Some(w), Some(n)) => n.parse::<u128>().ok() < w.parse::<u128>().ok(),
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                if behind {
+                    return Err(NotifyError::HistoryBehind {
+                        group_id: summary.resource_id,
+                        wanted: wanted.unwrap_or_default(),
+                        newest: newest.unwrap_or_else(|| "none".into()),
+                    });
+                }
+                let mut items = items.into_iter();
+                let Some(mut current) = items.next() else {
+                    return Err(NotifyError::HistoryBehind {
+                        group_id: summary.resource_id,
+                        wanted: wanted.unwrap_or_default(),
+                        newest: "none".into(),
+                    });
+                };
+                let previous = items.next();
+                let change_type = match summary.change_type.as_str() {
+                    "CREATE" => ChangeType::Create,
+                    "DELETE" => ChangeType::Delete,
+                    _ => ChangeType::Update,
+                };
+                let mut diff = current.diff_from(previous.as_ref())?;
+                if change_type == ChangeType::Delete {
+                    // The deleted item's empty tags are not a change to report.
+                    diff.tags.clear();
+                    if let Some(previous) = &previous {
+                        current.tags = previous.tags.clone();
+                    }
+                }
+                Change {
+                    item: current,
+                    change_type,
+                    diff,
+                }
+            }
+        };
+        self.notify(change, now).await
+    }
+
+    fn opted(&self, item: &ConfigurationItem) -> bool {
+        item.tags
+            .as_ref()
+            .is_some_and(|tags| opted_in(tags, &self.config.tag, &self.config.tag_value))
+    }
+
+    async fn tags_before_deletion(&self, item: &mut ConfigurationItem) -> Result<(), NotifyError> {
+        let region = item.aws_region.clone().unwrap_or(self.region.clone());
+        let history = self.history.get(&region);
+        match history.security_group(&item.resource_id, 2).await {
+            Ok(items) => {
+                if let Some(last) = items.into_iter().find(|i| i.configuration.is_some()) {
+                    item.tags = last.tags;
+                }
+                Ok(())
+            }
+            // Config forgets nothing it recorded, but a group it never recorded has no
+            // history: then the group was never opted in as far as anyone can tell.
+            Err(e) if e.code() == Some("ResourceNotDiscoveredException") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn notify(&self, change: Change, now: u64) -> Result<MessageReport, NotifyError> {
+        let item = &change.item;
+        let group_id = item.resource_id.as_str();
+        if !self.opted(item) {
+            return Ok(ignored(
+                Some(group_id),
+                format!(
+                    "not opted in ({}={} missing)",
+                    self.config.tag, self.config.tag_value
+                ),
+            ));
+        }
+        let diff = &change.diff;
+        if change.change_type == ChangeType::Update
+            && diff.added.is_empty()
+            && diff.removed.is_empty()
+            && diff.tags.is_empty()
+        {
+            let reason = if diff.relationships_only {
+                "only relationships changed (instances or interfaces attached or detached)"
+            } else {
+                "no rule and no tag changed"
+            };
+            return Ok(ignored(Some(group_id), reason));
+        }
+        let owner_value = item
+            .tags
+            .as_ref()
+            .and_then(|t| t.get(&self.config.owner_tag))
+            .map(String::as_str)
+            .unwrap_or("");
+        let to = recipients(
+            owner_value,
+            self.config.default_domain.as_deref(),
+            &self.config.allowed_domains,
+        );
+        for refused in &to.refused {
+            tracing::warn!(
+                group = group_id,
+                given = %refused.given,
+                reason = %refused.reason,
+                "owner-tag entry gets no mail"
+            );
+        }
+        let refused: Vec<String> = to
+            .refused
+            .iter()
+            .map(|r| format!("{}: {}", r.given, r.reason))
+            .collect();
+        if to.to.is_empty() {
+            let mut entry = ignored(
+                Some(group_id),
+                format!("no valid, allowed recipient in {}", self.config.owner_tag),
+            );
+            entry.refused = refused;
+            return Ok(entry);
+        }
+        let region = item.aws_region.clone().unwrap_or(self.region.clone());
+        let account = item.aws_account_id.clone().unwrap_or_default();
+        let state = item
+            .state_id()
+            .or_else(|| item.configuration_item_capture_time.clone())
+            .unwrap_or_default();
+        let key = format!("{account}/{region}/{group_id}/{state}");
+        if let Some(dedup) = &self.dedup {
+            if dedup.claim(&key, now + CLAIM_DAYS * 86_400).await? == Claim::AlreadyClaimed {
+                return Ok(MessageReport {
+                    outcome: "duplicate",
+                    group_id: Some(group_id.to_string()),
+                    reason: Some(format!("{key} was mailed already")),
+                    ..MessageReport::default()
+                });
+            }
+        }
+        let event_id = item
+            .related_events
+            .as_ref()
+            .and_then(|events| events.first())
+            .cloned();
+        let actor = match &event_id {
+            None => None,
+            Some(id) => match self.cloudtrail.get(&region).actor(id).await {
+                Ok(actor) => actor,
+                Err(error) => {
+                    tracing::warn!(event_id = %id, error = %error, "who made the change is unknown");
+                    None
+                }
+            },
+        };
+        let notice = Notice::new(
+            NoticeFacts {
+                account,
+                region,
+                group_id: group_id.to_string(),
+                group_name: item.resource_name.clone(),
+                time: item
+                    .configuration_item_capture_time
+                    .clone()
+                    .unwrap_or_default(),
+                actor,
+                event_id,
+                opt_in_tag: self.config.tag.clone(),
+                opt_in_value: self.config.tag_value.clone(),
+                owner_tag: self.config.owner_tag.clone(),
+            },
+            change.change_type,
+            diff,
+        );
+        let mail = self.mailer.render(&notice)?;
+        let sent = self
+            .ses
+            .send(Outgoing {
+                from: &self.config.sender,
+                to: &to.to,
+                subject: &mail.subject,
+                text: &mail.text,
+                html: &mail.html,
+            })
+            .await;
+        let recipients_text = to.to.join(", ");
+        match sent {
+            Ok(message_id) => {
+                tracing::info!(
+                    group = group_id,
+                    recipients = %recipients_text,
+                    subject = %mail.subject,
+                    message_id = %message_id,
+                    notification = %key,
+                    "owner mailed"
+                );
+                Ok(MessageReport {
+                    outcome: "mailed",
+                    group_id: Some(group_id.to_string()),
+                    reason: None,
+                    recipients: to.to,
+                    refused,
+                    subject: Some(mail.subject),
+                })
+            }
+            Err(error) => {
+                tracing::error!(
+                    group = group_id,
+                    recipients = %recipients_text,
+                    error = %error,
+                    "mail not sent"
+                );
+                if let Some(dedup) = &self.dedup {
+                    if let Err(release) = dedup.release(&key).await {
+                        tracing::error!(notification = %key, error = %release, "claim not released; a retry will not mail");
+                    }
+                }
+                if error.is_transient() {
+                    return Err(NotifyError::Send {
+                        recipients: recipients_text,
+                        source: error,
+                    });
+                }
+                Ok(MessageReport {
+                    outcome: "failed",
+                    group_id: Some(group_id.to_string()),
+                    reason: Some(format!("{error} (a retry would not help)")),
+                    recipients: to.to,
+                    refused,
+                    subject: Some(mail.subject),
+                })
+            }
+        }
+    }
+}
