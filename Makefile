@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 
-.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean mail-png
+.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean mail-png package deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,6 +49,7 @@ unit: $(VENV_STAMP) ## unit, property and end-to-end tests
 test: fmt lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests
 
 demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-region world
+	$(CARGO) build --quiet --locked -p sgwarden-cli
 	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
 
 # The revert-ingress bench times the release binary's cold start, so it is built first.
@@ -67,6 +68,22 @@ mail-png: demo ## render the demo's owner mail to docs/notify-owner-mail.png (ne
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=800,480 \
 	  --screenshot=$(CURDIR)/docs/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
+
+# Lambda packages. cargo-lambda (pinned) is installed only here, never by `make test`: it
+# takes about 15 minutes to build on 2 cores. The host's toolchain targets x86_64 only;
+# ARCH=arm64 builds for Graviton once `rustup target add aarch64-unknown-linux-gnu` and
+# zig (`pip install ziglang`, cargo-lambda's cross linker) are there.
+CARGO_LAMBDA_VERSION := 1.9.2
+FUNCTIONS := asg-sync revert-ingress notify-owner
+ARCH ?= x86_64
+LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(ARCH)),--arm64,--x86-64 --compiler cargo)
+package: ## build every function for Lambda (cargo-lambda; ARCH=arm64 for Graviton), print zip sizes
+	@command -v cargo-lambda >/dev/null || $(CARGO) install --locked cargo-lambda@$(CARGO_LAMBDA_VERSION)
+	$(CARGO) lambda build --release --locked $(LAMBDA_ARCH_FLAG) --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@for f in $(FUNCTIONS); do printf '%-16s %s bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
+
+deploy: ## deploy SAM stacks: STACKS="revert-ingress notify-owner" REGIONS="us-east-1 eu-west-1" (DRY_RUN=1 prints)
+	bash infra/deploy.sh
 
 release: ## optimised build of the whole workspace
 	$(CARGO) build --release --workspace --locked

@@ -8,6 +8,8 @@
 
 pub mod cloudtrail;
 pub mod emulator;
+pub mod http;
+pub mod imds;
 pub mod runtime;
 pub mod sink;
 pub mod world;

@@ -5,8 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::http::{read_request, respond};
 
 pub struct HttpSink {
     address: String,
@@ -24,13 +25,10 @@ impl HttpSink {
             while let Ok((mut socket, _)) = listener.accept().await {
                 let store = store.clone();
                 tokio::spawn(async move {
-                    let body = read_request(&mut socket).await;
-                    let _ = socket
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                        )
-                        .await;
-                    if let Some(value) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
+                    let request = read_request(&mut socket).await;
+                    respond(&mut socket, "200 OK", "").await;
+                    if let Some(value) = request.and_then(|r| serde_json::from_slice(&r.body).ok())
+                    {
                         store.lock().expect("sink store").push(value);
                     }
                 });
@@ -63,34 +61,5 @@ impl HttpSink {
 impl Drop for HttpSink {
     fn drop(&mut self) {
         self.server.abort();
-    }
-}
-
-/// Reads one HTTP/1.1 request and returns its body (by `content-length`).
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buffer.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            while buffer.len() < end + 4 + length {
-                let n = socket.read(&mut chunk).await.ok()?;
-                if n == 0 {
-                    break;
-                }
-                buffer.extend_from_slice(&chunk[..n]);
-            }
-            return Some(buffer[end + 4..].to_vec());
-        }
     }
 }

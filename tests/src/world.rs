@@ -334,12 +334,7 @@ pub async fn public_addresses(ec2: &Client, ids: &[String]) -> Vec<String> {
 
 /// An EventBridge schedule firing (asg-sync's true-up, revert-ingress's sweep).
 pub fn scheduled_event(region: &str) -> serde_json::Value {
-    serde_json::json!({
-        "version": "0", "id": "scheduled", "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": region,
-        "resources": [format!("arn:aws:events:{region}:123456789012:rule/sgwarden-true-up")],
-        "detail": {}
-    })
+    sgwarden_core::event::asg::scheduled_event(region, "2026-11-22T10:00:00Z")
 }
 
 /// Creates an SNS topic and returns its ARN.

@@ -31,8 +31,10 @@ use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::autoscaling::{AutoScaling, Completion, LifecycleResult};
 use sgwarden_aws::registry::{Registry, Write};
-use sgwarden_aws::{sdk, AuditContext, AwsError, Ec2};
+use sgwarden_aws::sdk::{self, Regional};
+use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupState};
 use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
+use sgwarden_core::register::{registrations, Registrant};
 use sgwarden_core::sync::{check_quota, desired_rules, member_addresses, Member, QuotaExceeded};
 use sgwarden_core::{plan, ParseError, Plan, RuleSet, Trigger};
 
@@ -112,6 +114,8 @@ struct RegionClients {
 pub struct AsgSync {
     config: SyncConfig,
     autoscaling: AutoScaling,
+    /// EC2 in any region, to check whether a self-registered instance still exists.
+    anywhere: Regional<Ec2>,
     local: RegionClients,
     peers: Vec<RegionClients>,
 }
@@ -119,6 +123,9 @@ pub struct AsgSync {
 /// What to observe for this trigger.
 struct Work {
     kind: &'static str,
+    /// A true-up (scheduled or manual) also removes self-registrations of instances that no
+    /// longer exist.
+    true_up: bool,
     asg_names: Vec<String>,
     excluded: Option<String>,
     lifecycle: Option<LifecycleAction>,
@@ -148,6 +155,7 @@ impl AsgSync {
             .collect();
         Self {
             autoscaling: AutoScaling::new(sdk),
+            anywhere: Regional::new(sdk, Ec2::new),
             local: RegionClients {
                 region: sdk::region_of(sdk),
                 ec2: Ec2::new(sdk),
@@ -199,6 +207,7 @@ impl AsgSync {
         Ok(match trigger {
             Trigger::Lifecycle(action) => Work {
                 kind,
+                true_up: false,
                 asg_names: vec![action.asg_name.clone()],
                 excluded: (action.transition == LifecycleTransition::Terminating)
                     .then(|| action.instance_id.clone()),
@@ -206,6 +215,7 @@ impl AsgSync {
             },
             Trigger::InstanceChange(change) => Work {
                 kind,
+                true_up: false,
                 asg_names: vec![change.asg_name],
                 excluded: (change.transition == LifecycleTransition::Terminating)
                     .then_some(change.instance_id),
@@ -213,6 +223,7 @@ impl AsgSync {
             },
             Trigger::TrueUp(t) => Work {
                 kind,
+                true_up: true,
                 asg_names: vec![t.asg_name],
                 excluded: None,
                 lifecycle: None,
@@ -220,6 +231,7 @@ impl AsgSync {
             // A scheduled true-up re-observes every group this region has registered.
             Trigger::Scheduled(_) => Work {
                 kind,
+                true_up: true,
                 asg_names: Vec::new(),
                 excluded: None,
                 lifecycle: None,
@@ -321,7 +333,7 @@ impl AsgSync {
                 break;
             }
             let desired = desired_rules(&members, &self.config.ports, &self.config.cluster);
-            self.reconcile(&desired, report, &mut unreachable, work.kind)
+            self.reconcile(&desired, report, &mut unreachable, work)
                 .await?;
             planned_seqs = Some(seqs);
             if self.config.dry_run {
@@ -426,36 +438,43 @@ impl AsgSync {
         desired: &RuleSet,
         report: &mut Report,
         unreachable: &mut BTreeSet<String>,
-        cause: &str,
+        work: &Work,
     ) -> Result<(), SyncError> {
-        let mut plans: Vec<(&RegionClients, String, Plan)> = Vec::new();
-        for group in self.local.ec2.read_groups(&self.local.group_ids).await? {
-            plans.push((
-                &self.local,
-                group.group_id.clone(),
-                self.checked_plan(&group.group_id, &group.rules, desired)?,
-            ));
-        }
+        let mut groups: Vec<(&RegionClients, GroupState)> = self
+            .local
+            .ec2
+            .read_groups(&self.local.group_ids)
+            .await?
+            .into_iter()
+            .map(|g| (&self.local, g))
+            .collect();
         for peer in &self.peers {
             if unreachable.contains(&peer.region) {
                 continue;
             }
             match peer.ec2.read_groups(&peer.group_ids).await {
-                Ok(groups) => {
-                    for group in groups {
-                        plans.push((
-                            peer,
-                            group.group_id.clone(),
-                            self.checked_plan(&group.group_id, &group.rules, desired)?,
-                        ));
-                    }
-                }
+                Ok(found) => groups.extend(found.into_iter().map(|g| (peer, g))),
                 Err(e) => self.skip_peer(peer, &e, unreachable),
             }
         }
+        let gone = if work.true_up {
+            self.gone_registrants(groups.iter().map(|(_, g)| g)).await
+        } else {
+            BTreeSet::new()
+        };
+        let mut plans: Vec<(&RegionClients, String, Plan)> = Vec::new();
+        for (clients, group) in groups {
+            let mut plan = self.checked_plan(&group.group_id, &group.rules, desired)?;
+            for (registrant, rules) in registrations(&group.rules) {
+                if gone.contains(&registrant) {
+                    plan.remove.extend_from(&rules);
+                }
+            }
+            plans.push((clients, group.group_id, plan));
+        }
         let audit = AuditContext {
             function: FUNCTION.to_string(),
-            cause: cause.to_string(),
+            cause: work.kind.to_string(),
         };
         for (clients, group_id, plan) in plans {
             if plan.is_empty() {
@@ -482,6 +501,42 @@ impl AsgSync {
             }
         }
         Ok(())
+    }
+
+    /// The self-registered instances (see `sgwarden register`) on these groups that no longer
+    /// exist: their host crashed or was terminated without deregistering. An instance whose
+    /// region cannot be asked is assumed alive: nothing is removed on a guess.
+    async fn gone_registrants<'a>(
+        &self,
+        groups: impl Iterator<Item = &'a GroupState>,
+    ) -> BTreeSet<Registrant> {
+        let mut by_region: BTreeMap<String, BTreeSet<Registrant>> = BTreeMap::new();
+        for group in groups {
+            for registrant in registrations(&group.rules).into_keys() {
+                by_region
+                    .entry(registrant.region.clone())
+                    .or_default()
+                    .insert(registrant);
+            }
+        }
+        let mut gone = BTreeSet::new();
+        for (region, registrants) in by_region {
+            let ids: Vec<String> = registrants.iter().map(|r| r.instance_id.clone()).collect();
+            match self.anywhere.get(&region).live_instances(&ids).await {
+                Ok(live) => gone.extend(
+                    registrants
+                        .into_iter()
+                        .filter(|r| !live.contains(&r.instance_id)),
+                ),
+                Err(error) => {
+                    tracing::warn!(region = %region, error = %error, "self-registrations not checked; kept");
+                }
+            }
+        }
+        for registrant in &gone {
+            tracing::info!(instance = %registrant.instance_id, region = %registrant.region, "self-registered instance no longer exists; its rules are removed");
+        }
+        gone
     }
 
     fn checked_plan(

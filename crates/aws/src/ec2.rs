@@ -333,6 +333,42 @@ impl Ec2 {
         Ok(instances)
     }
 
+    /// Which of `instance_ids` still exist (pending, running, stopping or stopped): one
+    /// paginated `DescribeInstances`. Terminated and shutting-down instances, and ids AWS no
+    /// longer knows, are absent.
+    pub async fn live_instances(
+        &self,
+        instance_ids: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, AwsError> {
+        let mut live = std::collections::BTreeSet::new();
+        if instance_ids.is_empty() {
+            return Ok(live);
+        }
+        let resource = instance_ids.join(",");
+        let mut pages = self
+            .client
+            .describe_instances()
+            .filters(id_filter("instance-id", instance_ids))
+            .filters(id_filter(
+                "instance-state-name",
+                &["pending", "running", "stopping", "stopped"].map(String::from),
+            ))
+            .max_results(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page
+                .map_err(|e| AwsError::from_sdk("DescribeInstances", &resource, &self.region, e))?;
+            live.extend(
+                page.reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .filter_map(|i| i.instance_id().map(str::to_string)),
+            );
+        }
+        Ok(live)
+    }
+
     fn group_state(&self, group: &SecurityGroup) -> Result<GroupState, AwsError> {
         let group_id = group.group_id().unwrap_or_default().to_string();
         let mut rules = RuleSet::new();

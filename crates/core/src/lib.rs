@@ -1,5 +1,7 @@
 //! sgwarden-core: what is true about security groups, with no AWS SDK and no I/O.
 //!
+//! - [`register`]: self-registration of hosts outside Auto Scaling groups: rules owned by the
+//!   instance, and finding them again.
 //! - [`rule`]: the atomic rule model every comparison uses, and its batching back into
 //!   permissions.
 //! - [`wire`]: the three JSON spellings AWS uses for the same permission (EC2 API,
@@ -22,6 +24,7 @@ pub mod event;
 pub mod notify;
 pub mod plan;
 pub mod policy;
+pub mod register;
 pub mod rule;
 pub mod settings;
 pub mod sync;

@@ -14,7 +14,7 @@ use crate::rule::{Direction, Peer, Permission, RuleInfo, RuleSet};
 
 /// The owner whose rules a plan may remove. Owner names are restricted to characters EC2
 /// accepts in a rule description and may not contain spaces (the space ends the marker).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Owner(String);
 
 /// Every rule sgwarden writes starts with this.

@@ -407,6 +407,13 @@ impl RuleSet {
         }
     }
 
+    /// Adds every rule of `other` (see [`RuleSet::insert`]).
+    pub fn extend_from(&mut self, other: &RuleSet) {
+        for (rule, info) in other {
+            self.insert(rule.clone(), info.clone());
+        }
+    }
+
     pub fn remove(&mut self, rule: &Rule) -> Option<RuleInfo> {
         self.0.remove(rule)
     }

@@ -191,6 +191,16 @@ pub(crate) fn parse_true_up(event: &Value) -> Result<TrueUp, ParseError> {
     })
 }
 
+/// The event an EventBridge schedule sends (`Scheduled Event`): what the CLI hands a
+/// function to ask for a true-up or a sweep, as the schedule would.
+pub fn scheduled_event(region: &str, time: &str) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0", "id": "sgwarden-schedule", "detail-type": SCHEDULED,
+        "source": "aws.events", "account": "", "time": time, "region": region,
+        "resources": [], "detail": {}
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

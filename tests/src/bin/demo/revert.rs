@@ -128,6 +128,31 @@ pub async fn run(emulator: &Emulator) {
         "\n-- someone opens rdp while the function was down (no event): the hourly sweep finds it"
     );
     world::hand_rule(&client, &group_id, 3389, "0.0.0.0/0", "debugging").await;
+    println!("   the operator previews the sweep with the CLI:");
+    println!("   $ sgwarden plan revert-ingress");
+    let cli = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("sgwarden")));
+    let preview = cli.map(|cli| {
+        std::process::Command::new(cli)
+            .args(["plan", "revert-ingress"])
+            .env_clear()
+            .envs(emulator.function_env(REGION))
+            .env("REVERT_POLICY", vars["REVERT_POLICY"].clone())
+            .output()
+    });
+    match preview {
+        Some(Ok(out)) => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("   | {line}");
+            }
+            println!(
+                "   (exit code {}: changes pending)",
+                out.status.code().unwrap_or(-1)
+            );
+        }
+        _ => println!("   (the sgwarden binary is not built; `make demo` builds it)"),
+    }
     let start = Instant::now();
     let report = function
         .handle(&world::scheduled_event(REGION), SystemTime::now())

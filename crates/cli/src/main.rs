@@ -1,0 +1,246 @@
+//! `sgwarden`: the operator's command line.
+//!
+//! It calls the very handlers the Lambda binaries call (`run`, `plan`), against whatever AWS
+//! the SDK's standard environment points at, a real account or the local emulator; and it
+//! registers a host outside any Auto Scaling group on a security group (`register`,
+//! `deregister`). It decides nothing itself: plans come from the core, changes go through
+//! the AWS adapter, every change leaves the same audit line as the functions'.
+//!
+//! Exit codes: 0 done (for `plan`: nothing pending), 2 `plan` found changes pending, 1 an
+//! error (printed on stderr, with its error type).
+
+mod plan;
+mod register;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+use sgwarden_core::settings::ConfigError;
+
+/// Keep EC2 security groups correct: run a function once, preview a true-up or sweep, or
+/// register this host on a group.
+///
+/// AWS access comes from the SDK's standard environment: AWS_REGION (or AWS_DEFAULT_REGION,
+/// or the profile), the credentials chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, instance role…),
+/// and AWS_ENDPOINT_URL to point at another endpoint (the local emulator). Each function
+/// reads its own settings from the environment, as in Lambda (SYNC_*, REVERT_*, NOTIFY_*).
+#[derive(Parser, Debug)]
+#[command(name = "sgwarden", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run one function's handler once, in this process, and print its result as JSON.
+    ///
+    /// The operator's "run it now", and the way to replay a captured event (a dead-letter
+    /// message, a sample from events/). The function's settings are read from the
+    /// environment exactly as its Lambda reads them.
+    Run {
+        /// The function whose handler runs.
+        function: Function,
+        /// The event: a JSON file, or - for standard input.
+        #[arg(long, value_name = "FILE|-")]
+        event: String,
+    },
+    /// Print what the next true-up (asg-sync) or sweep (revert-ingress) would change, and
+    /// change nothing.
+    ///
+    /// Added rules are marked +, removed rules -, grouped by region and group, in colour on a
+    /// terminal (NO_COLOR turns it off). Exits 2 when changes are pending, 0 when none: usable
+    /// in CI. The function's settings come from the environment; its dry run is forced on.
+    Plan {
+        /// asg-sync (the true-up of every group this region registered) or revert-ingress
+        /// (the sweep of every group in the policy's scope).
+        function: PlanFunction,
+    },
+    /// Put this host's address on a security group (in any region), owned by its instance id.
+    ///
+    /// For hosts outside Auto Scaling groups: run at boot (see infra/sgwarden-register.service).
+    /// The address, instance id and instance region come from instance metadata (IMDSv2)
+    /// unless given. Rules are described `sgwarden:<instance-id> <region>/self-registered`:
+    /// only they are ever changed, a changed address replaces the old one, and the group's
+    /// rule quota is checked before anything is added. asg-sync's true-up removes the
+    /// registrations of instances that no longer exist.
+    Register(RegisterArgs),
+    /// Remove this host's registration from a security group (run at shutdown).
+    Deregister(DeregisterArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct HostArgs {
+    /// The security group to register on.
+    #[arg(long, env = "SGWARDEN_GROUP_ID", value_name = "SG_ID")]
+    group_id: String,
+    /// The group's region (may differ from the host's).
+    #[arg(long, env = "SGWARDEN_GROUP_REGION")]
+    region: String,
+    /// This host's instance id [default: from instance metadata].
+    #[arg(long, env = "SGWARDEN_INSTANCE_ID")]
+    instance_id: Option<String>,
+    /// This host's region [default: from instance metadata].
+    #[arg(long, env = "SGWARDEN_INSTANCE_REGION")]
+    instance_region: Option<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct RegisterArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// The traffic to admit from this host, e.g. tcp/5432,tcp/9042 (as SYNC_PORTS).
+    #[arg(long, env = "SGWARDEN_PORTS")]
+    ports: String,
+    /// The address to register [default: the public IPv4 from instance metadata, or the
+    /// private one with --private].
+    #[arg(long, env = "SGWARDEN_ADDRESS")]
+    address: Option<std::net::IpAddr>,
+    /// Register the private IPv4 address (VPN, peered VPCs) instead of the public one.
+    #[arg(long)]
+    private: bool,
+    /// Rules per address family and direction the group may hold (EC2's default is 60).
+    #[arg(long, default_value_t = 60)]
+    quota: usize,
+}
+
+#[derive(clap::Args, Debug)]
+struct DeregisterArgs {
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Function {
+    AsgSync,
+    RevertIngress,
+    NotifyOwner,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PlanFunction {
+    AsgSync,
+    RevertIngress,
+}
+
+/// A failure: its error type (as the Lambda would report it) and message.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: &'static str, message: impl ToString) -> Self {
+        Self {
+            kind,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(error: ConfigError) -> Self {
+        Failure::new("ConfigurationError", error)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Logs (audit lines included) go to stderr as JSON, so stdout carries only the result.
+    tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .with_current_span(false)
+        .init();
+    let outcome = match cli.command {
+        Command::Run { function, event } => run(function, &event).await,
+        Command::Plan { function } => plan::plan(function).await,
+        Command::Register(args) => register::register(args).await,
+        Command::Deregister(args) => register::deregister(args).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("sgwarden: {} ({})", failure.message, failure.kind);
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read_event(source: &str) -> Result<Value, Failure> {
+    let text = if source == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| Failure::new("EventNotRead", format!("standard input: {e}")))?;
+        text
+    } else {
+        std::fs::read_to_string(PathBuf::from(source))
+            .map_err(|e| Failure::new("EventNotRead", format!("{source}: {e}")))?
+    };
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::new("EventNotUnderstood", format!("{source}: not JSON: {e}")))
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    );
+}
+
+async fn run(function: Function, source: &str) -> Result<ExitCode, Failure> {
+    let event = read_event(source)?;
+    let sdk = sgwarden_aws::sdk::load().await;
+    let now = SystemTime::now();
+    match function {
+        Function::AsgSync => {
+            let sync = asg_sync::AsgSync::new(asg_sync::SyncConfig::from_env()?, &sdk);
+            let report = sync
+                .handle(&event, now)
+                .await
+                .map_err(|e| Failure::new(e.kind(), e))?;
+            print_json(&report);
+        }
+        Function::RevertIngress => {
+            let config = revert_ingress::RevertConfig::from_env()?;
+            let identity = sgwarden_aws::sts::caller_arn(&sdk)
+                .await
+                .ok()
+                .map(sgwarden_core::policy::CallerIdentity::new);
+            let revert = revert_ingress::RevertIngress::new(config, &sdk, identity);
+            let report = revert
+                .handle(&event, now)
+                .await
+                .map_err(|e| Failure::new(e.kind(), e))?;
+            print_json(&report);
+        }
+        Function::NotifyOwner => {
+            let notify =
+                notify_owner::NotifyOwner::new(notify_owner::NotifyConfig::from_env()?, &sdk)
+                    .map_err(|e| Failure::new("TemplateError", e))?;
+            let report = notify
+                .handle(&event, now)
+                .await
+                .map_err(|e| Failure::new(e.kind(), e))?;
+            print_json(&report);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// True when `stream` is a terminal and NO_COLOR is unset: colour and progress are for
+/// people, never for pipes and logs.
+pub fn for_people(stream: &impl IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}

@@ -1,0 +1,154 @@
+//! `sgwarden plan`: the function's own handler, dry run forced, on the event its schedule
+//! sends; the report's changes printed by region and group.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use crate::{for_people, Failure, PlanFunction};
+
+/// One group's pending changes.
+pub struct Pending {
+    pub region: String,
+    pub group_id: String,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// The function's settings from the environment, with its dry run forced on.
+fn dry_run_env(dry_run_variable: &'static str) -> impl Fn(&str) -> Option<String> {
+    move |name| {
+        if name == dry_run_variable {
+            Some("true".to_string())
+        } else {
+            std::env::var(name).ok()
+        }
+    }
+}
+
+pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
+    let sdk = sgwarden_aws::sdk::load().await;
+    let region = sgwarden_aws::sdk::region_of(&sdk);
+    let now = SystemTime::now();
+    let schedule = sgwarden_core::event::asg::scheduled_event(
+        &region,
+        &chrono::DateTime::<chrono::Utc>::from(now).to_rfc3339(),
+    );
+    let progress = for_people(&std::io::stderr());
+    let started = Instant::now();
+    let name = match function {
+        PlanFunction::AsgSync => "asg-sync true-up",
+        PlanFunction::RevertIngress => "revert-ingress sweep",
+    };
+    if progress {
+        eprint!("planning the {name} in {region} …");
+        let _ = std::io::stderr().flush();
+    }
+    let pending: Vec<Pending> = match function {
+        PlanFunction::AsgSync => {
+            let config = asg_sync::SyncConfig::from_lookup(dry_run_env("SYNC_DRY_RUN"))?;
+            let report = asg_sync::AsgSync::new(config, &sdk)
+                .handle(&schedule, now)
+                .await
+                .map_err(|e| Failure::new(e.kind(), e))?;
+            if !report.unreachable.is_empty() {
+                eprintln!(
+                    "sgwarden: not planned, unreachable: {}",
+                    report.unreachable.join(", ")
+                );
+            }
+            report
+                .groups
+                .into_iter()
+                .map(|g| Pending {
+                    region: g.region,
+                    group_id: g.group_id,
+                    added: g.added,
+                    removed: g.removed,
+                })
+                .collect()
+        }
+        PlanFunction::RevertIngress => {
+            let config = revert_ingress::RevertConfig::from_lookup(dry_run_env("REVERT_DRY_RUN"))?;
+            let report = revert_ingress::RevertIngress::new(config, &sdk, None)
+                .handle(&schedule, now)
+                .await
+                .map_err(|e| Failure::new(e.kind(), e))?;
+            if let Some(reason) = report.skipped {
+                return Err(Failure::new("NotPlanned", reason));
+            }
+            report
+                .groups
+                .into_iter()
+                .map(|g| Pending {
+                    region: g.region,
+                    group_id: g.group_id,
+                    added: Vec::new(),
+                    removed: g.revoked,
+                })
+                .collect()
+        }
+    };
+    if progress {
+        eprintln!(" done in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let text = render(&pending, for_people(&std::io::stdout()));
+    print!("{text}");
+    Ok(
+        if pending
+            .iter()
+            .any(|p| !p.added.is_empty() || !p.removed.is_empty())
+        {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// The plan as text: a heading per region and group, `+` and `-` lines, a summary.
+pub fn render(pending: &[Pending], colour: bool) -> String {
+    let paint = |code: &str, text: &str| {
+        if colour {
+            format!("{code}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    };
+    let mut out = String::new();
+    let mut changes = 0;
+    let mut groups = 0;
+    for group in pending
+        .iter()
+        .filter(|p| !p.added.is_empty() || !p.removed.is_empty())
+    {
+        groups += 1;
+        out.push_str(&paint(
+            BOLD,
+            &format!("{} {}", group.region, group.group_id),
+        ));
+        out.push('\n');
+        for rule in &group.removed {
+            out.push_str(&paint(RED, &format!("  - {rule}")));
+            out.push('\n');
+        }
+        for rule in &group.added {
+            out.push_str(&paint(GREEN, &format!("  + {rule}")));
+            out.push('\n');
+        }
+        changes += group.added.len() + group.removed.len();
+    }
+    if changes == 0 {
+        out.push_str("No changes pending.\n");
+    } else {
+        out.push_str(&format!(
+            "{changes} change(s) pending in {groups} group(s).\n"
+        ));
+    }
+    out
+}

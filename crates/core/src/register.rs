@@ -1,0 +1,152 @@
+//! Self-registration: a host outside any Auto Scaling group puts its own address on a group
+//! (often in another region) at boot and takes it off at shutdown (`sgwarden register` /
+//! `deregister`).
+//!
+//! Its rules are owned by the instance id (SPEC ownership): described
+//! `sgwarden:<instance-id> <instance-region>/self-registered`, so the host's own plan touches
+//! only its rules, and so a true-up can find registrations whose instance no longer exists
+//! (a crash skips the shutdown step) and remove them. The instance's region is in the
+//! description because the group usually lives elsewhere.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::error::ParseError;
+use crate::plan::{Owner, MARKER};
+use crate::rule::{RuleInfo, RuleSet, Traffic};
+use crate::sync::{desired_rules, Member};
+
+/// The detail after the region in a registration's description.
+pub const SELF_REGISTERED: &str = "self-registered";
+
+/// True for an EC2 instance id (`i-` and 8 or 17 hex digits).
+pub fn is_instance_id(text: &str) -> bool {
+    text.strip_prefix("i-").is_some_and(|hex| {
+        matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_hexdigit())
+    })
+}
+
+/// Who registered: an instance, and the region it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Registrant {
+    pub instance_id: String,
+    pub region: String,
+    owner: Owner,
+}
+
+impl Registrant {
+    pub fn new(instance_id: &str, region: &str) -> Result<Self, ParseError> {
+        if !is_instance_id(instance_id) {
+            return Err(ParseError::new(
+                "instance-id",
+                format!("{instance_id:?} is not an EC2 instance id"),
+            ));
+        }
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(ParseError::new(
+                "region",
+                format!("{region:?} is not a region"),
+            ));
+        }
+        Ok(Self {
+            owner: Owner::new(instance_id)?,
+            instance_id: instance_id.to_string(),
+            region: region.to_string(),
+        })
+    }
+
+    /// The owner of the registrant's rules: the instance id.
+    pub fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    /// The rules that register `address` for `ports`: ingress, owned by the instance.
+    pub fn rules(&self, address: IpAddr, ports: &[Traffic]) -> RuleSet {
+        let member = Member {
+            member: format!("{}/{SELF_REGISTERED}", self.region),
+            region: self.region.clone(),
+            asg: String::new(),
+            addresses: vec![address],
+            updated_at: String::new(),
+            seq: 0,
+        };
+        desired_rules(&[member], ports, &self.owner)
+    }
+}
+
+/// The registrant a rule's description names, if it is a self-registration.
+pub fn registrant_of(info: &RuleInfo) -> Option<Registrant> {
+    let rest = info.description.as_deref()?.strip_prefix(MARKER)?;
+    let (owner, detail) = rest.split_once(' ')?;
+    let region = detail.strip_suffix(SELF_REGISTERED)?.strip_suffix('/')?;
+    Registrant::new(owner, region).ok()
+}
+
+/// The self-registrations among a group's rules, by registrant.
+pub fn registrations(rules: &RuleSet) -> BTreeMap<Registrant, RuleSet> {
+    let mut found: BTreeMap<Registrant, RuleSet> = BTreeMap::new();
+    for (rule, info) in rules {
+        if let Some(registrant) = registrant_of(info) {
+            found
+                .entry(registrant)
+                .or_default()
+                .insert(rule.clone(), info.clone());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::plan;
+    use crate::sync::parse_ports;
+
+    #[test]
+    fn a_registration_is_owned_by_the_instance_and_found_again() {
+        let host = Registrant::new("i-0123456789abcdef0", "us-east-1").unwrap();
+        let rules = host.rules(
+            "203.0.113.9".parse().unwrap(),
+            &parse_ports("tcp/22,tcp/443").unwrap(),
+        );
+        assert_eq!(rules.len(), 2);
+        let (_, info) = rules.iter().next().unwrap();
+        assert_eq!(
+            info.description.as_deref(),
+            Some("sgwarden:i-0123456789abcdef0 us-east-1/self-registered")
+        );
+        let found = registrations(&rules);
+        assert_eq!(found.keys().collect::<Vec<_>>(), vec![&host]);
+        // Deregistering is the plan to nothing: it removes exactly the host's rules.
+        let mut group = rules.clone();
+        group.insert(
+            crate::rule::Rule::new(
+                crate::rule::Direction::Ingress,
+                "tcp/22".parse().unwrap(),
+                crate::rule::Peer::cidr("10.0.0.0/8", "t").unwrap(),
+            ),
+            RuleInfo::described("by hand"),
+        );
+        let gone = plan(&group, &RuleSet::new(), host.owner());
+        assert_eq!(gone.remove, rules);
+    }
+
+    #[test]
+    fn other_descriptions_are_not_registrations() {
+        for text in [
+            "sgwarden:ring us-east-1/ring-asg",
+            "sgwarden:i-0123456789abcdef0 us-east-1/other",
+            "sgwarden:i-xyz us-east-1/self-registered",
+            "i-0123456789abcdef0 us-east-1/self-registered",
+        ] {
+            assert_eq!(registrant_of(&RuleInfo::described(text)), None, "{text}");
+        }
+        assert!(Registrant::new("i-12345678", "eu-west-1").is_ok());
+        assert!(Registrant::new("i-123", "eu-west-1").is_err());
+        assert!(Registrant::new("i-12345678", "eu west").is_err());
+    }
+}

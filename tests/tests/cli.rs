@@ -1,0 +1,456 @@
+//! The `sgwarden` CLI end to end: the real binary, run as an operator would, against the
+//! emulator (and, for `register`, a local stand-in for instance metadata). Every assertion
+//! reads AWS back or reads what the command printed and its exit code.
+
+// Helpers outside #[test] functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::process::Stdio;
+
+use aws_sdk_ec2::Client;
+use serde_json::{json, Value};
+use sgwarden_aws::Ec2;
+use sgwarden_core::Direction;
+use sgwarden_tests::cloudtrail::{self, user};
+use sgwarden_tests::imds::Metadata;
+use sgwarden_tests::runtime::binary_path;
+use sgwarden_tests::{world, Emulator};
+use tokio::io::AsyncWriteExt;
+
+const REGION: &str = "us-east-1";
+const REMOTE: &str = "eu-west-1";
+const HOST: &str = "i-0123456789abcdef0";
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `sgwarden args…` with only the emulator's environment and `env`, `stdin` piped in.
+async fn sgwarden(
+    emulator: &Emulator,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdin: Option<&str>,
+) -> Output {
+    let mut child = tokio::process::Command::new(binary_path("sgwarden"))
+        .args(args)
+        .env_clear()
+        .envs(emulator.function_env(REGION))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .await
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+async fn ingress(emulator: &Emulator, region: &str, group_id: &str) -> Vec<(String, String)> {
+    Ec2::new(&emulator.sdk_config(region).await)
+        .read_group(group_id)
+        .await
+        .unwrap()
+        .rules
+        .iter()
+        .filter(|(r, _)| r.direction == Direction::Ingress)
+        .map(|(r, i)| (r.to_string(), i.description.clone().unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn help_explains_every_command_and_matches_its_snapshot() {
+    let emulator = Emulator::start();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
+    for command in ["", "run", "plan", "register", "deregister"] {
+        let args: Vec<&str> = [command, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let out = sgwarden(&emulator, &args, &[], None).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let name = if command.is_empty() {
+            "sgwarden"
+        } else {
+            command
+        };
+        let path = dir.join(format!("help-{name}.txt"));
+        if std::env::var_os("SGWARDEN_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::write(&path, &out.stdout).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            out.stdout,
+            expected,
+            "`sgwarden {}` changed; review and run with SGWARDEN_UPDATE_SNAPSHOTS=1",
+            args.join(" ")
+        );
+    }
+}
+
+#[tokio::test]
+async fn run_replays_an_event_through_the_real_handler() {
+    let emulator = Emulator::start();
+    let ec2 = Client::new(&emulator.sdk_config(REGION).await);
+    let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+    let group = world::group(&ec2, &vpc, "db", &[]).await;
+    let event = cloudtrail::opened_by_hand(
+        &ec2,
+        REGION,
+        &group,
+        user("mallory"),
+        json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]),
+        true,
+    )
+    .await;
+    let file = std::env::temp_dir().join(format!("sgwarden-cli-{}.json", std::process::id()));
+    std::fs::write(&file, event.to_string()).unwrap();
+    let out = sgwarden(
+        &emulator,
+        &["run", "revert-ingress", "--event", file.to_str().unwrap()],
+        &[],
+        None,
+    )
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        report["groups"][0]["revoked"][0],
+        "ingress tcp/22 0.0.0.0/0"
+    );
+    assert!(ingress(&emulator, REGION, &group).await.is_empty());
+    assert!(
+        out.stderr.contains("sgwarden::audit"),
+        "audit line on stderr"
+    );
+
+    // From standard input; a bad event is an error naming its type, exit 1.
+    let out = sgwarden(
+        &emulator,
+        &["run", "revert-ingress", "--event", "-"],
+        &[],
+        Some(
+            r#"{"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": {}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("(EventNotUnderstood)"),
+        "{}",
+        out.stderr
+    );
+    let out = sgwarden(
+        &emulator,
+        &["run", "notify-owner", "--event", "-"],
+        &[],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("NOTIFY_SENDER"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn plan_revert_ingress_shows_the_sweep_and_exits_2_while_changes_are_pending() {
+    let emulator = Emulator::start();
+    let ec2 = Client::new(&emulator.sdk_config(REGION).await);
+    let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+    let group = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
+    world::hand_rule(&ec2, &group, 22, "0.0.0.0/0", "drift").await;
+    let policy = (
+        "REVERT_POLICY",
+        r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}, "directions": ["ingress"]}"#
+            .to_string(),
+    );
+    let out = sgwarden(
+        &emulator,
+        &["plan", "revert-ingress"],
+        std::slice::from_ref(&policy),
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{REGION} {group}\n  - ingress tcp/22 0.0.0.0/0\n1 change(s) pending in 1 group(s).\n"
+        )
+    );
+    assert_eq!(
+        ingress(&emulator, REGION, &group).await.len(),
+        1,
+        "a plan changes nothing"
+    );
+
+    let sweep = world::scheduled_event(REGION).to_string();
+    let out = sgwarden(
+        &emulator,
+        &["run", "revert-ingress", "--event", "-"],
+        std::slice::from_ref(&policy),
+        Some(&sweep),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = sgwarden(&emulator, &["plan", "revert-ingress"], &[policy], None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "No changes pending.\n");
+    // Without a scope there is no sweep to plan: an error, not "nothing pending".
+    let out = sgwarden(&emulator, &["plan", "revert-ingress"], &[], None).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("needs a scope"), "{}", out.stderr);
+}
+
+/// A one-region cluster: an Auto Scaling group of two, its security group, the registry.
+struct Cluster {
+    emulator: Emulator,
+    ec2: Client,
+    group: String,
+    env: Vec<(&'static str, String)>,
+    true_up: String,
+    instances: Vec<String>,
+}
+
+impl Cluster {
+    async fn new() -> Self {
+        let emulator = Emulator::start();
+        let config = emulator.sdk_config(REGION).await;
+        let ec2 = Client::new(&config);
+        let autoscaling = aws_sdk_autoscaling::Client::new(&config);
+        let vpc = world::vpc(&ec2, "10.1.0.0/16").await;
+        let group = world::group(&ec2, &vpc, "ring", &[]).await;
+        world::registry_table(&aws_sdk_dynamodb::Client::new(&config), "registry").await;
+        let instances = world::auto_scaling_group(&ec2, &autoscaling, REGION, "ring-asg", 2).await;
+        let env = vec![
+            ("SYNC_CLUSTER", "ring".to_string()),
+            ("SYNC_TABLE", "registry".to_string()),
+            ("SYNC_SECURITY_GROUP_IDS", group.clone()),
+            ("SYNC_PORTS", "tcp/9042".to_string()),
+        ];
+        let true_up =
+            json!({"detail": {"AutoScalingGroupName": "ring-asg"}, "trueup": true}).to_string();
+        Self {
+            emulator,
+            ec2,
+            group,
+            env,
+            true_up,
+            instances,
+        }
+    }
+
+    async fn run_true_up(&self) -> Value {
+        let out = sgwarden(
+            &self.emulator,
+            &["run", "asg-sync", "--event", "-"],
+            &self.env,
+            Some(&self.true_up),
+        )
+        .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn plan_asg_sync_shows_drift_and_exits_0_when_in_step() {
+    let c = Cluster::new().await;
+    let report = c.run_true_up().await;
+    assert_eq!(report["groups"][0]["added"].as_array().unwrap().len(), 2);
+    let out = sgwarden(&c.emulator, &["plan", "asg-sync"], &c.env, None).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.stdout, "No changes pending.\n");
+
+    // Someone removes one of the cluster's rules by hand: the plan shows it coming back.
+    let rules = ingress(&c.emulator, REGION, &c.group).await;
+    let (rule, _) = &rules[0];
+    let address = rule.rsplit(' ').next().unwrap().trim_end_matches("/32");
+    c.ec2
+        .revoke_security_group_ingress()
+        .group_id(&c.group)
+        .ip_protocol("tcp")
+        .from_port(9042)
+        .to_port(9042)
+        .cidr_ip(format!("{address}/32"))
+        .send()
+        .await
+        .unwrap();
+    let out = sgwarden(&c.emulator, &["plan", "asg-sync"], &c.env, None).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "{REGION} {}\n  + ingress tcp/9042 {address}/32\n",
+            c.group
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains('\u{1b}'), "no colour into a pipe");
+    assert_eq!(ingress(&c.emulator, REGION, &c.group).await.len(), 1);
+}
+
+#[tokio::test]
+async fn register_and_deregister_a_host_from_instance_metadata() {
+    let emulator = Emulator::start();
+    let remote = Client::new(&emulator.sdk_config(REMOTE).await);
+    let vpc = world::vpc(&remote, "10.8.0.0/16").await;
+    let group = world::group(&remote, &vpc, "eu-db", &[]).await;
+    world::hand_rule(&remote, &group, 5432, "10.0.0.0/8", "app tier").await;
+    let metadata = Metadata::start(&[
+        ("instance-id", HOST),
+        ("public-ipv4", "203.0.113.9"),
+        ("local-ipv4", "10.1.2.3"),
+        ("placement/region", REGION),
+    ])
+    .await;
+    let env = vec![(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        metadata.endpoint().to_string(),
+    )];
+    let host = ["--group-id", group.as_str(), "--region", REMOTE];
+    let register = |ports: &'static str, extra: &'static [&'static str]| {
+        let mut args = vec!["register", "--ports", ports];
+        args.extend(host);
+        args.extend(extra);
+        args
+    };
+
+    let out = sgwarden(&emulator, &register("tcp/5432,tcp/9042", &[]), &env, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let owned = format!("sgwarden:{HOST} {REGION}/self-registered");
+    assert_eq!(
+        ingress(&emulator, REMOTE, &group).await,
+        vec![
+            (
+                "ingress tcp/5432 10.0.0.0/8".to_string(),
+                "app tier".to_string()
+            ),
+            ("ingress tcp/5432 203.0.113.9/32".to_string(), owned.clone()),
+            ("ingress tcp/9042 203.0.113.9/32".to_string(), owned.clone()),
+        ]
+    );
+
+    // After a reboot with a new address (the private one here), the old one is replaced.
+    let out = sgwarden(
+        &emulator,
+        &register("tcp/5432,tcp/9042", &["--private"]),
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rules = ingress(&emulator, REMOTE, &group).await;
+    assert_eq!(rules.len(), 3);
+    assert!(rules.iter().all(|(r, _)| !r.contains("203.0.113.9")));
+
+    // The quota is checked before anything is added.
+    let out = sgwarden(
+        &emulator,
+        &register("tcp/1,tcp/2,tcp/3", &["--quota", "3"]),
+        &env,
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("(QuotaExceeded)"), "{}", out.stderr);
+    assert_eq!(ingress(&emulator, REMOTE, &group).await, rules);
+
+    let mut args = vec!["deregister"];
+    args.extend(host);
+    let out = sgwarden(&emulator, &args, &env, None).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        ingress(&emulator, REMOTE, &group).await,
+        vec![(
+            "ingress tcp/5432 10.0.0.0/8".to_string(),
+            "app tier".to_string()
+        )]
+    );
+
+    // No metadata and no --instance-id: a clear error, nothing changed.
+    let out = sgwarden(
+        &emulator,
+        &register("tcp/22", &["--address", "198.51.100.1"]),
+        &[(
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+            "http://127.0.0.1:9".to_string(),
+        )],
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("(MetadataUnavailable)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ingress(&emulator, REMOTE, &group).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_true_up_removes_registrations_of_instances_that_no_longer_exist() {
+    let c = Cluster::new().await;
+    // The cluster is in the registry: scheduled true-ups (and plans) have work to do.
+    c.run_true_up().await;
+    // One registrant still runs (a cluster node doubles as one here); the other is gone.
+    let live = c.instances[0].clone();
+    for (instance, address) in [(live.as_str(), "198.51.100.1"), (HOST, "198.51.100.2")] {
+        let out = sgwarden(
+            &c.emulator,
+            &[
+                "register",
+                "--group-id",
+                &c.group,
+                "--region",
+                REGION,
+                "--ports",
+                "tcp/22",
+                "--instance-id",
+                instance,
+                "--instance-region",
+                REGION,
+                "--address",
+                address,
+            ],
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    // The plan shows the crashed host's registration going; the true-up removes it.
+    let out = sgwarden(&c.emulator, &["plan", "asg-sync"], &c.env, None).await;
+    assert!(
+        out.stdout.contains("  - ingress tcp/22 198.51.100.2/32"),
+        "{}",
+        out.stdout
+    );
+    c.run_true_up().await;
+    let rules: Vec<String> = ingress(&c.emulator, REGION, &c.group)
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert!(
+        rules.contains(&"ingress tcp/22 198.51.100.1/32".to_string()),
+        "{rules:?}"
+    );
+    assert!(
+        !rules.contains(&"ingress tcp/22 198.51.100.2/32".to_string()),
+        "{rules:?}"
+    );
+}
