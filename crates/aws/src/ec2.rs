@@ -251,17 +251,19 @@ impl Ec2 {
     }
 
     /// Tags rules (by `sgr-` id) with one key and value: `CreateTags`, which adds or
-    /// overwrites that tag and nothing else.
+    /// overwrites that tag and nothing else. Leaves one audit line, like every write.
     pub async fn tag_rules(
         &self,
         rule_ids: &[String],
         key: &str,
         value: &str,
+        audit: &AuditContext,
     ) -> Result<(), AwsError> {
         if rule_ids.is_empty() {
             return Ok(());
         }
-        self.client
+        let result = self
+            .client
             .create_tags()
             .set_resources(Some(rule_ids.to_vec()))
             .tags(
@@ -272,8 +274,18 @@ impl Ec2 {
             )
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("CreateTags", &rule_ids.join(","), &self.region, e))?;
-        Ok(())
+            .map_err(|e| AwsError::from_sdk("CreateTags", &rule_ids.join(","), &self.region, e));
+        tracing::info!(
+            target: "sgwarden::audit",
+            function = %audit.function,
+            rules = %rule_ids.join(" "),
+            region = %self.region,
+            tag = %format!("{key}={value}"),
+            cause = %audit.cause,
+            error = result.as_ref().err().map(ToString::to_string),
+            "security group rules tagged"
+        );
+        result.map(|_| ())
     }
 
     /// Revokes exactly `rules` (by id when every rule of a direction has one), with the

@@ -209,7 +209,11 @@ impl RevertIngress {
             let by = exempt_name(call);
             let ids = changed_rule_ids(change);
             if !self.config.dry_run && !ids.is_empty() {
-                ec2.tag_rules(&ids, EXEMPT_MARK, &by).await?;
+                let audit = AuditContext {
+                    function: FUNCTION.to_string(),
+                    cause: format!("event {}", call.event_id),
+                };
+                ec2.tag_rules(&ids, EXEMPT_MARK, &by, &audit).await?;
                 report.marked = ids;
             }
             return skip(report, format!("made by exempt principal {by}"));
