@@ -31,6 +31,7 @@ async fn main() {
     let (peer_region, peer_group, _) = &groups[1];
     let vars: HashMap<&str, String> = HashMap::from([
         ("SYNC_CLUSTER", "bench".to_string()),
+        ("SYNC_AUTO_SCALING_GROUPS", "bench-asg".to_string()),
         ("SYNC_TABLE", "registry".to_string()),
         ("SYNC_SECURITY_GROUP_IDS", local_group.clone()),
         ("SYNC_PEERS", format!("{peer_region}/{peer_group}")),

@@ -62,6 +62,9 @@ from moto.moto_server.werkzeug_app import (
 ACCOUNT = "123456789012"
 CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 HANG_LIMIT_SECONDS = 120
+# `Filter.<n>.Value.<m>` in an EC2 query request; EC2 takes at most 200 values per filter.
+FILTER_VALUE = re.compile(r"^Filter\.(\d+)\.Value\.\d+$")
+MAX_FILTER_VALUES = 200
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -131,6 +134,9 @@ class Emulator:
         if mode is not None:
             return Response("region unavailable", status=503)(environ, start_response)
 
+        refused = self.filter_limit(service, params)
+        if refused is not None:
+            return refused(environ, start_response)
         filler = self.fillers().get((service, operation))
         if filler is not None:
             return filler(region, params)(environ, start_response)
@@ -184,6 +190,23 @@ class Emulator:
                 if remaining <= 0:
                     return
                 self.outage_changed.wait(remaining)
+
+    @staticmethod
+    def filter_limit(service: str, params: dict[str, Any]) -> Response | None:
+        """EC2 refuses a describe filter with more than 200 values; moto accepts any number."""
+        if service != "ec2":
+            return None
+        values: dict[str, int] = {}
+        for key in params:
+            match = FILTER_VALUE.match(key)
+            if match:
+                values[match.group(1)] = values.get(match.group(1), 0) + 1
+        if any(count > MAX_FILTER_VALUES for count in values.values()):
+            return query_error(
+                "FilterLimitExceeded",
+                f"The maximum number of filter values specified on a single call is {MAX_FILTER_VALUES}",
+            )
+        return None
 
     # -- gap fillers ------------------------------------------------------------------------
 

@@ -117,6 +117,25 @@ impl RuntimeApi {
     }
 }
 
+/// Starts `binary` with `env`, serves it `events` in order and returns one outcome per event
+/// (the test fails when one does not arrive within a minute).
+pub async fn serve_events(
+    binary: &str,
+    env: &[(&str, String)],
+    events: Vec<Value>,
+) -> Vec<Outcome> {
+    let runtime = RuntimeApi::start().await;
+    let function = runtime.spawn(binary, env);
+    let count = events.len();
+    for event in events {
+        runtime.invoke(event);
+    }
+    let outcomes = runtime.outcomes(count, Duration::from_secs(60)).await;
+    function.stop();
+    assert_eq!(outcomes.len(), count, "{binary}: {outcomes:?}");
+    outcomes
+}
+
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
         self.server.abort();

@@ -141,6 +141,59 @@ async fn reads_many_groups_with_rules_and_tags() {
 }
 
 #[tokio::test]
+async fn more_groups_than_one_filter_takes_are_read_in_parts() {
+    let w = world().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            world::group(
+                &w.client,
+                &w.vpc,
+                &format!("g{n}"),
+                &[("Protected", "true")],
+            )
+            .await,
+        );
+    }
+    // 250 ids in scope, three of which exist: EC2 (and the emulator) refuses more than 200
+    // values in one filter, so the adapter must ask in parts.
+    let mut scope_ids: Vec<String> = (0..247).map(|n| format!("sg-{n:017x}")).collect();
+    scope_ids.extend(ids.iter().cloned());
+    let scope = sgwarden_core::policy::Scope {
+        group_ids: scope_ids.iter().cloned().collect(),
+        vpc_ids: (0..201)
+            .map(|n| format!("vpc-{n:017x}"))
+            .chain([w.vpc.clone()])
+            .collect(),
+        tag: Some(sgwarden_core::policy::TagCondition {
+            key: "Protected".into(),
+            value: "true".into(),
+        }),
+    };
+    w.emulator.clear_calls();
+    let mut found: Vec<String> = w
+        .ec2
+        .groups_in_scope(&scope)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.group_id)
+        .collect();
+    found.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(found, expected);
+    // Two parts of group ids times two parts of VPC ids.
+    assert_eq!(w.emulator.calls_of("DescribeSecurityGroups").len(), 4);
+    let mut many = scope_ids[..198].to_vec();
+    many.extend(ids.iter().cloned());
+    let err = w.ec2.read_groups(&many).await.unwrap_err();
+    assert!(matches!(err, AwsError::NotFound { .. }), "{err}");
+    let read = w.ec2.read_groups(&ids).await.unwrap();
+    assert_eq!(read.len(), 3);
+}
+
+#[tokio::test]
 async fn a_missing_group_is_an_error_not_an_empty_group() {
     let w = world().await;
     let err = w.ec2.read_group("sg-0000000000000000f").await.unwrap_err();

@@ -13,7 +13,7 @@ use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::{Direction, Owner};
-use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Emulator, Outage};
 
 const CLUSTER: &str = "ring";
@@ -77,6 +77,7 @@ impl Cluster {
             .collect();
         let mut vars: HashMap<String, String> = [
             ("SYNC_CLUSTER", CLUSTER.to_string()),
+            ("SYNC_AUTO_SCALING_GROUPS", site.asg.clone()),
             ("SYNC_TABLE", TABLE.to_string()),
             ("SYNC_SECURITY_GROUP_IDS", site.group_id.clone()),
             ("SYNC_PEERS", peers.join(" ")),
@@ -574,4 +575,115 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
+}
+
+/// The members the registry of `region` holds, by key.
+async fn registry_members(c: &Cluster, region: &str) -> Vec<String> {
+    sgwarden_aws::registry::Registry::new(&c.emulator.sdk_config(region).await, TABLE)
+        .members(CLUSTER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.member)
+        .collect()
+}
+
+/// The real binary as deployed in `region`, serving `events` in order.
+async fn serve(c: &Cluster, region: &str, events: Vec<Value>) -> Vec<Outcome> {
+    let mut env: Vec<(&str, String)> = c
+        .vars(region, &[])
+        .into_iter()
+        .map(|(k, v)| (leak(k), v))
+        .collect();
+    env.extend(c.emulator.function_env(region));
+    runtime::serve_events("asg-sync", &env, events).await
+}
+
+#[tokio::test]
+async fn triggers_naming_a_group_outside_the_cluster_are_refused_with_nothing_changed() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    let intruders =
+        world::auto_scaling_group(&site.ec2, &site.autoscaling, LOCAL, "intruder", 1).await;
+    c.launch(LOCAL, &site.instances[0]).await.unwrap();
+    let expected = c.expected(&[(LOCAL, site.instances.clone())]).await;
+    c.emulator.clear_calls();
+    let outcomes = serve(
+        &c,
+        LOCAL,
+        vec![
+            json!({"detail": {"AutoScalingGroupName": "intruder"}, "trueup": true}),
+            world::lifecycle_event(LOCAL, "intruder", &intruders[0], true),
+        ],
+    )
+    .await;
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Error { body, .. } => {
+                assert_eq!(body["errorType"], "GroupNotInCluster", "{body}");
+                assert!(body["errorMessage"].as_str().unwrap().contains("intruder"));
+            }
+            other => panic!("expected a refusal: {other:?}"),
+        }
+    }
+    assert!(c.writes().is_empty(), "{:?}", c.writes());
+    assert_eq!(c.owned_rules(LOCAL).await, expected);
+    assert_eq!(c.owned_rules(PEER).await, expected);
+    assert_eq!(
+        registry_members(&c, LOCAL).await,
+        [format!("{LOCAL}/{}", site.asg)]
+    );
+}
+
+#[tokio::test]
+async fn the_scheduled_true_up_drops_a_member_that_is_not_the_cluster_s() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    let intruders =
+        world::auto_scaling_group(&site.ec2, &site.autoscaling, LOCAL, "intruder", 1).await;
+    c.launch(LOCAL, &site.instances[0]).await.unwrap();
+    // A registry poisoned before SYNC_AUTO_SCALING_GROUPS existed: the intruder is a member in
+    // both regions' tables, and the cluster's port is open to it in both groups.
+    let address = world::public_addresses(&site.ec2, &intruders)
+        .await
+        .remove(0);
+    let poisoned = sgwarden_core::sync::Member {
+        member: format!("{LOCAL}/intruder"),
+        region: LOCAL.to_string(),
+        asg: "intruder".to_string(),
+        addresses: vec![address.parse().unwrap()],
+        updated_at: "2026-11-01T00:00:00Z".to_string(),
+        seq: 1,
+    };
+    for region in [LOCAL, PEER] {
+        sgwarden_aws::registry::Registry::new(&c.emulator.sdk_config(region).await, TABLE)
+            .put(CLUSTER, &poisoned)
+            .await
+            .unwrap();
+        let s = c.site(region);
+        let description = format!("sgwarden:{CLUSTER} {LOCAL}/intruder");
+        world::hand_rule(
+            &s.ec2,
+            &s.group_id,
+            9042,
+            &format!("{address}/32"),
+            &description,
+        )
+        .await;
+    }
+    let outcomes = serve(&c, LOCAL, vec![world::scheduled_event(LOCAL)]).await;
+    assert!(
+        matches!(outcomes[0], Outcome::Response { .. }),
+        "{outcomes:?}"
+    );
+    let expected = c.expected(&[(LOCAL, site.instances.clone())]).await;
+    assert_eq!(c.owned_rules(LOCAL).await, expected);
+    assert_eq!(c.owned_rules(PEER).await, expected);
+    for region in [LOCAL, PEER] {
+        assert_eq!(
+            registry_members(&c, region).await,
+            [format!("{LOCAL}/{}", site.asg)],
+            "{region}"
+        );
+    }
 }

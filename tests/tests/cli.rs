@@ -138,6 +138,32 @@ async fn run_replays_an_event_through_the_real_handler() {
         "audit line on stderr"
     );
 
+    // The operator's own change is judged like anyone's: the CLI is not the function, so
+    // the identity it runs as (moto's `user/moto`) is never taken for the function's role.
+    let own = cloudtrail::opened_by_hand(
+        &ec2,
+        REGION,
+        &group,
+        json!({"type": "IAMUser", "arn": "arn:aws:sts::123456789012:user/moto"}),
+        json!([{"ipProtocol": "tcp", "fromPort": 3389, "toPort": 3389,
+                "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]),
+        true,
+    )
+    .await;
+    let out = sgwarden(
+        &emulator,
+        &["run", "revert-ingress", "--event", "-"],
+        &[],
+        Some(&own.to_string()),
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        ingress(&emulator, REGION, &group).await.is_empty(),
+        "{}",
+        out.stdout
+    );
+
     // From standard input; a bad event is an error naming its type, exit 1.
     let out = sgwarden(
         &emulator,
@@ -237,6 +263,7 @@ impl Cluster {
         let instances = world::auto_scaling_group(&ec2, &autoscaling, REGION, "ring-asg", 2).await;
         let env = vec![
             ("SYNC_CLUSTER", "ring".to_string()),
+            ("SYNC_AUTO_SCALING_GROUPS", "ring-asg".to_string()),
             ("SYNC_TABLE", "registry".to_string()),
             ("SYNC_SECURITY_GROUP_IDS", group.clone()),
             ("SYNC_PORTS", "tcp/9042".to_string()),

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::policy::CallerIdentity;
 use sgwarden_tests::cloudtrail::{self, api_call, session, user};
-use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::sink::HttpSink;
 use sgwarden_tests::{world, Emulator, Outage};
 
@@ -103,12 +103,123 @@ impl World {
         .await
     }
 
+    /// Serves `events`, in order, to the real revert-ingress binary configured with `vars`
+    /// (through the Lambda Runtime API) and returns each outcome.
+    async fn serve(&self, vars: &[(&'static str, String)], events: Vec<Value>) -> Vec<Outcome> {
+        let mut env = self.emulator.function_env(REGION);
+        env.extend(vars.iter().cloned());
+        runtime::serve_events("revert-ingress", &env, events).await
+    }
+
+    /// Creates the approvals table; returns its client.
+    async fn approvals(&self) -> aws_sdk_dynamodb::Client {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.emulator.sdk_config(REGION).await);
+        world::approvals_table(&dynamodb, APPROVALS).await;
+        dynamodb
+    }
+
+    /// The settings of a deployment with the exempt role and its approvals table.
+    async fn guarded(&self) -> Vec<(&'static str, String)> {
+        self.approvals().await;
+        vec![
+            ("REVERT_POLICY", exempt_policy()),
+            ("REVERT_APPROVALS_TABLE", APPROVALS.to_string()),
+        ]
+    }
+
+    /// The handler of such a deployment.
+    async fn guarded_function(&self) -> RevertIngress {
+        let vars = self.guarded().await;
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.function(&vars).await
+    }
+
+    /// The exempt NetworkAdmin role opens `port` to `cidr` by hand; returns its event.
+    async fn admin_opens(&self, port: i32, cidr: &str, with_ids: bool) -> Value {
+        self.authorize(
+            &self.protected,
+            session("ops/", "NetworkAdmin", "bob"),
+            json!([tcp(port, cidr)]),
+            with_ids,
+        )
+        .await
+    }
+
+    /// Mallory reshapes rule `rule_id` of the protected group into tcp `ports` from `cidr`,
+    /// by hand; returns the event CloudTrail records for it (new definition only).
+    async fn modify_by_hand(&self, rule_id: &str, ports: (i32, i32), cidr: &str) -> Value {
+        self.ec2
+            .modify_security_group_rules()
+            .group_id(&self.protected)
+            .security_group_rules(
+                aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                    .security_group_rule_id(rule_id)
+                    .security_group_rule(
+                        aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                            .ip_protocol("tcp")
+                            .from_port(ports.0)
+                            .to_port(ports.1)
+                            .cidr_ipv4(cidr)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        api_call(
+            REGION,
+            "ModifySecurityGroupRules",
+            user("mallory"),
+            json!({"ModifySecurityGroupRulesRequest": {"GroupId": self.protected,
+                "SecurityGroupRule": {"SecurityGroupRuleId": rule_id, "SecurityGroupRule":
+                    {"IpProtocol": "tcp", "FromPort": ports.0, "ToPort": ports.1, "CidrIpv4": cidr}}}}),
+            json!({"_return": true}),
+        )
+    }
+
+    /// The exemption records of a group, as the approvals table holds them.
+    async fn exemption_records(&self, group_id: &str) -> Vec<Value> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.emulator.sdk_config(REGION).await);
+        let out = dynamodb
+            .query()
+            .table_name(APPROVALS)
+            .key_condition_expression("group_id = :g")
+            .expression_attribute_values(
+                ":g",
+                aws_sdk_dynamodb::types::AttributeValue::S(group_id.to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+        out.items()
+            .iter()
+            .filter(|item| {
+                item.get("kind")
+                    .and_then(|k| k.as_s().ok())
+                    .map(String::as_str)
+                    == Some("exemption")
+            })
+            .map(|item| {
+                item.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), json!(v.as_s().ok()?))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+            .collect()
+    }
+
     fn writes(&self) -> Vec<String> {
         self.emulator
             .calls()
             .into_iter()
             .map(|c| c.operation)
-            .filter(|op| !op.starts_with("Describe") && op != "Query" && op != "Scan")
+            .filter(|op| {
+                !op.starts_with("Describe")
+                    && !op.starts_with("Get")
+                    && op != "Query"
+                    && op != "Scan"
+            })
             .collect()
     }
 }
@@ -141,7 +252,7 @@ fn epoch(t: SystemTime) -> u64 {
 const PRE_EXISTING: &str = "ingress tcp/443 10.0.0.0/8";
 
 #[tokio::test]
-async fn ssh_from_anywhere_is_revoked_by_rule_id_in_one_call() {
+async fn ssh_from_anywhere_is_read_back_and_revoked_by_rule_id() {
     let w = World::new().await;
     let event = w.ssh_opened(&w.protected).await;
     assert_eq!(
@@ -153,9 +264,14 @@ async fn ssh_from_anywhere_is_revoked_by_rule_id_in_one_call() {
     let calls = w.emulator.calls();
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
     assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
-    assert_eq!(calls.len(), 1, "one write and no read: {calls:?}");
-    assert_eq!(calls[0].operation, "RevokeSecurityGroupIngress");
-    assert!(calls[0].params["SecurityGroupRuleId.1"]
+    // One read of the rules the event names, as EC2 holds them, and one revoke by id.
+    let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    assert_eq!(
+        operations,
+        ["DescribeSecurityGroupRules", "RevokeSecurityGroupIngress"],
+        "{calls:?}"
+    );
+    assert!(calls[1].params["SecurityGroupRuleId.1"]
         .as_str()
         .unwrap()
         .starts_with("sgr-"));
@@ -234,14 +350,7 @@ async fn groups_outside_the_scope_are_left_alone() {
         .skipped
         .unwrap()
         .contains("outside the policy's scope"));
-    assert_eq!(
-        w.emulator
-            .calls()
-            .iter()
-            .map(|c| c.operation.as_str())
-            .collect::<Vec<_>>(),
-        vec!["DescribeSecurityGroups"]
-    );
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
     // Scope by id: decided without any call.
     w.emulator.clear_calls();
     let by_id = format!(r#"{{"scope": {{"group_ids": ["{}"]}}}}"#, w.protected);
@@ -279,28 +388,31 @@ async fn a_failed_call_is_ignored_and_the_identical_rule_survives() {
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
 }
 
-#[tokio::test]
-async fn an_exempt_role_s_change_stays_and_later_sweeps_keep_it() {
-    let w = World::new().await;
-    let policy = format!(
+fn exempt_policy() -> String {
+    format!(
         r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}},
             "exempt": {{"principals": ["{ADMIN_ROLE}"]}},
             "allow": [{{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}}],
             "directions": ["ingress"]}}"#
-    );
-    let function = w.function(&[("REVERT_POLICY", &policy)]).await;
-    let event = w
-        .authorize(
-            &w.protected,
-            session("ops/", "NetworkAdmin", "bob"),
-            json!([tcp(5432, "10.20.0.0/16")]),
-            true,
-        )
-        .await;
+    )
+}
+
+#[tokio::test]
+async fn an_exempt_role_s_change_is_recorded_and_later_sweeps_keep_it() {
+    let w = World::new().await;
+    let function = w.guarded_function().await;
+    let event = w.admin_opens(5432, "10.20.0.0/16", true).await;
     let report = function.handle(&event, now()).await.unwrap();
     assert!(report.skipped.unwrap().contains("exempt principal"));
-    assert_eq!(report.marked.len(), 1);
-    assert_eq!(w.writes(), vec!["CreateTags"]);
+    assert_eq!(report.exempted, vec!["ingress tcp/5432 10.20.0.0/16"]);
+    // The record is written where only sgwarden and the security team can write; the rule
+    // itself is not touched (no tag, no revoke).
+    assert_eq!(w.writes(), vec!["PutItem"]);
+    let records = w.exemption_records(&w.protected).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["rule"], "ingress tcp/5432 10.20.0.0/16");
+    assert_eq!(records[0]["approved_by"], ADMIN_ROLE);
+    assert_eq!(records[0]["reason"], event["detail"]["eventID"]);
     // Drift on the same group, with no event: the sweep removes it and keeps the admin's.
     world::hand_rule(&w.ec2, &w.protected, 3389, "0.0.0.0/0", "drift").await;
     let swept = function
@@ -317,6 +429,26 @@ async fn an_exempt_role_s_change_stays_and_later_sweeps_keep_it() {
         .kept
         .iter()
         .any(|k| k.reason == format!("added by exempt principal {ADMIN_ROLE}")));
+}
+
+#[tokio::test]
+async fn an_exempt_change_without_rule_ids_is_recorded_too_and_survives_the_sweep() {
+    let w = World::new().await;
+    let function = w.guarded_function().await;
+    let event = w.admin_opens(6379, "10.30.0.0/16", false).await;
+    let report = function.handle(&event, now()).await.unwrap();
+    assert_eq!(report.exempted, vec!["ingress tcp/6379 10.30.0.0/16"]);
+    let records = w.exemption_records(&w.protected).await;
+    // Found among the group's rules, so recorded with its id.
+    assert!(records[0]["rule_id"].as_str().unwrap().starts_with("sgr-"));
+    function
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec![PRE_EXISTING, "ingress tcp/6379 10.30.0.0/16"]
+    );
 }
 
 #[tokio::test]
@@ -368,38 +500,8 @@ async fn a_modify_that_opens_a_port_is_reverted_and_one_inside_the_policy_stays(
         .as_str()
         .unwrap()
         .to_string();
-    let modify = |port_to: i32, cidr: &str| {
-        json!({"ModifySecurityGroupRulesRequest": {"GroupId": w.protected,
-            "SecurityGroupRule": {"SecurityGroupRuleId": rule_id, "SecurityGroupRule":
-                {"IpProtocol": "tcp", "FromPort": 443, "ToPort": port_to, "CidrIpv4": cidr}}}})
-    };
     for (port_to, cidr, stays) in [(444, "10.0.0.0/8", true), (65535, "0.0.0.0/0", false)] {
-        w.ec2
-            .modify_security_group_rules()
-            .group_id(&w.protected)
-            .security_group_rules(
-                aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
-                    .security_group_rule_id(&rule_id)
-                    .security_group_rule(
-                        aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
-                            .ip_protocol("tcp")
-                            .from_port(443)
-                            .to_port(port_to)
-                            .cidr_ipv4(cidr)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let event = api_call(
-            REGION,
-            "ModifySecurityGroupRules",
-            user("mallory"),
-            modify(port_to, cidr),
-            json!({"_return": true}),
-        );
+        let event = w.modify_by_hand(&rule_id, (443, port_to), cidr).await;
         let report = function.handle(&event, now()).await.unwrap();
         let rules = w.rules(&w.protected).await;
         if stays {
@@ -449,8 +551,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
 #[tokio::test]
 async fn an_approval_holds_until_it_expires_and_then_the_sweep_revokes_the_rule() {
     let w = World::new().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&w.emulator.sdk_config(REGION).await);
-    world::approvals_table(&dynamodb, APPROVALS).await;
+    let dynamodb = w.approvals().await;
     let start = now();
     let expires = epoch(start) + 3600;
     world::approve(
@@ -557,6 +658,32 @@ async fn the_sweep_removes_drift_in_scope_only_and_needs_a_scope() {
 }
 
 #[tokio::test]
+async fn a_clock_before_1970_is_refused_rather_than_read_as_the_epoch() {
+    let w = World::new().await;
+    let dynamodb = w.approvals().await;
+    // An approval that expired long ago would hold again at "0".
+    world::approve(
+        &dynamodb,
+        APPROVALS,
+        &w.protected,
+        "old",
+        "tcp/22 0.0.0.0/0",
+        1,
+    )
+    .await;
+    let event = w.ssh_opened(&w.protected).await;
+    let function = w.function(&[("REVERT_APPROVALS_TABLE", APPROVALS)]).await;
+    let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
+    let err = function.handle(&event, before_1970).await.unwrap_err();
+    assert_eq!(err.kind(), "ClockError", "{err}");
+    assert!(w.emulator.calls().is_empty());
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+}
+
+#[tokio::test]
 async fn a_dry_run_reports_and_writes_nothing() {
     let w = World::new().await;
     let event = w.ssh_opened(&w.protected).await;
@@ -564,7 +691,7 @@ async fn a_dry_run_reports_and_writes_nothing() {
     let report = function.handle(&event, now()).await.unwrap();
     assert!(report.dry_run);
     assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
-    assert!(w.emulator.calls().is_empty());
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
     assert_eq!(
         w.rules(&w.protected).await,
         vec!["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
@@ -821,4 +948,127 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         }
         other => panic!("expected a configuration error: {other:?}"),
     }
+}
+
+// The trust attacks (SPEC "Trust"): each is played as a developer with ordinary EC2 rights
+// would, against the real binary, and each must fail.
+
+fn response(body: &Outcome) -> &Value {
+    match body {
+        Outcome::Response { body, .. } => body,
+        other => panic!("expected a response: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_forged_exempt_tag_keeps_no_rule() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    // Mallory opens ssh and tags the rule as if the exempt role had made it.
+    let created =
+        cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    let rule_id = created[0]["securityGroupRuleId"].as_str().unwrap();
+    for key in ["sgwarden:exempt", "sgwarden:approved"] {
+        w.ec2
+            .create_tags()
+            .resources(rule_id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(ADMIN_ROLE)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
+    assert_eq!(
+        response(&outcomes[0])["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}
+
+#[tokio::test]
+async fn reshaping_an_exempt_role_s_rule_is_judged_on_its_new_shape() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let made = w.admin_opens(5432, "10.2.0.0/16", true).await;
+    let rule_id = made["detail"]["responseElements"]["securityGroupRuleSet"]["items"][0]
+        ["securityGroupRuleId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The exempt role's change is handled first, then the binary is stopped; mallory reshapes
+    // the same rule into ssh from anywhere.
+    let first = w.serve(&vars, vec![made]).await;
+    assert!(response(&first[0])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("exempt principal"));
+    let modify = w.modify_by_hand(&rule_id, (22, 22), "0.0.0.0/0").await;
+    let outcomes = w.serve(&vars, vec![modify]).await;
+    assert_eq!(
+        response(&outcomes[0])["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}
+
+#[tokio::test]
+async fn an_event_s_claims_about_rules_are_checked_against_ec2() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let https = cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(443, "0.0.0.0/0")]))
+        .await
+        .remove(0);
+    let https_id = https["securityGroupRuleId"].as_str().unwrap().to_string();
+    let other_group_rule = cloudtrail::rules(&w.ec2, &w.open)
+        .await
+        .into_iter()
+        .find(|r| r["isEgress"] == false)
+        .unwrap();
+    // A forged call: "ssh from anywhere was added", naming the allowed https rule's id and a
+    // rule of another group.
+    let claim = |id: &str| {
+        json!({"groupOwnerId": cloudtrail::ACCOUNT, "groupId": w.protected,
+               "securityGroupRuleId": id, "isEgress": false, "ipProtocol": "tcp",
+               "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"})
+    };
+    let forged = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": w.protected, "ipPermissions": {"items": [tcp(22, "0.0.0.0/0")]}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": [
+            claim(&https_id),
+            claim(other_group_rule["securityGroupRuleId"].as_str().unwrap())
+        ]}}),
+    );
+    // The same forgery in the exempt role's name, on a group outside the scope: nothing may
+    // be recorded for rules the policy does not guard.
+    let mut exempt_forgery = forged.clone();
+    exempt_forgery["detail"]["userIdentity"] = session("ops/", "NetworkAdmin", "bob");
+    exempt_forgery["detail"]["requestParameters"]["groupId"] = json!(w.open);
+    let mut allow_https = vars.clone();
+    allow_https[0].1 = exempt_policy().replace(
+        r#""ports": "443", "sources": ["10.0.0.0/8"]"#,
+        r#""ports": "443", "sources": ["0.0.0.0/0"]"#,
+    );
+    w.emulator.clear_calls();
+    let outcomes = w.serve(&allow_https, vec![forged, exempt_forgery]).await;
+    let judged = &response(&outcomes[0])["groups"][0];
+    assert_eq!(judged["revoked"], json!([]));
+    assert_eq!(judged["kept"][0]["rule"], "ingress tcp/443 0.0.0.0/0");
+    assert!(response(&outcomes[1])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("outside the policy's scope"));
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/443 0.0.0.0/0", PRE_EXISTING]
+    );
+    assert_eq!(w.rules(&w.open).await, vec![PRE_EXISTING]);
 }

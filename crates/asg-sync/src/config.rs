@@ -5,6 +5,7 @@
 //! a group may hold, default 60, EC2's default quota) and `SYNC_HEARTBEAT_SECONDS` (how often
 //! a lifecycle heartbeat is sent while a sync is still running, default 60).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use sgwarden_aws::autoscaling::LifecycleResult;
@@ -13,6 +14,9 @@ pub use sgwarden_core::settings::ConfigError;
 use sgwarden_core::settings::{bad, flag, is_group_id};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
+
+/// The longest interval between lifecycle heartbeats `SYNC_HEARTBEAT_SECONDS` accepts.
+pub const MAX_HEARTBEAT_SECONDS: u64 = 3_600;
 
 /// A security group of the cluster in another region, and the registry table there.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +29,8 @@ pub struct PeerGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncConfig {
     pub cluster: Owner,
+    /// This region's Auto Scaling groups of the cluster: the only ones asg-sync acts for.
+    pub auto_scaling_groups: BTreeSet<String>,
     pub table: String,
     pub security_group_ids: Vec<String>,
     pub peers: Vec<PeerGroup>,
@@ -52,6 +58,27 @@ impl SyncConfig {
         };
         let cluster =
             Owner::new(&required("SYNC_CLUSTER")?).map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
+        let auto_scaling_groups: BTreeSet<String> = required("SYNC_AUTO_SCALING_GROUPS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if auto_scaling_groups.is_empty() {
+            return Err(bad(
+                "SYNC_AUTO_SCALING_GROUPS",
+                "names no Auto Scaling group",
+            ));
+        }
+        if let Some(wrong) = auto_scaling_groups
+            .iter()
+            .find(|name| name.len() > 255 || name.contains('/'))
+        {
+            return Err(bad(
+                "SYNC_AUTO_SCALING_GROUPS",
+                format!("{wrong:?} is not an Auto Scaling group name"),
+            ));
+        }
         let table = required("SYNC_TABLE")?;
         let security_group_ids: Vec<String> = required("SYNC_SECURITY_GROUP_IDS")?
             .split(',')
@@ -111,7 +138,7 @@ impl SyncConfig {
                 ))
             }
         };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
             match get(name)
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty())
@@ -120,12 +147,15 @@ impl SyncConfig {
                 Some(v) => v
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| bad(name, format!("{v:?} is not a positive whole number"))),
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| {
+                        bad(name, format!("{v:?} is not a whole number from 1 to {max}"))
+                    }),
             }
         };
         Ok(Self {
             cluster,
+            auto_scaling_groups,
             table,
             security_group_ids,
             peers,
@@ -133,9 +163,16 @@ impl SyncConfig {
             address,
             on_failure,
             dry_run: flag("SYNC_DRY_RUN", get("SYNC_DRY_RUN"))?,
-            rule_quota: usize::try_from(number("SYNC_RULE_QUOTA", 60)?)
+            // EC2's largest rules-per-group quota is 1,000.
+            rule_quota: usize::try_from(number("SYNC_RULE_QUOTA", 60, 1_000)?)
                 .map_err(|_| bad("SYNC_RULE_QUOTA", "too large"))?,
-            heartbeat_every: Duration::from_secs(number("SYNC_HEARTBEAT_SECONDS", 60)?),
+            // A lifecycle hook's heartbeat timeout is at most 7,200 s: a heartbeat every hour
+            // at the most keeps any hook alive, and bounds the timer's arithmetic.
+            heartbeat_every: Duration::from_secs(number(
+                "SYNC_HEARTBEAT_SECONDS",
+                60,
+                MAX_HEARTBEAT_SECONDS,
+            )?),
         })
     }
 }
@@ -148,8 +185,9 @@ mod tests {
         SyncConfig::from_lookup(sgwarden_core::settings::from_pairs(vars))
     }
 
-    const BASE: [(&str, &str); 3] = [
+    const BASE: [(&str, &str); 4] = [
         ("SYNC_CLUSTER", "db"),
+        ("SYNC_AUTO_SCALING_GROUPS", "db-a, db-b"),
         ("SYNC_TABLE", "sgwarden-registry"),
         ("SYNC_SECURITY_GROUP_IDS", "sg-0a1, sg-0b2"),
     ];
@@ -158,6 +196,11 @@ mod tests {
     fn defaults_follow_spec() {
         let c = config(&BASE).unwrap();
         assert_eq!(c.security_group_ids, ["sg-0a1", "sg-0b2"]);
+        assert_eq!(
+            c.auto_scaling_groups,
+            BTreeSet::from(["db-a".to_string(), "db-b".to_string()])
+        );
+        assert_eq!(c.heartbeat_every, Duration::from_secs(60));
         assert_eq!(c.ports, vec![Traffic::All]);
         assert_eq!(c.address, AddressKind::Public);
         assert_eq!(c.on_failure, LifecycleResult::Continue);
@@ -191,6 +234,12 @@ mod tests {
             ("SYNC_ON_FAILURE", "retry"),
             ("SYNC_DRY_RUN", "yes"),
             ("SYNC_RULE_QUOTA", "0"),
+            ("SYNC_AUTO_SCALING_GROUPS", " , "),
+            ("SYNC_AUTO_SCALING_GROUPS", "a/b"),
+            ("SYNC_HEARTBEAT_SECONDS", "0"),
+            // Past the bound, and far past it: refused, never an overflowing timer.
+            ("SYNC_HEARTBEAT_SECONDS", "3601"),
+            ("SYNC_HEARTBEAT_SECONDS", "18446744073709551615"),
         ] {
             let mut vars: Vec<(&str, &str)> =
                 BASE.iter().filter(|(k, _)| *k != name).copied().collect();
@@ -206,5 +255,20 @@ mod tests {
             config(&missing).unwrap_err().to_string(),
             "SYNC_TABLE: required"
         );
+    }
+
+    #[test]
+    fn the_heartbeat_takes_an_hour_at_the_most() {
+        let mut vars = BASE.to_vec();
+        vars.push(("SYNC_HEARTBEAT_SECONDS", "3600"));
+        let c = config(&vars).unwrap();
+        assert_eq!(
+            c.heartbeat_every,
+            Duration::from_secs(MAX_HEARTBEAT_SECONDS)
+        );
+        // The heartbeat timer's first deadline is now + interval: it must not overflow.
+        assert!(std::time::Instant::now()
+            .checked_add(c.heartbeat_every)
+            .is_some());
     }
 }

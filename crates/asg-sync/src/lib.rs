@@ -34,8 +34,10 @@ use sgwarden_aws::registry::{Registry, Write};
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupState};
 use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
-use sgwarden_core::register::{registrations, Registrant};
-use sgwarden_core::sync::{check_quota, desired_rules, member_addresses, Member, QuotaExceeded};
+use sgwarden_core::register::{registrations, stale_registrations, Registrant};
+use sgwarden_core::sync::{
+    check_quota, desired_rules, member_addresses, split_strangers, Member, QuotaExceeded,
+};
 use sgwarden_core::{plan, ParseError, Plan, RuleSet, Trigger};
 
 pub use config::{ConfigError, SyncConfig};
@@ -56,6 +58,10 @@ pub enum SyncError {
     Aws(#[from] AwsError),
     #[error("refused, nothing changed: {0}")]
     Quota(#[from] QuotaExceeded),
+    #[error(
+        "refused, nothing changed: Auto Scaling group {0:?} is not in SYNC_AUTO_SCALING_GROUPS"
+    )]
+    NotInCluster(String),
 }
 
 impl sgwarden_lambda::FunctionError for SyncError {
@@ -73,6 +79,7 @@ impl SyncError {
             SyncError::Aws(e) if e.is_transient() => "AwsUnavailable",
             SyncError::Aws(_) => "AwsError",
             SyncError::Quota(_) => "QuotaExceeded",
+            SyncError::NotInCluster(_) => "GroupNotInCluster",
         }
     }
 }
@@ -129,6 +136,10 @@ struct Work {
     asg_names: Vec<String>,
     excluded: Option<String>,
     lifecycle: Option<LifecycleAction>,
+    /// The scheduled true-up acts only on a registry that already holds the cluster: an empty
+    /// one is a missing table or a first deployment, and planning from this region alone
+    /// would strip every peer's addresses.
+    needs_registry: bool,
 }
 
 impl AsgSync {
@@ -202,7 +213,23 @@ impl AsgSync {
         result.map(|()| report)
     }
 
+    /// What the trigger asks for. A trigger naming an Auto Scaling group outside
+    /// `SYNC_AUTO_SCALING_GROUPS` is refused here, before any AWS call: asg-sync never
+    /// registers, opens ports to, or completes the lifecycle action of a group it does not
+    /// serve (SPEC "Trust").
     fn work(&self, trigger: Trigger) -> Result<Work, SyncError> {
+        let work = self.work_for(trigger)?;
+        match work
+            .asg_names
+            .iter()
+            .find(|asg| !self.config.auto_scaling_groups.contains(*asg))
+        {
+            Some(stranger) => Err(SyncError::NotInCluster(stranger.clone())),
+            None => Ok(work),
+        }
+    }
+
+    fn work_for(&self, trigger: Trigger) -> Result<Work, SyncError> {
         let kind = trigger.kind();
         Ok(match trigger {
             Trigger::Lifecycle(action) => Work {
@@ -212,6 +239,7 @@ impl AsgSync {
                 excluded: (action.transition == LifecycleTransition::Terminating)
                     .then(|| action.instance_id.clone()),
                 lifecycle: Some(action),
+                needs_registry: false,
             },
             Trigger::InstanceChange(change) => Work {
                 kind,
@@ -220,6 +248,7 @@ impl AsgSync {
                 excluded: (change.transition == LifecycleTransition::Terminating)
                     .then_some(change.instance_id),
                 lifecycle: None,
+                needs_registry: false,
             },
             Trigger::TrueUp(t) => Work {
                 kind,
@@ -227,14 +256,16 @@ impl AsgSync {
                 asg_names: vec![t.asg_name],
                 excluded: None,
                 lifecycle: None,
+                needs_registry: false,
             },
-            // A scheduled true-up re-observes every group this region has registered.
+            // A scheduled true-up re-observes every group of the cluster in this region.
             Trigger::Scheduled(_) => Work {
                 kind,
                 true_up: true,
-                asg_names: Vec::new(),
+                asg_names: self.config.auto_scaling_groups.iter().cloned().collect(),
                 excluded: None,
                 lifecycle: None,
+                needs_registry: true,
             },
             other => return Err(SyncError::WrongTrigger(other.kind())),
         })
@@ -295,20 +326,12 @@ impl AsgSync {
         let cluster = self.config.cluster.name();
         let mut unreachable: BTreeSet<String> = BTreeSet::new();
 
-        let asg_names = if work.asg_names.is_empty() {
-            self.local
-                .registry
-                .members(cluster)
-                .await?
-                .into_iter()
-                .filter(|m| m.region == self.local.region)
-                .map(|m| m.asg)
-                .collect()
-        } else {
-            work.asg_names.clone()
-        };
-        let mut observed = Vec::with_capacity(asg_names.len());
-        for asg in &asg_names {
+        if work.needs_registry && self.local.registry.members(cluster).await?.is_empty() {
+            warn_empty_registry(cluster, &self.local.registry);
+            return Ok(());
+        }
+        let mut observed = Vec::with_capacity(work.asg_names.len());
+        for asg in &work.asg_names {
             let member = self.observe(asg, work.excluded.as_deref(), now).await?;
             self.register(&member, report, &mut unreachable).await?;
             observed.push(member);
@@ -317,15 +340,16 @@ impl AsgSync {
         let mut planned_seqs = None;
         for round in 1..=ROUNDS {
             report.rounds = round;
-            let members = newest(self.local.registry.members(cluster).await?, &observed);
+            let members = self
+                .cluster_members(newest(
+                    self.local.registry.members(cluster).await?,
+                    &observed,
+                ))
+                .await;
             if members.is_empty() {
                 // An empty registry is a missing table or a first deployment, not a cluster
                 // of no nodes: planning from it would strip every owned rule everywhere.
-                tracing::warn!(
-                    cluster,
-                    table = self.local.registry.table(),
-                    "registry holds no member of the cluster; nothing reconciled"
-                );
+                warn_empty_registry(cluster, &self.local.registry);
                 break;
             }
             let seqs = seqs(&members);
@@ -342,6 +366,40 @@ impl AsgSync {
         }
         report.unreachable = unreachable.into_iter().collect();
         Ok(())
+    }
+
+    /// The registry's members that belong to the cluster. A member of this region whose group
+    /// is not in `SYNC_AUTO_SCALING_GROUPS` (written before that setting existed, or by hand)
+    /// is never planned from, and is removed from every reachable table, with an audit line.
+    async fn cluster_members(&self, members: Vec<Member>) -> Vec<Member> {
+        let (members, strangers) = split_strangers(
+            members,
+            &self.local.region,
+            &self.config.auto_scaling_groups,
+        );
+        for stranger in &strangers {
+            tracing::warn!(member = %stranger.member, "registry member is not in SYNC_AUTO_SCALING_GROUPS; ignored");
+            if self.config.dry_run {
+                continue;
+            }
+            for registry in
+                std::iter::once(&self.local.registry).chain(self.peers.iter().map(|p| &p.registry))
+            {
+                let result = registry
+                    .remove(self.config.cluster.name(), &stranger.member)
+                    .await;
+                tracing::info!(
+                    target: "sgwarden::audit",
+                    function = FUNCTION,
+                    table = registry.table(),
+                    region = registry.region(),
+                    member = %stranger.member,
+                    error = result.as_ref().err().map(ToString::to_string),
+                    "registry member removed: not in SYNC_AUTO_SCALING_GROUPS"
+                );
+            }
+        }
+        members
     }
 
     /// The member one Auto Scaling group contributes, observed now.
@@ -465,11 +523,8 @@ impl AsgSync {
         let mut plans: Vec<(&RegionClients, String, Plan)> = Vec::new();
         for (clients, group) in groups {
             let mut plan = self.checked_plan(&group.group_id, &group.rules, desired)?;
-            for (registrant, rules) in registrations(&group.rules) {
-                if gone.contains(&registrant) {
-                    plan.remove.extend_from(&rules);
-                }
-            }
+            plan.remove
+                .extend_from(&stale_registrations(&group.rules, &gone, desired));
             plans.push((clients, group.group_id, plan));
         }
         let audit = AuditContext {
@@ -571,6 +626,14 @@ fn newest(mut members: Vec<Member>, observed: &[Member]) -> Vec<Member> {
         }
     }
     members
+}
+
+fn warn_empty_registry(cluster: &str, registry: &Registry) {
+    tracing::warn!(
+        cluster,
+        table = registry.table(),
+        "registry holds no member of the cluster; nothing reconciled"
+    );
 }
 
 fn seqs(members: &[Member]) -> BTreeMap<String, u64> {

@@ -1,9 +1,15 @@
-//! revert-ingress's approvals table: time-limited approvals of one rule shape on one group.
+//! revert-ingress's approvals table: time-limited approvals of one rule shape on one group,
+//! and the records of rules exempt principals made. It is the one place that proves a rule
+//! may stay, because only sgwarden's role and the security team can write it (SPEC "Trust").
 //!
 //! Schema (SPEC): partition key `group_id` (S), sort key `approval_id` (S); `rule` (S, e.g.
 //! `tcp/22 203.0.113.7/32`), `expires_at` (N, epoch seconds, also the table's TTL attribute),
 //! `approved_by` (S), `reason` (S). DynamoDB deletes expired items only eventually (up to
 //! days later), so expiry is always checked against the clock by the core, never left to TTL.
+//!
+//! An exemption record is an item with `kind` = `exemption` (S): `rule` is the exact shape
+//! the exempt principal made, `rule_id` (S) its `sgr-` id when known, `approved_by` the
+//! principal, `reason` the CloudTrail event id, and no `expires_at` (so TTL never removes it).
 //!
 //! An item that does not follow the schema approves nothing: it is logged (`warn`) and
 //! skipped, so a typo in an approval can never open a port.
@@ -13,7 +19,7 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use sgwarden_core::policy::Approval;
+use sgwarden_core::policy::{Approval, Exemption, Grants};
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
@@ -35,8 +41,8 @@ impl Approvals {
         }
     }
 
-    /// The approvals of one group (one consistent `Query`, all pages).
-    pub async fn for_group(&self, group_id: &str) -> Result<Vec<Approval>, AwsError> {
+    /// The grants of one group (one consistent `Query`, all pages).
+    pub async fn for_group(&self, group_id: &str) -> Result<Grants, AwsError> {
         let mut pages = self
             .client
             .query()
@@ -47,18 +53,18 @@ impl Approvals {
             .into_paginator()
             .items()
             .send();
-        let mut approvals = Vec::new();
+        let mut grants = Grants::default();
         while let Some(item) = pages.next().await {
             let item =
                 item.map_err(|e| AwsError::from_sdk("Query", &self.table, &self.region, e))?;
-            approvals.extend(self.readable(&item));
+            self.add_readable(&item, &mut grants);
         }
-        Ok(approvals)
+        Ok(grants)
     }
 
-    /// Every approval (one consistent `Scan`, all pages): the sweep's view. The table holds
-    /// only live and recently expired approvals, so it stays small.
-    pub async fn all(&self) -> Result<Vec<Approval>, AwsError> {
+    /// Every grant (one consistent `Scan`, all pages): the sweep's view. The table holds
+    /// live and recently expired approvals and one record per exempted rule.
+    pub async fn all(&self) -> Result<Grants, AwsError> {
         let mut pages = self
             .client
             .scan()
@@ -67,18 +73,72 @@ impl Approvals {
             .into_paginator()
             .items()
             .send();
-        let mut approvals = Vec::new();
+        let mut grants = Grants::default();
         while let Some(item) = pages.next().await {
             let item =
                 item.map_err(|e| AwsError::from_sdk("Scan", &self.table, &self.region, e))?;
-            approvals.extend(self.readable(&item));
+            self.add_readable(&item, &mut grants);
         }
-        Ok(approvals)
+        Ok(grants)
     }
 
-    fn readable(&self, item: &HashMap<String, AttributeValue>) -> Option<Approval> {
-        match approval_from_item(item) {
-            Ok(approval) => Some(approval),
+    /// Records the rules an exempt principal made, one item each: the proof that later
+    /// sweeps keep them. Leaves one audit line per record, like every write.
+    pub async fn record_exemptions(
+        &self,
+        exemptions: &[Exemption],
+        function: &str,
+    ) -> Result<(), AwsError> {
+        for (index, exemption) in exemptions.iter().enumerate() {
+            let record_id = exemption.record_id(index);
+            let mut request = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("group_id", AttributeValue::S(exemption.group_id.clone()))
+                .item("approval_id", AttributeValue::S(record_id.clone()))
+                .item("kind", AttributeValue::S(EXEMPTION.to_string()))
+                .item("rule", AttributeValue::S(exemption.rule.to_string()))
+                .item("approved_by", AttributeValue::S(exemption.by.clone()))
+                .item("reason", AttributeValue::S(exemption.reason.clone()));
+            if let Some(id) = &exemption.rule_id {
+                request = request.item("rule_id", AttributeValue::S(id.clone()));
+            }
+            let result = request
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("PutItem", &self.table, &self.region, e));
+            tracing::info!(
+                target: "sgwarden::audit",
+                function,
+                table = %self.table,
+                region = %self.region,
+                group = %exemption.group_id,
+                approval_id = %record_id,
+                rule = %exemption.rule,
+                by = %exemption.by,
+                cause = %format!("event {}", exemption.reason),
+                error = result.as_ref().err().map(ToString::to_string),
+                "exemption recorded"
+            );
+            result?;
+        }
+        Ok(())
+    }
+
+    fn add_readable(&self, item: &HashMap<String, AttributeValue>, grants: &mut Grants) {
+        let read = match item.get("kind") {
+            Some(AttributeValue::S(kind)) if kind == EXEMPTION => {
+                exemption_from_item(item).map(|e| grants.exemptions.push(e))
+            }
+            Some(other) => Err(ParseError::new(
+                "kind",
+                format!("{other:?} is not \"{EXEMPTION}\""),
+            )),
+            None => approval_from_item(item).map(|a| grants.approvals.push(a)),
+        };
+        match read {
+            Ok(()) => {}
             Err(error) => {
                 tracing::warn!(
                     table = %self.table,
@@ -88,10 +148,30 @@ impl Approvals {
                     error = %error,
                     "approval unreadable; it approves nothing"
                 );
-                None
             }
         }
     }
+}
+
+/// The `kind` of an exemption record.
+pub const EXEMPTION: &str = "exemption";
+
+/// Reads an exemption record; anything off the schema is refused.
+pub fn exemption_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Exemption, ParseError> {
+    let (direction, traffic, peer) = Approval::parse_rule(&text(item, "rule")?)?;
+    let rule_id = match item.get("rule_id") {
+        None => None,
+        Some(_) => Some(text(item, "rule_id")?),
+    };
+    Ok(Exemption {
+        group_id: text(item, "group_id")?,
+        rule: sgwarden_core::Rule::new(direction, traffic, peer),
+        rule_id,
+        by: text(item, "approved_by")?,
+        reason: text(item, "reason")?,
+    })
 }
 
 /// Reads an approvals item; anything off the schema is refused.

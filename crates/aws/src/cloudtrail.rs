@@ -33,7 +33,7 @@ impl CloudTrail {
                     .attribute_key(LookupAttributeKey::EventId)
                     .attribute_value(event_id)
                     .build()
-                    .map_err(|e| AwsError::Unreachable {
+                    .map_err(|e| AwsError::Request {
                         operation: "LookupEvents",
                         resource: event_id.to_string(),
                         region: self.region.clone(),

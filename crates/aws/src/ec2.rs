@@ -103,22 +103,15 @@ impl Ec2 {
         if group_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let resource = group_ids.join(",");
-        let mut pages = self
-            .client
-            .describe_security_groups()
-            .filters(id_filter("group-id", group_ids))
-            .max_results(1000)
-            .into_paginator()
-            .items()
-            .send();
         let mut found = BTreeMap::new();
-        while let Some(group) = pages.next().await {
-            let group = group.map_err(|e| {
-                AwsError::from_sdk("DescribeSecurityGroups", &resource, &self.region, e)
-            })?;
-            let state = self.group_state(&group)?;
-            found.insert(state.group_id.clone(), state);
+        for chunk in group_ids.chunks(FILTER_VALUES) {
+            let request = self
+                .client
+                .describe_security_groups()
+                .filters(id_filter("group-id", chunk));
+            for state in self.describe_groups(request, &chunk.join(",")).await? {
+                found.insert(state.group_id.clone(), state);
+            }
         }
         group_ids
             .iter()
@@ -167,26 +160,43 @@ impl Ec2 {
     /// Every group of the region inside `scope`, read in one paginated
     /// `DescribeSecurityGroups` whose filters are the scope's conditions.
     pub async fn groups_in_scope(&self, scope: &Scope) -> Result<Vec<GroupState>, AwsError> {
-        let mut request = self.client.describe_security_groups().max_results(1000);
         let ids: Vec<String> = scope.group_ids.iter().cloned().collect();
-        if !ids.is_empty() {
-            request = request.filters(id_filter("group-id", &ids));
-        }
         let vpcs: Vec<String> = scope.vpc_ids.iter().cloned().collect();
-        if !vpcs.is_empty() {
-            request = request.filters(id_filter("vpc-id", &vpcs));
+        let mut groups = Vec::new();
+        // EC2 takes at most 200 values per filter: a long list is asked in parts, and every
+        // part of the one list is combined with every part of the other.
+        for id_part in filter_parts(&ids) {
+            for vpc_part in filter_parts(&vpcs) {
+                let mut request = self.client.describe_security_groups();
+                if let Some(part) = id_part {
+                    request = request.filters(id_filter("group-id", part));
+                }
+                if let Some(part) = vpc_part {
+                    request = request.filters(id_filter("vpc-id", part));
+                }
+                if let Some(tag) = &scope.tag {
+                    request = request.filters(id_filter(
+                        &format!("tag:{}", tag.key),
+                        std::slice::from_ref(&tag.value),
+                    ));
+                }
+                groups.extend(self.describe_groups(request, "scope").await?);
+            }
         }
-        if let Some(tag) = &scope.tag {
-            request = request.filters(id_filter(
-                &format!("tag:{}", tag.key),
-                std::slice::from_ref(&tag.value),
-            ));
-        }
-        let mut pages = request.into_paginator().items().send();
+        Ok(groups)
+    }
+
+    /// Runs one paginated `DescribeSecurityGroups` and reads every group it returns.
+    async fn describe_groups(
+        &self,
+        request: aws_sdk_ec2::operation::describe_security_groups::builders::DescribeSecurityGroupsFluentBuilder,
+        resource: &str,
+    ) -> Result<Vec<GroupState>, AwsError> {
+        let mut pages = request.max_results(1000).into_paginator().items().send();
         let mut groups = Vec::new();
         while let Some(group) = pages.next().await {
             let group = group.map_err(|e| {
-                AwsError::from_sdk("DescribeSecurityGroups", "scope", &self.region, e)
+                AwsError::from_sdk("DescribeSecurityGroups", resource, &self.region, e)
             })?;
             groups.push(self.group_state(&group)?);
         }
@@ -248,44 +258,6 @@ impl Ec2 {
             }
         }
         Ok(records)
-    }
-
-    /// Tags rules (by `sgr-` id) with one key and value: `CreateTags`, which adds or
-    /// overwrites that tag and nothing else. Leaves one audit line, like every write.
-    pub async fn tag_rules(
-        &self,
-        rule_ids: &[String],
-        key: &str,
-        value: &str,
-        audit: &AuditContext,
-    ) -> Result<(), AwsError> {
-        if rule_ids.is_empty() {
-            return Ok(());
-        }
-        let result = self
-            .client
-            .create_tags()
-            .set_resources(Some(rule_ids.to_vec()))
-            .tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key(key)
-                    .value(value)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("CreateTags", &rule_ids.join(","), &self.region, e));
-        tracing::info!(
-            target: "sgwarden::audit",
-            function = %audit.function,
-            rules = %rule_ids.join(" "),
-            region = %self.region,
-            tag = %format!("{key}={value}"),
-            cause = %audit.cause,
-            error = result.as_ref().err().map(ToString::to_string),
-            "security group rules tagged"
-        );
-        result.map(|_| ())
     }
 
     /// Revokes exactly `rules` (by id when every rule of a direction has one), with the
@@ -503,7 +475,7 @@ impl Ec2 {
         let operation = change.operation(direction);
         // A revoke names rules by id when it can: exact, whatever shape the rule was written in.
         let rule_ids = match change {
-            Change::Revoke => sgwarden_core::policy::rule_ids(rules),
+            Change::Revoke => rules.rule_ids(),
             Change::Authorize => None,
         };
         let (permissions, rule_ids) = match rule_ids {
@@ -604,6 +576,15 @@ impl Ec2 {
             error = error.map(ToString::to_string),
             "security group changed"
         );
+    }
+}
+
+/// A filter's values in parts EC2 accepts; `[None]` (no filter) for an empty list.
+fn filter_parts(values: &[String]) -> Vec<Option<&[String]>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.chunks(FILTER_VALUES).map(Some).collect()
     }
 }
 

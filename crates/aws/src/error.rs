@@ -23,6 +23,14 @@ pub enum AwsError {
         region: String,
         detail: String,
     },
+    /// The request could not be built (a value the SDK refuses): asking again cannot help.
+    #[error("{operation} on {resource} in {region} could not be sent: {detail}")]
+    Request {
+        operation: &'static str,
+        resource: String,
+        region: String,
+        detail: String,
+    },
     /// The resource does not exist (or is not visible to this account) in that region.
     #[error("{what} {id} not found in {region}")]
     NotFound {
@@ -111,4 +119,42 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(status: u16, code: &str) -> AwsError {
+        AwsError::Service {
+            operation: "SendEmail",
+            resource: "r".into(),
+            region: "eu-west-1".into(),
+            status,
+            code: code.into(),
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_what_may_pass_is_transient() {
+        assert!(AwsError::Unreachable {
+            operation: "SendEmail",
+            resource: "r".into(),
+            region: "eu-west-1".into(),
+            detail: "timeout".into(),
+        }
+        .is_transient());
+        assert!(service(503, "ServiceUnavailable").is_transient());
+        assert!(service(400, "Throttling").is_transient());
+        assert!(!service(400, "MessageRejected").is_transient());
+        // A request the SDK would not build fails the same way every time: not retried.
+        assert!(!AwsError::Request {
+            operation: "SendEmail",
+            resource: "r".into(),
+            region: "eu-west-1".into(),
+            detail: "data was not specified".into(),
+        }
+        .is_transient());
+    }
 }

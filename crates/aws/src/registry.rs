@@ -85,6 +85,19 @@ impl Registry {
         }
     }
 
+    /// Removes `member` of `cluster` (a `DeleteItem`; already gone is success).
+    pub async fn remove(&self, cluster: &str, member: &str) -> Result<(), AwsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("cluster", AttributeValue::S(cluster.to_string()))
+            .key("member", AttributeValue::S(member.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DeleteItem", &self.table, &self.region, e))
+    }
+
     /// Every member of `cluster`, with a consistent read, all pages.
     pub async fn members(&self, cluster: &str) -> Result<Vec<Member>, AwsError> {
         let mut pages = self

@@ -37,7 +37,7 @@ impl Ses {
                 .data(text)
                 .charset("UTF-8")
                 .build()
-                .map_err(|e| AwsError::Unreachable {
+                .map_err(|e| AwsError::Request {
                     operation: "SendEmail",
                     resource: mail.from.to_string(),
                     region: self.region.clone(),

@@ -214,11 +214,10 @@ async fn run(function: Function, source: &str) -> Result<ExitCode, Failure> {
         }
         Function::RevertIngress => {
             let config = revert_ingress::RevertConfig::from_env()?;
-            let identity = sgwarden_aws::sts::caller_arn(&sdk)
-                .await
-                .ok()
-                .map(sgwarden_core::policy::CallerIdentity::new);
-            let revert = revert_ingress::RevertIngress::new(config, &sdk, identity);
+            // The operator running the CLI is not the function: a change the operator made is
+            // judged like anyone's. The function's own calls are only revokes, which are not
+            // among its triggers, so there is no own call to recognise here.
+            let revert = revert_ingress::RevertIngress::new(config, &sdk, None);
             let report = revert
                 .handle(&event, now)
                 .await

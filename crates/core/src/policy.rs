@@ -9,6 +9,13 @@
 //! cannot read is refused at start (a typo must not silently widen what is allowed), and an
 //! approval it cannot read approves nothing.
 //!
+//! Only three things keep a rule that the policy's `allow` entries do not cover: an unexpired
+//! [`Approval`], an [`Exemption`] (the record of a rule an exempt principal made, matched on
+//! the rule's exact current shape) and an unguarded direction. All of them come from the
+//! approvals table, which only sgwarden's role and the security team can write; nothing a
+//! person with ordinary EC2 permissions can write (a rule tag, a description) is a reason
+//! here (SPEC "Trust").
+//!
 //! Deliberately absent: any I/O. Group facts (VPC, tags), approvals and the current time are
 //! passed in by the function.
 
@@ -20,10 +27,6 @@ use serde::Deserialize;
 use crate::error::{from_str, ParseError};
 use crate::event::Principal;
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
-
-/// The tag revert-ingress puts on a rule added by an exempt principal, so later sweeps keep
-/// it. Its value is the principal's ARN.
-pub const EXEMPT_MARK: &str = "sgwarden:exempt";
 
 /// A tag condition: key and exact value.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -209,6 +212,58 @@ impl Approval {
     }
 }
 
+/// The record of a rule an exempt principal made: kept by later sweeps for as long as the
+/// rule keeps exactly the shape it had then (a modify by anyone else is judged afresh).
+///
+/// revert-ingress writes it to the approvals table when it handles the exempt principal's
+/// call; the security team may write one by hand. Unlike an [`Approval`] it does not expire
+/// and covers one shape exactly, not the rules inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exemption {
+    pub group_id: String,
+    pub rule: Rule,
+    /// The rule's `sgr-` id when known: then only that rule is covered, not a rule of the same
+    /// shape made later by somebody else.
+    pub rule_id: Option<String>,
+    /// The exempt principal (its role, for a session).
+    pub by: String,
+    /// Why: the CloudTrail event id of the exempt call.
+    pub reason: String,
+}
+
+impl Exemption {
+    /// The approvals table's sort key for this record. One record per rule id, so the exempt
+    /// principal's later modify of the same rule replaces the shape recorded before.
+    pub fn record_id(&self, index: usize) -> String {
+        match &self.rule_id {
+            Some(id) => format!("exempt:{id}"),
+            None => format!("exempt:{}:{index}", self.reason),
+        }
+    }
+
+    pub fn covers(&self, group_id: &str, rule: &Rule, info: &RuleInfo) -> bool {
+        self.group_id == group_id
+            && self.rule == *rule
+            && self
+                .rule_id
+                .as_ref()
+                .is_none_or(|id| info.rule_id.as_ref() == Some(id))
+    }
+}
+
+/// What the approvals table grants for the groups being judged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub approvals: Vec<Approval>,
+    pub exemptions: Vec<Exemption>,
+}
+
+impl Grants {
+    pub fn is_empty(&self) -> bool {
+        self.approvals.is_empty() && self.exemptions.is_empty()
+    }
+}
+
 /// Why a rule stays or goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -218,7 +273,7 @@ pub enum Verdict {
     Allowed(String),
     /// Inside an unexpired approval (its id).
     Approved(String),
-    /// Added by an exempt principal (marked with [`EXEMPT_MARK`]).
+    /// Made by an exempt principal, in exactly this shape (the principal).
     Exempted(String),
     /// None of the above: revert it.
     Violates,
@@ -410,13 +465,13 @@ impl Policy {
             .any(|arn| self.exempt.principals.contains(arn))
     }
 
-    /// Judges one rule of `group_id`. `info` carries the rule's exempt mark, if any.
+    /// Judges one rule of `group_id` as EC2 holds it now (`info` carries its `sgr-` id).
     pub fn judge(
         &self,
         group_id: &str,
         rule: &Rule,
-        exempt_mark: Option<&str>,
-        approvals: &[Approval],
+        info: &RuleInfo,
+        grants: &Grants,
         now: u64,
     ) -> Verdict {
         if !self.directions.contains(&rule.direction) {
@@ -425,33 +480,28 @@ impl Policy {
         if let Some(entry) = self.allow.iter().find(|a| a.covers(rule)) {
             return Verdict::Allowed(entry.to_string());
         }
-        if let Some(approval) = approvals.iter().find(|a| a.covers(group_id, rule, now)) {
+        if let Some(approval) = grants
+            .approvals
+            .iter()
+            .find(|a| a.covers(group_id, rule, now))
+        {
             return Verdict::Approved(approval.approval_id.clone());
         }
-        if let Some(by) = exempt_mark {
-            return Verdict::Exempted(by.to_string());
+        if let Some(exemption) = grants
+            .exemptions
+            .iter()
+            .find(|e| e.covers(group_id, rule, info))
+        {
+            return Verdict::Exempted(exemption.by.clone());
         }
         Verdict::Violates
     }
 
-    /// Splits `rules` of one group into what to revoke and what stays. `marks` maps rule ids
-    /// to the exempt principal recorded on them.
-    pub fn plan(
-        &self,
-        group_id: &str,
-        rules: &RuleSet,
-        marks: &BTreeMap<String, String>,
-        approvals: &[Approval],
-        now: u64,
-    ) -> RevertPlan {
+    /// Splits `rules` of one group into what to revoke and what stays.
+    pub fn plan(&self, group_id: &str, rules: &RuleSet, grants: &Grants, now: u64) -> RevertPlan {
         let mut plan = RevertPlan::default();
         for (rule, info) in rules {
-            let mark = info
-                .rule_id
-                .as_ref()
-                .and_then(|id| marks.get(id))
-                .map(String::as_str);
-            match self.judge(group_id, rule, mark, approvals, now) {
+            match self.judge(group_id, rule, info, grants, now) {
                 Verdict::Violates => plan.revoke.insert(rule.clone(), info.clone()),
                 kept => plan.kept.push((rule.clone(), kept)),
             }
@@ -512,14 +562,6 @@ fn assumed_role(arn: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// The rule ids of `rules`, when every rule has one: the input of a revoke by id.
-pub fn rule_ids(rules: &RuleSet) -> Option<Vec<String>> {
-    rules
-        .iter()
-        .map(|(_, info): (&Rule, &RuleInfo)| info.rule_id.clone())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,7 +602,15 @@ mod tests {
             ("Protected", "true"),
             ("AllowManualChanges", "true")
         ])));
-        let judge = |r: &str| policy.judge("sg-1", &rule(r), None, &[], 0);
+        let judge = |r: &str| {
+            policy.judge(
+                "sg-1",
+                &rule(r),
+                &RuleInfo::default(),
+                &Grants::default(),
+                0,
+            )
+        };
         assert!(matches!(judge("tcp/443 0.0.0.0/0"), Verdict::Allowed(_)));
         assert!(matches!(
             judge("tcp/443 2001:db8::/64"),
@@ -579,7 +629,13 @@ mod tests {
         assert!(policy.guards_group(&GroupFacts::default()));
         for r in ["tcp/22 10.0.0.0/8", "egress all 0.0.0.0/0"] {
             assert_eq!(
-                policy.judge("sg-1", &rule(r), None, &[], 0),
+                policy.judge(
+                    "sg-1",
+                    &rule(r),
+                    &RuleInfo::default(),
+                    &Grants::default(),
+                    0
+                ),
                 Verdict::Violates
             );
         }
@@ -615,7 +671,17 @@ mod tests {
             ]}"#,
         )
         .unwrap();
-        let keeps = |r: &str| policy.judge("sg-1", &rule(r), None, &[], 0).keeps();
+        let keeps = |r: &str| {
+            policy
+                .judge(
+                    "sg-1",
+                    &rule(r),
+                    &RuleInfo::default(),
+                    &Grants::default(),
+                    0,
+                )
+                .keeps()
+        };
         assert!(keeps("tcp/8080 sg-0abc"));
         assert!(keeps("tcp/8080 pl-0def"));
         assert!(!keeps("tcp/8080 sg-0other"));
@@ -640,22 +706,25 @@ mod tests {
         };
         let policy = Policy::default();
         let ssh = rule("tcp/22 203.0.113.7/32");
-        let approvals = [approval];
+        let approvals = Grants {
+            approvals: vec![approval],
+            ..Grants::default()
+        };
         assert_eq!(
-            policy.judge("sg-1", &ssh, None, &approvals, 999),
+            policy.judge("sg-1", &ssh, &RuleInfo::default(), &approvals, 999),
             Verdict::Approved("change-42".into())
         );
         assert_eq!(
-            policy.judge("sg-1", &ssh, None, &approvals, 1_000),
+            policy.judge("sg-1", &ssh, &RuleInfo::default(), &approvals, 1_000),
             Verdict::Violates
         );
         assert_eq!(
-            policy.judge("sg-2", &ssh, None, &approvals, 0),
+            policy.judge("sg-2", &ssh, &RuleInfo::default(), &approvals, 0),
             Verdict::Violates
         );
         let wider = rule("tcp/22 0.0.0.0/0");
         assert_eq!(
-            policy.judge("sg-1", &wider, None, &approvals, 0),
+            policy.judge("sg-1", &wider, &RuleInfo::default(), &approvals, 0),
             Verdict::Violates
         );
         assert!(Approval::parse_rule("tcp/22").is_err());
@@ -712,31 +781,133 @@ mod tests {
         assert!(!user.is(&by_issuer));
     }
 
+    fn exemption(rule_text: &str, rule_id: Option<&str>) -> Exemption {
+        Exemption {
+            group_id: "sg-1".into(),
+            rule: rule(rule_text),
+            rule_id: rule_id.map(str::to_string),
+            by: "arn:aws:iam::1:role/Admin".into(),
+            reason: "e-1".into(),
+        }
+    }
+
+    fn with_id(id: &str) -> RuleInfo {
+        RuleInfo {
+            description: None,
+            rule_id: Some(id.into()),
+        }
+    }
+
     #[test]
-    fn marked_rules_stay_and_the_plan_says_why() {
+    fn an_exemption_keeps_exactly_the_recorded_rule_and_the_plan_says_why() {
         let policy = Policy::default();
+        let grants = Grants {
+            exemptions: vec![exemption("tcp/5432 10.2.0.0/16", Some("sgr-1"))],
+            ..Grants::default()
+        };
         let mut rules = RuleSet::new();
-        let marked = rule("tcp/22 10.0.0.0/8");
-        rules.insert(
-            marked.clone(),
-            RuleInfo {
-                description: None,
-                rule_id: Some("sgr-1".into()),
-            },
-        );
+        let made = rule("tcp/5432 10.2.0.0/16");
+        rules.insert(made.clone(), with_id("sgr-1"));
         rules.insert(rule("tcp/23 10.0.0.0/8"), RuleInfo::default());
-        let marks = [("sgr-1".to_string(), "arn:aws:iam::1:role/Admin".to_string())].into();
-        let plan = policy.plan("sg-1", &rules, &marks, &[], 0);
+        let plan = policy.plan("sg-1", &rules, &grants, 0);
         assert_eq!(plan.revoke.len(), 1);
-        assert!(!plan.revoke.contains(&marked));
+        assert!(!plan.revoke.contains(&made));
         assert_eq!(
             plan.kept,
-            vec![(
-                marked,
-                Verdict::Exempted("arn:aws:iam::1:role/Admin".into())
-            )]
+            vec![(made, Verdict::Exempted("arn:aws:iam::1:role/Admin".into()))]
         );
-        assert_eq!(rule_ids(&plan.revoke), None);
+        assert_eq!(plan.revoke.rule_ids(), None);
+    }
+
+    #[test]
+    fn an_exempt_rule_reshaped_by_anyone_is_judged_on_its_new_shape() {
+        let policy = Policy::default();
+        let grants = Grants {
+            exemptions: vec![exemption("tcp/5432 10.2.0.0/16", Some("sgr-1"))],
+            ..Grants::default()
+        };
+        let judge =
+            |text: &str, info: &RuleInfo| policy.judge("sg-1", &rule(text), info, &grants, 0);
+        // The same rule id, a new shape: the record proves nothing about it.
+        assert_eq!(
+            judge("tcp/22 0.0.0.0/0", &with_id("sgr-1")),
+            Verdict::Violates
+        );
+        // A narrower shape is still not the recorded one.
+        assert_eq!(
+            judge("tcp/5432 10.2.0.0/24", &with_id("sgr-1")),
+            Verdict::Violates
+        );
+        // The recorded shape on another rule (made later by someone else) is not covered.
+        assert_eq!(
+            judge("tcp/5432 10.2.0.0/16", &with_id("sgr-2")),
+            Verdict::Violates
+        );
+        // Nor on another group, nor in the other direction.
+        assert_eq!(
+            policy.judge(
+                "sg-2",
+                &rule("tcp/5432 10.2.0.0/16"),
+                &with_id("sgr-1"),
+                &grants,
+                0
+            ),
+            Verdict::Violates
+        );
+        assert_eq!(
+            judge("egress tcp/5432 10.2.0.0/16", &with_id("sgr-1")),
+            Verdict::Violates
+        );
+        assert!(judge("tcp/5432 10.2.0.0/16", &with_id("sgr-1")).keeps());
+    }
+
+    #[test]
+    fn an_exemption_without_a_rule_id_covers_its_shape_on_its_group() {
+        let policy = Policy::default();
+        let grants = Grants {
+            exemptions: vec![exemption("udp/53 10.0.0.0/8", None)],
+            ..Grants::default()
+        };
+        assert!(policy
+            .judge(
+                "sg-1",
+                &rule("udp/53 10.0.0.0/8"),
+                &with_id("sgr-9"),
+                &grants,
+                u64::MAX
+            )
+            .keeps());
+        assert_eq!(
+            policy.judge(
+                "sg-1",
+                &rule("udp/53 10.0.0.0/7"),
+                &with_id("sgr-9"),
+                &grants,
+                0
+            ),
+            Verdict::Violates
+        );
+        assert_eq!(grants.exemptions[0].record_id(3), "exempt:e-1:3");
+        assert_eq!(
+            exemption("udp/53 10.0.0.0/8", Some("sgr-4")).record_id(3),
+            "exempt:sgr-4"
+        );
+    }
+
+    #[test]
+    fn every_kind_of_rule_reads_back_from_its_text() {
+        for text in [
+            "ingress all 0.0.0.0/0",
+            "egress icmp 10.0.0.0/8",
+            "ingress icmp/8:0 10.0.0.0/8",
+            "ingress icmpv6/128 ::/0",
+            "ingress 47 192.0.2.0/24",
+            "ingress udp/53 sg-0abc",
+            "egress tcp/443 pl-0def",
+            "ingress tcp/0-65535 2001:db8::/32",
+        ] {
+            assert_eq!(rule(text).to_string(), text);
+        }
     }
 
     fn any_rule() -> impl Strategy<Value = Rule> {
@@ -771,13 +942,21 @@ mod tests {
                     "directions": ["ingress"]}"#,
             ).unwrap();
             let set: RuleSet = rules.iter().map(|r| (r.clone(), RuleInfo::default())).collect();
-            let plan = policy.plan("sg-1", &set, &BTreeMap::new(), &[], 0);
+            let plan = policy.plan("sg-1", &set, &Grants::default(), 0);
             prop_assert_eq!(plan.revoke.len() + plan.kept.len(), set.len());
             for rule in plan.revoke.rules() {
                 prop_assert!(set.contains(rule));
                 prop_assert!(!policy.allow.iter().any(|a| a.covers(rule)));
                 prop_assert_eq!(rule.direction, Direction::Ingress);
             }
+        }
+
+        /// A rule's text is what the approvals table stores for an exemption: reading it back
+        /// gives the same rule.
+        #[test]
+        fn a_rule_s_text_reads_back_as_the_same_rule(rule in any_rule()) {
+            let (direction, traffic, peer) = Approval::parse_rule(&rule.to_string()).unwrap();
+            prop_assert_eq!(Rule::new(direction, traffic, peer), rule);
         }
 
         #[test]

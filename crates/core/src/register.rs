@@ -8,7 +8,7 @@
 //! (a crash skips the shutdown step) and remove them. The instance's region is in the
 //! description because the group usually lives elsewhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::error::ParseError;
@@ -100,6 +100,28 @@ pub fn registrations(rules: &RuleSet) -> BTreeMap<Registrant, RuleSet> {
     found
 }
 
+/// The self-registration rules of `gone` registrants that a true-up removes: all of them
+/// except those the cluster wants in the same shape. EC2 holds one rule per shape, so a
+/// dead host's rule may be the very rule the cluster needs; removing it would cut a live
+/// member off until the next sync.
+pub fn stale_registrations(
+    rules: &RuleSet,
+    gone: &BTreeSet<Registrant>,
+    desired: &RuleSet,
+) -> RuleSet {
+    let mut stale = RuleSet::new();
+    for (registrant, rules) in registrations(rules) {
+        if gone.contains(&registrant) {
+            for (rule, info) in &rules {
+                if !desired.contains(rule) {
+                    stale.insert(rule.clone(), info.clone());
+                }
+            }
+        }
+    }
+    stale
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +155,38 @@ mod tests {
         );
         let gone = plan(&group, &RuleSet::new(), host.owner());
         assert_eq!(gone.remove, rules);
+    }
+
+    #[test]
+    fn a_dead_host_s_rule_that_the_cluster_wants_stays() {
+        let ports = parse_ports("tcp/22,tcp/443").unwrap();
+        let dead = Registrant::new("i-0123456789abcdef0", "us-east-1").unwrap();
+        let alive = Registrant::new("i-0fedcba9876543210", "us-east-1").unwrap();
+        let address = "203.0.113.9".parse().unwrap();
+        let mut group = dead.rules(address, &ports);
+        group.extend_from(&alive.rules("203.0.113.10".parse().unwrap(), &ports));
+        // The cluster now has a member at the dead host's address, on port 22 only.
+        let desired = crate::sync::desired_rules(
+            &[crate::sync::Member {
+                member: "us-east-1/db".into(),
+                region: "us-east-1".into(),
+                asg: "db".into(),
+                addresses: vec![address],
+                updated_at: String::new(),
+                seq: 1,
+            }],
+            &parse_ports("tcp/22").unwrap(),
+            &Owner::new("db").unwrap(),
+        );
+        let stale = stale_registrations(&group, &BTreeSet::from([dead]), &desired);
+        assert_eq!(
+            stale.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            vec!["ingress tcp/443 203.0.113.9/32"]
+        );
+        // With nothing desired, every rule of the dead host goes, and none of the live one's.
+        let dead = Registrant::new("i-0123456789abcdef0", "us-east-1").unwrap();
+        let stale = stale_registrations(&group, &BTreeSet::from([dead.clone()]), &RuleSet::new());
+        assert_eq!(stale, dead.rules(address, &ports));
     }
 
     #[test]

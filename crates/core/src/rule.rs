@@ -422,6 +422,11 @@ impl RuleSet {
         self.0.contains_key(rule)
     }
 
+    /// The `sgr-` ids of the rules, when every rule has one: the input of a revoke by id.
+    pub fn rule_ids(&self) -> Option<Vec<String>> {
+        self.0.values().map(|info| info.rule_id.clone()).collect()
+    }
+
     pub fn get(&self, rule: &Rule) -> Option<&RuleInfo> {
         self.0.get(rule)
     }

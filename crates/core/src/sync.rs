@@ -147,6 +147,20 @@ impl Member {
     }
 }
 
+/// Splits the registry's members into the cluster's and strangers: a member of `region`
+/// whose Auto Scaling group is not one of `groups` (`SYNC_AUTO_SCALING_GROUPS`) was written
+/// by a trigger that should have been refused, and is never planned from. Members of other
+/// regions are each region's own to judge.
+pub fn split_strangers(
+    members: Vec<Member>,
+    region: &str,
+    groups: &BTreeSet<String>,
+) -> (Vec<Member>, Vec<Member>) {
+    members
+        .into_iter()
+        .partition(|m| m.region != region || groups.contains(&m.asg))
+}
+
 /// The rules every group of the cluster should hold: each member's addresses × `ports`,
 /// ingress, described `sgwarden:<cluster> <member>`.
 pub fn desired_rules(members: &[Member], ports: &[Traffic], owner: &Owner) -> RuleSet {
@@ -201,6 +215,31 @@ pub fn check_quota(
 mod tests {
     use super::*;
     use crate::plan::plan;
+
+    #[test]
+    fn members_of_groups_outside_the_cluster_are_strangers_in_their_own_region_only() {
+        let member = |region: &str, asg: &str| Member {
+            member: Member::key(region, asg),
+            region: region.into(),
+            asg: asg.into(),
+            addresses: Vec::new(),
+            updated_at: String::new(),
+            seq: 1,
+        };
+        let groups = BTreeSet::from(["db".to_string()]);
+        let (kept, strangers) = split_strangers(
+            vec![
+                member("us-east-1", "db"),
+                member("us-east-1", "intruder"),
+                member("eu-west-1", "db-west"),
+            ],
+            "us-east-1",
+            &groups,
+        );
+        let keys = |m: &[Member]| m.iter().map(|m| m.member.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&kept), ["us-east-1/db", "eu-west-1/db-west"]);
+        assert_eq!(keys(&strangers), ["us-east-1/intruder"]);
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

@@ -48,6 +48,16 @@ impl RevertConfig {
                 ));
             }
         }
+        // An exempt principal's change is kept only on the strength of its record in the
+        // approvals table; without one it would be kept by the event and reverted by the next
+        // sweep. Refused at start, so the operator learns it before the first exempt change.
+        if !policy.exempt.principals.is_empty() && approvals_table.is_none() {
+            return Err(bad(
+                "REVERT_APPROVALS_TABLE",
+                "required when REVERT_POLICY exempts principals: their changes are recorded \
+                 there, the only place that proves an exemption",
+            ));
+        }
         let notify_topic_arn = optional("REVERT_NOTIFY_TOPIC_ARN");
         if let Some(arn) = &notify_topic_arn {
             let parts: Vec<&str> = arn.split(':').collect();
@@ -114,5 +124,24 @@ mod tests {
         ])
         .unwrap();
         assert!(ok.dry_run);
+    }
+
+    #[test]
+    fn exempt_principals_need_the_table_their_records_live_in() {
+        let policy = r#"{"exempt": {"principals": ["arn:aws:iam::111122223333:role/Admin"]}}"#;
+        let error = config(&[("REVERT_POLICY", policy)]).unwrap_err();
+        assert_eq!(error.variable, "REVERT_APPROVALS_TABLE");
+        let ok = config(&[
+            ("REVERT_POLICY", policy),
+            ("REVERT_APPROVALS_TABLE", "sgwarden-approvals"),
+        ])
+        .unwrap();
+        assert_eq!(ok.policy.exempt.principals.len(), 1);
+        // An exempt tag needs no table: it exempts a whole group, decided on the group's tags.
+        assert!(config(&[(
+            "REVERT_POLICY",
+            r#"{"exempt": {"tag": {"key": "AllowManualChanges", "value": "true"}}}"#
+        )])
+        .is_ok());
     }
 }

@@ -5,27 +5,30 @@
 //! 1. **parse** the trigger: a CloudTrail `AuthorizeSecurityGroupIngress`/`Egress` or
 //!    `ModifySecurityGroupRules` call, or a schedule (the sweep); anything else is refused
 //!    before any AWS call;
-//! 2. **skip on purpose** what is not an unapproved change: a failed call (it changed
-//!    nothing), a call by this function's own role, a call by an exempt principal (whose new
-//!    rules are marked with the `sgwarden:exempt` tag so later sweeps keep them), a direction
-//!    the policy does not guard, a group out of scope or exempted by its tag;
-//! 3. **read** only what the decision needs: the group's VPC and tags when the policy names
-//!    them, the approvals of the group when a rule is not allowed by the policy itself, the
-//!    current rules when the event carries no rule ids or when a modified rule's direction
-//!    must be known;
-//! 4. **plan** in the core: every rule the call added is allowed, approved, exempted, or
-//!    revoked, each with its reason;
-//! 5. **revoke** exactly those rules (by `sgr-` id whenever known; a pre-existing rule is
-//!    never touched, because only rules the call created are ever judged), in the event's
-//!    region, with one audit line, then **record** the revert on the SNS topic.
+//! 2. **skip on purpose** what cannot be an unapproved change: a failed call (it changed
+//!    nothing), a call by this function's own role, a direction the policy does not guard, a
+//!    group out of scope or exempted by its tag;
+//! 3. **read what EC2 holds now**: the rules the call names, by their `sgr-` ids (or, when
+//!    the event carries none, the group's rules of the requested shapes), only in the group
+//!    the call names, in parallel with the group's tags and VPC when the scope needs them.
+//!    The event is a claim: the rules are judged as they are, not as it describes them, and
+//!    an id that is not in the named group is left alone;
+//! 4. a call by an **exempt principal** is recorded, not judged: one exemption record per
+//!    rule in the approvals table, the only place that proves a rule may stay;
+//! 5. **plan** in the core: every rule is allowed, approved, exempted (its exact recorded
+//!    shape), or revoked, each with its reason;
+//! 6. **revoke** exactly those rules (by `sgr-` id whenever known) in the event's region,
+//!    with one audit line, then **record** the revert on the SNS topic.
 //!
-//! `REVERT_DRY_RUN` stops after the plan: it logs what would be revoked and writes nothing
-//! (no revoke, no exempt mark, no record).
+//! Rule tags and descriptions are never a reason to keep a rule: anyone with ordinary EC2
+//! permissions can write them (SPEC "Trust").
+//!
+//! `REVERT_DRY_RUN` stops after the plan: it logs what would be revoked or recorded and
+//! writes nothing.
 
 pub mod config;
 pub mod record;
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -36,7 +39,7 @@ use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::Topic;
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord};
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, RuleChange};
-use sgwarden_core::policy::{CallerIdentity, GroupFacts, RevertPlan, Verdict, EXEMPT_MARK};
+use sgwarden_core::policy::{CallerIdentity, Exemption, Grants, GroupFacts, RevertPlan, Verdict};
 use sgwarden_core::{ParseError, RuleSet, Trigger};
 
 pub use config::{ConfigError, RevertConfig};
@@ -56,6 +59,10 @@ pub enum RevertError {
     Aws(#[from] AwsError),
     #[error("rules revoked, but the record was not published: {0}")]
     Record(AwsError),
+    #[error("rules revoked, but the record could not be written: {0}")]
+    RecordUnwritable(serde_json::Error),
+    #[error("the clock reads before 1970: approvals cannot be judged, nothing was changed")]
+    Clock,
 }
 
 impl sgwarden_lambda::FunctionError for RevertError {
@@ -72,7 +79,8 @@ impl RevertError {
             RevertError::WrongTrigger(_) => "WrongTrigger",
             RevertError::Aws(e) if e.is_transient() => "AwsUnavailable",
             RevertError::Aws(_) => "AwsError",
-            RevertError::Record(_) => "RecordNotPublished",
+            RevertError::Record(_) | RevertError::RecordUnwritable(_) => "RecordNotPublished",
+            RevertError::Clock => "ClockError",
         }
     }
 }
@@ -86,8 +94,9 @@ pub struct Report {
     /// Why nothing was judged, when the whole event was skipped on purpose.
     pub skipped: Option<String>,
     pub groups: Vec<GroupReport>,
-    /// Rule ids tagged `sgwarden:exempt` because an exempt principal created them.
-    pub marked: Vec<String>,
+    /// Rules an exempt principal made, recorded in the approvals table so later sweeps keep
+    /// them (or, in a dry run, that would be).
+    pub exempted: Vec<String>,
     /// Records published to the topic.
     pub records: usize,
     pub dry_run: bool,
@@ -109,15 +118,40 @@ pub struct KeptRule {
     pub reason: String,
 }
 
-/// What one group's judgement is about: the rules to judge and why they are being judged.
+/// One group's judgement: the rules as EC2 holds them and why they are being judged.
 struct Judged<'a> {
     region: &'a str,
     group_id: &'a str,
     rules: RuleSet,
-    /// Exempt marks of the rules, by rule id.
-    marks: BTreeMap<String, String>,
     call: Option<&'a ApiCall>,
     reason: String,
+}
+
+/// The group a call changed and how it names the rules it changed.
+struct Target {
+    group_id: String,
+    named: Named,
+}
+
+/// How a call names the rules it changed.
+enum Named {
+    /// The rules an authorize created, with their `sgr-` ids (the response's claim).
+    Created(RuleSet),
+    /// The `sgr-` ids a modify changed.
+    Modified(Vec<String>),
+    /// By shape only (older events, other producers): the exact rules requested.
+    Shapes(RuleSet),
+}
+
+/// The rules a call names, as EC2 holds them now.
+struct NamedRules {
+    /// In the named group, in their current shape.
+    now: RuleSet,
+    /// Rules the call says it created whose ids EC2 no longer knows anywhere, in the shape
+    /// the event gives. Revoking a rule that does not exist changes nothing, so these are
+    /// judged as claimed: that lets a retry after a revoke whose record could not be
+    /// published find them "already gone" and publish the record.
+    gone: RuleSet,
 }
 
 /// Clients, settings and the compiled policy, built once at cold start and borrowed by
@@ -156,10 +190,7 @@ impl RevertIngress {
     /// Handles one event. `now` decides which approvals are still valid.
     pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, RevertError> {
         let trigger = Trigger::parse(event)?;
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let now = epoch_seconds(now)?;
         match trigger {
             Trigger::ApiCall(call) => self.on_call(&call, now).await,
             Trigger::Scheduled(_) => self.sweep(now).await,
@@ -180,19 +211,58 @@ impl RevertIngress {
         }
     }
 
+    /// One CloudTrail call: the steps of the module documentation, in order.
     async fn on_call(&self, call: &ApiCall, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("api-call", Some(&call.event_id));
-        let skip = |mut report: Report, reason: String| {
-            tracing::info!(event_id = %call.event_id, event = %call.event_name, reason = %reason, "skipped");
-            report.skipped = Some(reason);
-            Ok(report)
+        let change = match self.succeeded_change(call) {
+            Ok(change) => change,
+            Err(reason) => return Ok(skipped(report, call, reason)),
         };
+        let ec2 = self.ec2(&call.region);
+        let target = match self.target(&ec2, change).await? {
+            Ok(target) => target,
+            Err(reason) => return Ok(skipped(report, call, reason)),
+        };
+        let (guarded, named) = tokio::try_join!(
+            self.guards(&ec2, &target.group_id),
+            named_rules(&ec2, &target)
+        )?;
+        if let Err(reason) = guarded {
+            return Ok(skipped(report, call, reason));
+        }
+        if self.config.policy.exempts(&call.principal) {
+            let reason = self
+                .record_exemptions(call, &target.group_id, &named.now, &mut report)
+                .await?;
+            return Ok(skipped(report, call, reason));
+        }
+        let mut rules = named.now;
+        rules.extend_from(&named.gone);
+        let judged = Judged {
+            region: &call.region,
+            group_id: &target.group_id,
+            rules,
+            call: Some(call),
+            reason: match change {
+                RuleChange::Authorize { .. } => "added by an unapproved call".to_string(),
+                RuleChange::Modify { .. } => "modified by an unapproved call and now violates \
+                    the policy; CloudTrail does not carry its previous definition, so it was \
+                    revoked, not restored"
+                    .to_string(),
+            },
+        };
+        let grants = self.grants_for(&judged, now).await?;
+        let group = self.judge(judged, &ec2, &grants, now, &mut report).await?;
+        report.groups.push(group);
+        Ok(report)
+    }
+
+    /// The change a call made, or why it is skipped: a failed call changed nothing, and this
+    /// function's own calls are its reverts.
+    fn succeeded_change<'c>(&self, call: &'c ApiCall) -> Result<&'c RuleChange, String> {
         let change = match &call.outcome {
             CallOutcome::Failed { code, .. } => {
-                return skip(
-                    report,
-                    format!("the call failed ({code}) and changed nothing"),
-                )
+                return Err(format!("the call failed ({code}) and changed nothing"))
             }
             CallOutcome::Succeeded(change) => change,
         };
@@ -201,24 +271,20 @@ impl RevertIngress {
             .as_ref()
             .is_some_and(|me| me.is(&call.principal))
         {
-            return skip(report, "made by this function's own role".into());
+            return Err("made by this function's own role".into());
         }
-        let ec2 = self.ec2(&call.region);
+        Ok(change)
+    }
+
+    /// The group the change is in and how it names its rules, or why it is skipped (a
+    /// direction the policy does not guard, a group outside the scope by its id alone).
+    async fn target(
+        &self,
+        ec2: &Ec2,
+        change: &RuleChange,
+    ) -> Result<Result<Target, String>, AwsError> {
         let policy = &self.config.policy;
-        if policy.exempts(&call.principal) {
-            let by = exempt_name(call);
-            let ids = changed_rule_ids(change);
-            if !self.config.dry_run && !ids.is_empty() {
-                let audit = AuditContext {
-                    function: FUNCTION.to_string(),
-                    cause: format!("event {}", call.event_id),
-                };
-                ec2.tag_rules(&ids, EXEMPT_MARK, &by, &audit).await?;
-                report.marked = ids;
-            }
-            return skip(report, format!("made by exempt principal {by}"));
-        }
-        let (group_id, rules, reason) = match change {
+        let target = match change {
             RuleChange::Authorize {
                 group,
                 direction,
@@ -226,79 +292,38 @@ impl RevertIngress {
                 created,
             } => {
                 if !policy.directions.contains(direction) {
-                    return skip(report, format!("{direction} is not guarded by the policy"));
+                    return Ok(Err(format!("{direction} is not guarded by the policy")));
                 }
                 let group_id = match group {
                     GroupSelector::Id(id) => id.clone(),
                     GroupSelector::Name(name) => ec2.group_id_by_name(name).await?,
                 };
-                // Only the rules this call created are ever judged; with their ids from the
-                // response they are revoked by id, otherwise they are the exact rules requested
-                // (EC2 refuses the whole call if any of them already existed).
-                let rules = if created.is_empty() {
-                    requested.clone()
-                } else {
-                    created.clone()
+                let named = match created.rule_ids() {
+                    Some(ids) if !ids.is_empty() => Named::Created(created.clone()),
+                    _ => Named::Shapes(requested.clone()),
                 };
-                (group_id, rules, "added by an unapproved call".to_string())
+                Target { group_id, named }
             }
-            RuleChange::Modify { group_id, .. } => (
-                group_id.clone(),
-                RuleSet::new(),
-                "modified by an unapproved call and now violates the policy; CloudTrail does \
-                 not carry its previous definition, so it was revoked, not restored"
-                    .to_string(),
-            ),
+            // The event has the new definition but not the direction: the rules are read as
+            // they are now, by id, and judged on that shape, whoever made them before.
+            RuleChange::Modify { group_id, rules } => Target {
+                group_id: group_id.clone(),
+                named: Named::Modified(rules.iter().map(|r| r.rule_id.clone()).collect()),
+            },
         };
-        if let Err(reason) = self.guards(&ec2, &group_id).await? {
-            return skip(report, reason);
+        if policy.scope.excludes_id(&target.group_id) {
+            return Ok(Err(format!(
+                "{} is outside the policy's scope",
+                target.group_id
+            )));
         }
-        let (rules, marks) = match change {
-            RuleChange::Modify { rules, .. } => {
-                // The event has the new definition but not the direction: read the rules as
-                // they are now, by id.
-                let ids: Vec<String> = rules.iter().map(|r| r.rule_id.clone()).collect();
-                current(&ec2.rules_by_id(&ids).await?, &group_id, None)
-            }
-            _ if sgwarden_core::policy::rule_ids(&rules).is_none() => {
-                // No rule ids in the event: find the requested rules among the group's
-                // current rules, so they are revoked by id and an exempt mark put on an
-                // identical rule since then is respected.
-                current(
-                    &ec2.rules_of_groups(std::slice::from_ref(&group_id)).await?,
-                    &group_id,
-                    Some(&rules),
-                )
-            }
-            _ => (rules, BTreeMap::new()),
-        };
-        let group = self
-            .judge(
-                Judged {
-                    region: &call.region,
-                    group_id: &group_id,
-                    rules,
-                    marks,
-                    call: Some(call),
-                    reason,
-                },
-                &ec2,
-                None,
-                now,
-                &mut report,
-            )
-            .await?;
-        report.groups.push(group);
-        Ok(report)
+        Ok(Ok(target))
     }
 
     /// Whether the policy guards the group: `Ok(Err(reason))` when it does not. Reads the
     /// group only when the policy needs its VPC or tags.
     async fn guards(&self, ec2: &Ec2, group_id: &str) -> Result<Result<(), String>, AwsError> {
         let policy = &self.config.policy;
-        if policy.scope.excludes_id(group_id) {
-            return Ok(Err(format!("{group_id} is outside the policy's scope")));
-        }
         let facts = if policy.needs_group_details() {
             let group = ec2.read_group(group_id).await?;
             GroupFacts {
@@ -321,39 +346,72 @@ impl RevertIngress {
         })
     }
 
-    /// Plans one group's rules against the policy and approvals, revokes what violates it
-    /// and publishes the record. `approvals` are the sweep's (all of them, read once); for an
-    /// event they are read for this group, and only when a rule needs them.
+    /// Records the rules an exempt principal's call made, as EC2 holds them now, so later
+    /// sweeps keep them in exactly that shape. Returns the reason the call is not judged.
+    async fn record_exemptions(
+        &self,
+        call: &ApiCall,
+        group_id: &str,
+        rules: &RuleSet,
+        report: &mut Report,
+    ) -> Result<String, RevertError> {
+        let by = exempt_name(call);
+        let exemptions: Vec<Exemption> = rules
+            .iter()
+            .map(|(rule, info)| Exemption {
+                group_id: group_id.to_string(),
+                rule: rule.clone(),
+                rule_id: info.rule_id.clone(),
+                by: by.clone(),
+                reason: call.event_id.clone(),
+            })
+            .collect();
+        report.exempted = exemptions.iter().map(|e| e.rule.to_string()).collect();
+        // The configuration refuses exempt principals without a table (README, "Trust"), so
+        // the last arm is only a fallback that says what it does.
+        match (&self.approvals, self.config.dry_run) {
+            (_, true) => {
+                tracing::info!(group = group_id, exempted = %report.exempted.join("; "), "dry run: exemptions not recorded");
+            }
+            (Some(table), false) => table.record_exemptions(&exemptions, FUNCTION).await?,
+            (None, false) if exemptions.is_empty() => {}
+            (None, false) => {
+                tracing::warn!(group = group_id, "no approvals table: the exempt change is kept now but not recorded, and the next sweep judges it like any other");
+            }
+        }
+        Ok(format!("made by exempt principal {by}"))
+    }
+
+    /// The grants that may keep a rule an event names: the group's own, read only when a
+    /// rule is not allowed by the policy itself (the sweep reads every grant once).
+    async fn grants_for(&self, judged: &Judged<'_>, now: u64) -> Result<Grants, AwsError> {
+        let Some(table) = &self.approvals else {
+            return Ok(Grants::default());
+        };
+        let plan = self
+            .config
+            .policy
+            .plan(judged.group_id, &judged.rules, &Grants::default(), now);
+        if plan.revoke.is_empty() {
+            return Ok(Grants::default());
+        }
+        table.for_group(judged.group_id).await
+    }
+
+    /// Plans one group's rules against the policy and its grants, revokes what violates it
+    /// and publishes the record.
     async fn judge(
         &self,
         judged: Judged<'_>,
         ec2: &Ec2,
-        approvals: Option<&[sgwarden_core::policy::Approval]>,
+        grants: &Grants,
         now: u64,
         report: &mut Report,
     ) -> Result<GroupReport, RevertError> {
-        let policy = &self.config.policy;
-        let mut plan = policy.plan(judged.group_id, &judged.rules, &judged.marks, &[], now);
-        if !plan.revoke.is_empty() {
-            let read;
-            let approvals = match (approvals, &self.approvals) {
-                (Some(all), _) => all,
-                (None, Some(table)) => {
-                    read = table.for_group(judged.group_id).await?;
-                    &read
-                }
-                (None, None) => &[],
-            };
-            if !approvals.is_empty() {
-                plan = policy.plan(
-                    judged.group_id,
-                    &judged.rules,
-                    &judged.marks,
-                    approvals,
-                    now,
-                );
-            }
-        }
+        let plan = self
+            .config
+            .policy
+            .plan(judged.group_id, &judged.rules, grants, now);
         let mut group = group_report(judged.region, judged.group_id, &plan);
         if plan.revoke.is_empty() {
             return Ok(group);
@@ -368,48 +426,10 @@ impl RevertIngress {
             );
             return Ok(group);
         }
-        let cause = judged
-            .call
-            .map_or_else(|| "sweep".to_string(), |c| format!("event {}", c.event_id));
-        let applied = ec2
-            .revoke(
-                judged.group_id,
-                &plan.revoke,
-                &AuditContext {
-                    function: FUNCTION.to_string(),
-                    cause,
-                },
-            )
-            .await?;
-        group.revoked = applied
-            .removed
-            .iter()
-            .chain(&applied.already_gone)
-            .map(ToString::to_string)
-            .collect();
+        group.revoked = self.revoke(&judged, ec2, &plan.revoke).await?;
         if let Some(topic) = &self.topic {
-            let record = RevertRecord {
-                schema: SCHEMA,
-                function: FUNCTION,
-                cause: if judged.call.is_some() {
-                    "api-call"
-                } else {
-                    "sweep"
-                },
-                reason: judged.reason,
-                account: judged.call.and_then(|c| c.account.clone()),
-                region: judged.region.to_string(),
-                group_id: judged.group_id.to_string(),
-                event_id: judged.call.map(|c| c.event_id.clone()),
-                event_name: judged.call.map(|c| c.event_name.clone()),
-                event_time: judged.call.and_then(|c| c.event_time.clone()),
-                actor: judged.call.map(|c| Actor::from(&c.principal)),
-                reverted_at: chrono::DateTime::from_timestamp(now as i64, 0)
-                    .unwrap_or_default()
-                    .to_rfc3339(),
-                rules: record_rules(&plan.revoke),
-            };
-            let message = serde_json::to_string(&record).unwrap_or_default();
+            let record = revert_record(&judged, &plan.revoke, now);
+            let message = serde_json::to_string(&record).map_err(RevertError::RecordUnwritable)?;
             topic
                 .publish(&record.subject(), &message)
                 .await
@@ -417,6 +437,34 @@ impl RevertIngress {
             report.records += 1;
         }
         Ok(group)
+    }
+
+    /// Revokes `rules` of the judged group; returns what is gone now.
+    async fn revoke(
+        &self,
+        judged: &Judged<'_>,
+        ec2: &Ec2,
+        rules: &RuleSet,
+    ) -> Result<Vec<String>, AwsError> {
+        let cause = judged
+            .call
+            .map_or_else(|| "sweep".to_string(), |c| format!("event {}", c.event_id));
+        let applied = ec2
+            .revoke(
+                judged.group_id,
+                rules,
+                &AuditContext {
+                    function: FUNCTION.to_string(),
+                    cause,
+                },
+            )
+            .await?;
+        Ok(applied
+            .removed
+            .iter()
+            .chain(&applied.already_gone)
+            .map(ToString::to_string)
+            .collect())
     }
 
     /// The sweep: every group of this region in scope, every rule judged, violations
@@ -448,27 +496,22 @@ impl RevertIngress {
             .map(|g| g.group_id)
             .collect();
         let records = ec2.rules_of_groups(&groups).await?;
-        let approvals = match &self.approvals {
+        let grants = match &self.approvals {
             Some(table) => table.all().await?,
-            None => Vec::new(),
+            None => Grants::default(),
         };
         let mut failed = None;
         for group_id in &groups {
-            let (rules, marks) = current(&records, group_id, None);
             let judged = Judged {
                 region: &self.region,
                 group_id,
-                rules,
-                marks,
+                rules: rules_in(&records, group_id, None),
                 call: None,
                 reason: "found by the sweep: not allowed by the policy, not approved (or its \
-                         approval expired), not added by an exempt principal"
+                         approval expired), not made in this shape by an exempt principal"
                     .to_string(),
             };
-            match self
-                .judge(judged, &ec2, Some(&approvals), now, &mut report)
-                .await
-            {
+            match self.judge(judged, &ec2, &grants, now, &mut report).await {
                 Ok(group) => report.groups.push(group),
                 // One group's failure does not stop the sweep of the others.
                 Err(error) => {
@@ -484,39 +527,103 @@ impl RevertIngress {
     }
 }
 
-/// The rules of `group_id` among `records` (only those in `only`, when given), with their
-/// ids, and the exempt marks found on them.
-fn current(
-    records: &[RuleRecord],
-    group_id: &str,
-    only: Option<&RuleSet>,
-) -> (RuleSet, BTreeMap<String, String>) {
-    let mut rules = RuleSet::new();
-    let mut marks = BTreeMap::new();
-    for record in records.iter().filter(|r| r.group_id == group_id) {
-        if only.is_some_and(|only| !only.contains(&record.rule)) {
-            continue;
+/// The rules a call names, as EC2 holds them now, in the group it names. An id EC2 reports in
+/// another group is left alone and logged: the event is a claim, not a fact.
+async fn named_rules(ec2: &Ec2, target: &Target) -> Result<NamedRules, AwsError> {
+    let group_id = &target.group_id;
+    let (ids, claimed) = match &target.named {
+        Named::Created(created) => (created.rule_ids().unwrap_or_default(), Some(created)),
+        Named::Modified(ids) => (ids.clone(), None),
+        // Found among the group's rules, so that they are revoked by id.
+        Named::Shapes(requested) => {
+            let records = ec2.rules_of_groups(std::slice::from_ref(group_id)).await?;
+            return Ok(NamedRules {
+                now: rules_in(&records, group_id, Some(requested)),
+                gone: RuleSet::new(),
+            });
         }
-        if let (Some(id), Some(by)) = (&record.info.rule_id, record.tags.get(EXEMPT_MARK)) {
-            marks.insert(id.clone(), by.clone());
-        }
-        rules.insert(record.rule.clone(), record.info.clone());
+    };
+    let records = ec2.rules_by_id(&ids).await?;
+    for stranger in records.iter().filter(|r| &r.group_id != group_id) {
+        tracing::warn!(
+            group = %group_id,
+            rule_id = stranger.info.rule_id.as_deref().unwrap_or_default(),
+            rule_group = %stranger.group_id,
+            "the event names a rule of another group; left alone"
+        );
     }
-    (rules, marks)
+    let known: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.info.rule_id.as_deref())
+        .collect();
+    let gone = claimed
+        .map(|created| {
+            created
+                .iter()
+                .filter(|(_, info)| {
+                    info.rule_id
+                        .as_deref()
+                        .is_some_and(|id| !known.contains(&id))
+                })
+                .map(|(rule, info)| (rule.clone(), info.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(NamedRules {
+        now: rules_in(&records, group_id, None),
+        gone,
+    })
 }
 
-/// The rule ids a change created or modified, when the event names them.
-fn changed_rule_ids(change: &RuleChange) -> Vec<String> {
-    match change {
-        RuleChange::Authorize { created, .. } => created
-            .iter()
-            .filter_map(|(_, info)| info.rule_id.clone())
-            .collect(),
-        RuleChange::Modify { rules, .. } => rules.iter().map(|r| r.rule_id.clone()).collect(),
+/// The rules of `group_id` among `records` (only those of the shapes in `only`, when given),
+/// with their ids.
+fn rules_in(records: &[RuleRecord], group_id: &str, only: Option<&RuleSet>) -> RuleSet {
+    records
+        .iter()
+        .filter(|r| r.group_id == group_id)
+        .filter(|r| only.is_none_or(|only| only.contains(&r.rule)))
+        .map(|r| (r.rule.clone(), r.info.clone()))
+        .collect()
+}
+
+/// Marks the report skipped, with the reason logged.
+fn skipped(mut report: Report, call: &ApiCall, reason: String) -> Report {
+    tracing::info!(event_id = %call.event_id, event = %call.event_name, reason = %reason, "skipped");
+    report.skipped = Some(reason);
+    report
+}
+
+/// Seconds since 1970. A clock before that is refused rather than read as 0, which would make
+/// every approval look valid.
+fn epoch_seconds(now: SystemTime) -> Result<u64, RevertError> {
+    now.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| RevertError::Clock)
+}
+
+/// The record of a revert, for the topic.
+fn revert_record(judged: &Judged<'_>, revoked: &RuleSet, now: u64) -> RevertRecord {
+    let call = judged.call;
+    RevertRecord {
+        schema: SCHEMA,
+        function: FUNCTION,
+        cause: if call.is_some() { "api-call" } else { "sweep" },
+        reason: judged.reason.clone(),
+        account: call.and_then(|c| c.account.clone()),
+        region: judged.region.to_string(),
+        group_id: judged.group_id.to_string(),
+        event_id: call.map(|c| c.event_id.clone()),
+        event_name: call.map(|c| c.event_name.clone()),
+        event_time: call.and_then(|c| c.event_time.clone()),
+        actor: call.map(|c| Actor::from(&c.principal)),
+        reverted_at: chrono::DateTime::from_timestamp(i64::try_from(now).unwrap_or(i64::MAX), 0)
+            .unwrap_or_default()
+            .to_rfc3339(),
+        rules: record_rules(revoked),
     }
 }
 
-/// The name an exempt mark carries: the role for a session, else the principal's ARN.
+/// The exempt principal a record names: the role for a session, else the principal's ARN.
 fn exempt_name(call: &ApiCall) -> String {
     let p = &call.principal;
     p.role_arn

@@ -249,26 +249,52 @@ fn parse_authorize(
     response: Option<&Value>,
 ) -> Result<RuleChange, ParseError> {
     let req: AuthorizeRequest = from_value(request).map_err(|e| e.within("requestParameters"))?;
-    let group = match (req.group_id, req.group_name) {
-        (Some(id), _) if !id.is_empty() => GroupSelector::Id(id),
-        (_, Some(name)) if !name.is_empty() => GroupSelector::Name(name),
+    let group = match (&req.group_id, &req.group_name) {
+        (Some(id), _) if !id.is_empty() => GroupSelector::Id(id.clone()),
+        (_, Some(name)) if !name.is_empty() => GroupSelector::Name(name.clone()),
         _ => return Err(ParseError::missing("requestParameters.groupId")),
     };
-    let mut permissions = req.ip_permissions.map(|p| p.0).unwrap_or_default();
+    let created = created_rules(direction, response)?;
+    let requested = requested_rules(direction, &req, !created.is_empty())?;
+    Ok(RuleChange::Authorize {
+        group,
+        direction,
+        requested,
+        created,
+    })
+}
+
+/// The rules the call asked for. A peer group named only by name
+/// (`sourceSecurityGroupName`) cannot be read exactly from the request: that is refused,
+/// unless the response lists the rules EC2 created (`has_created`), which say it exactly.
+fn requested_rules(
+    direction: Direction,
+    req: &AuthorizeRequest,
+    has_created: bool,
+) -> Result<RuleSet, ParseError> {
+    let mut permissions = req
+        .ip_permissions
+        .as_ref()
+        .map(|p| p.0.clone())
+        .unwrap_or_default();
     if permissions.is_empty() {
         if req.source_security_group_name.is_some() {
+            if has_created {
+                return Ok(RuleSet::new());
+            }
             return Err(ParseError::new(
                 "requestParameters.sourceSecurityGroupName",
                 "a peer group named only by name cannot be reverted exactly",
             ));
         }
-        let protocol = match req.ip_protocol {
-            Some(Value::String(s)) => s,
+        let protocol = match &req.ip_protocol {
+            Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => return Err(ParseError::missing("requestParameters.ipPermissions")),
         };
         let cidr = req
             .cidr_ip
+            .clone()
             .ok_or_else(|| ParseError::missing("requestParameters.cidrIp"))?;
         permissions.push(Permission {
             protocol,
@@ -285,36 +311,35 @@ fn parse_authorize(
     requested
         .extend_permissions(direction, &permissions)
         .map_err(|e| e.within("requestParameters.ipPermissions"))?;
+    Ok(requested)
+}
 
+/// The rules EC2 reported creating (`responseElements.securityGroupRuleSet`), with their ids.
+fn created_rules(direction: Direction, response: Option<&Value>) -> Result<RuleSet, ParseError> {
     let mut created = RuleSet::new();
-    if let Some(response) = response.filter(|r| !r.is_null()) {
-        let resp: AuthorizeResponse =
-            from_value(response).map_err(|e| e.within("responseElements"))?;
-        for (i, rule) in resp
-            .security_group_rule_set
-            .map(|r| r.0)
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-        {
-            let (rule, info) = rule
-                .to_rule()
-                .map_err(|e| e.within(&format!("responseElements.securityGroupRuleSet[{i}]")))?;
-            if rule.direction != direction {
-                return Err(ParseError::new(
-                    format!("responseElements.securityGroupRuleSet[{i}].isEgress"),
-                    "does not match the call's direction",
-                ));
-            }
-            created.insert(rule, info);
+    let Some(response) = response.filter(|r| !r.is_null()) else {
+        return Ok(created);
+    };
+    let resp: AuthorizeResponse = from_value(response).map_err(|e| e.within("responseElements"))?;
+    for (i, rule) in resp
+        .security_group_rule_set
+        .map(|r| r.0)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        let (rule, info) = rule
+            .to_rule()
+            .map_err(|e| e.within(&format!("responseElements.securityGroupRuleSet[{i}]")))?;
+        if rule.direction != direction {
+            return Err(ParseError::new(
+                format!("responseElements.securityGroupRuleSet[{i}].isEgress"),
+                "does not match the call's direction",
+            ));
         }
+        created.insert(rule, info);
     }
-    Ok(RuleChange::Authorize {
-        group,
-        direction,
-        requested,
-        created,
-    })
+    Ok(created)
 }
 
 #[derive(Deserialize)]
@@ -453,6 +478,32 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field, "detail.requestParameters.groupId");
+    }
+
+    #[test]
+    fn a_peer_named_by_name_is_read_from_the_rules_ec2_created() {
+        let request = json!({"groupId": "sg-1", "sourceSecurityGroupName": "app",
+                             "sourceSecurityGroupOwnerId": "111122223333"});
+        let response = json!({"_return": true, "securityGroupRuleSet": {"items": [
+            {"groupId": "sg-1", "securityGroupRuleId": "sgr-9", "isEgress": false,
+             "ipProtocol": "-1", "fromPort": -1, "toPort": -1,
+             "referencedGroupInfo": {"userId": "111122223333", "groupId": "sg-app"}}]}});
+        let parsed = parse(&call(AUTHORIZE_INGRESS, request.clone(), response)).unwrap();
+        let CallOutcome::Succeeded(RuleChange::Authorize {
+            requested, created, ..
+        }) = parsed.outcome
+        else {
+            panic!("not an authorize")
+        };
+        assert!(requested.is_empty());
+        assert_eq!(created.rule_ids(), Some(vec!["sgr-9".to_string()]));
+        assert_eq!(
+            created.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            vec!["ingress all sg-app"]
+        );
+        // Without the created rules, the name alone cannot be reverted exactly: refused.
+        let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
+        assert_eq!(e.field, "detail.requestParameters.sourceSecurityGroupName");
     }
 
     #[test]

@@ -92,6 +92,7 @@ async fn function(emulator: &Emulator, sites: &[Site], site: &Site) -> AsgSync {
         .collect();
     let vars: HashMap<&str, String> = HashMap::from([
         ("SYNC_CLUSTER", CLUSTER.to_string()),
+        ("SYNC_AUTO_SCALING_GROUPS", site.asg.clone()),
         ("SYNC_TABLE", TABLE.to_string()),
         ("SYNC_SECURITY_GROUP_IDS", site.group_id.clone()),
         ("SYNC_PEERS", peers.join(" ")),

@@ -64,8 +64,13 @@ pub async fn run(emulator: &Emulator) {
             "directions": ["ingress"]}}"#
     );
     println!("Policy: groups tagged Protected=true; postgres from 10.0.0.0/8 allowed; changes by {ADMIN_ROLE} stand.");
+    // Exemptions are recorded in the approvals table, which only sgwarden and the security
+    // team can write: a rule tag anyone can set would prove nothing.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let approvals = world::approvals_table(&dynamodb, "sgwarden-approvals").await;
     let vars: HashMap<&str, String> = HashMap::from([
         ("REVERT_POLICY", policy),
+        ("REVERT_APPROVALS_TABLE", approvals),
         ("REVERT_NOTIFY_TOPIC_ARN", topic.clone()),
     ]);
     let config =
@@ -120,14 +125,33 @@ pub async fn run(emulator: &Emulator) {
         .expect("exempt");
     show_report(&report, start.elapsed());
     println!(
-        "   rule marked sgwarden:exempt so sweeps keep it: {:?}",
-        report.marked
+        "   recorded in the approvals table, so sweeps keep it while it keeps this shape: {:?}",
+        report.exempted
     );
 
     println!(
-        "\n-- someone opens rdp while the function was down (no event): the hourly sweep finds it"
+        "\n-- someone opens rdp while the function was down (no event), and tags the rule\n   sgwarden:exempt={ADMIN_ROLE} to make it look approved: the hourly sweep finds it"
     );
     world::hand_rule(&client, &group_id, 3389, "0.0.0.0/0", "debugging").await;
+    let rdp = cloudtrail::rules(&client, &group_id)
+        .await
+        .into_iter()
+        .find(|r| r["fromPort"] == 3389)
+        .and_then(|r| r["securityGroupRuleId"].as_str().map(str::to_string))
+        .expect("the rdp rule exists");
+    client
+        .create_tags()
+        .resources(rdp)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("sgwarden:exempt")
+                .value(ADMIN_ROLE)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("tag the rule");
+    println!("   (a tag anyone with ec2:CreateTags can write proves nothing; only the approvals table does)");
     println!("   the operator previews the sweep with the CLI:");
     println!("   $ sgwarden plan revert-ingress");
     let cli = std::env::current_exe()
@@ -139,6 +163,10 @@ pub async fn run(emulator: &Emulator) {
             .env_clear()
             .envs(emulator.function_env(REGION))
             .env("REVERT_POLICY", vars["REVERT_POLICY"].clone())
+            .env(
+                "REVERT_APPROVALS_TABLE",
+                vars["REVERT_APPROVALS_TABLE"].clone(),
+            )
             .output()
     });
     match preview {
