@@ -687,3 +687,50 @@ async fn the_scheduled_true_up_drops_a_member_that_is_not_the_cluster_s() {
         );
     }
 }
+
+#[tokio::test]
+async fn events_of_an_auto_scaling_group_deleted_with_its_stack_are_answered_not_retried() {
+    let c = Cluster::new(1).await;
+    let site = c.site(LOCAL);
+    c.launch(LOCAL, &site.instances[0]).await.unwrap();
+    let before = c.owned_rules(LOCAL).await;
+    site.autoscaling
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name(&site.asg)
+        .force_delete(true)
+        .send()
+        .await
+        .unwrap();
+    // Each termination still sends its events after the group is gone.
+    let mut terminated: Value =
+        serde_json::from_str(include_str!("../../events/asg-terminate-successful.json")).unwrap();
+    terminated["region"] = json!(LOCAL);
+    terminated["detail"]["AutoScalingGroupName"] = json!(site.asg);
+    terminated["detail"]["EC2InstanceId"] = json!(site.instances[0]);
+    let action = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], false);
+    c.emulator.clear_calls();
+    let outcomes = serve(&c, LOCAL, vec![terminated, action]).await;
+    for outcome in &outcomes {
+        match outcome {
+            Outcome::Response { body, .. } => assert!(
+                body["skipped"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Auto Scaling group"),
+                "{body}"
+            ),
+            other => panic!("expected an answer, not an error to retry: {other:?}"),
+        }
+    }
+    // The lifecycle action went with its group: asked once, answered as no longer active.
+    match &outcomes[1] {
+        Outcome::Response { body, .. } => assert_eq!(body["lifecycle"], "already-completed"),
+        other => panic!("{other:?}"),
+    }
+    let writes = c.writes();
+    assert!(
+        writes.iter().all(|op| op == "CompleteLifecycleAction"),
+        "nothing changed: {writes:?}"
+    );
+    assert_eq!(c.owned_rules(LOCAL).await, before);
+}

@@ -1072,3 +1072,45 @@ async fn an_event_s_claims_about_rules_are_checked_against_ec2() {
     );
     assert_eq!(w.rules(&w.open).await, vec![PRE_EXISTING]);
 }
+
+#[tokio::test]
+async fn an_event_for_a_group_deleted_with_its_stack_is_answered_not_retried() {
+    let w = World::new().await;
+    let doomed = world::group(&w.ec2, &w.vpc, "stack-web", &[("Protected", "true")]).await;
+    let by_id = w.ssh_opened(&doomed).await;
+    let by_shape = w
+        .authorize(
+            &doomed,
+            user("mallory"),
+            json!([tcp(80, "0.0.0.0/0")]),
+            false,
+        )
+        .await;
+    w.ec2
+        .delete_security_group()
+        .group_id(&doomed)
+        .send()
+        .await
+        .unwrap();
+    // A scope by tag reads the group first; the default policy goes straight to its rules.
+    let tagged = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#;
+    w.emulator.clear_calls();
+    for vars in [vec![], vec![("REVERT_POLICY", tagged.to_string())]] {
+        let outcomes = w.serve(&vars, vec![by_id.clone(), by_shape.clone()]).await;
+        for outcome in &outcomes {
+            let skipped = response(outcome)["skipped"].as_str().unwrap_or_default();
+            assert!(skipped.starts_with("nothing to revert"), "{outcome:?}");
+            assert!(skipped.contains(&doomed), "{outcome:?}");
+        }
+    }
+    // Nothing was changed anywhere: the only write tried was a revoke the group's absence
+    // refused.
+    assert!(
+        w.writes()
+            .iter()
+            .all(|op| op == "RevokeSecurityGroupIngress"),
+        "{:?}",
+        w.writes()
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}

@@ -62,6 +62,9 @@ pub enum SyncError {
         "refused, nothing changed: Auto Scaling group {0:?} is not in SYNC_AUTO_SCALING_GROUPS"
     )]
     NotInCluster(String),
+    /// The trigger's Auto Scaling group no longer exists: answered as a skip, not retried.
+    #[error("nothing to sync: {0}")]
+    Gone(AwsError),
 }
 
 impl sgwarden_lambda::FunctionError for SyncError {
@@ -80,6 +83,7 @@ impl SyncError {
             SyncError::Aws(_) => "AwsError",
             SyncError::Quota(_) => "QuotaExceeded",
             SyncError::NotInCluster(_) => "GroupNotInCluster",
+            SyncError::Gone(_) => "GroupGone",
         }
     }
 }
@@ -89,6 +93,8 @@ impl SyncError {
 pub struct Report {
     pub trigger: &'static str,
     pub cluster: String,
+    /// Why nothing was synced, when the trigger's Auto Scaling group no longer exists.
+    pub skipped: Option<String>,
     /// Members registered by this invocation (`region/asg`).
     pub registered: Vec<String>,
     /// Members whose write was refused because the registry held newer state.
@@ -187,9 +193,19 @@ impl AsgSync {
             dry_run: self.config.dry_run,
             ..Report::default()
         };
-        let result = self
+        let result = match self
             .with_heartbeats(work.lifecycle.as_ref(), self.sync(&work, now, &mut report))
-            .await;
+            .await
+        {
+            // Deleted with its instances (each termination still sends its event): nothing
+            // to sync, nothing changed, and a retry would get the same answer.
+            Err(SyncError::Gone(error)) => {
+                tracing::info!(reason = %error, "skipped");
+                report.skipped = Some(format!("nothing to sync: {error}"));
+                Ok(())
+            }
+            other => other,
+        };
         if let Some(action) = &work.lifecycle {
             let outcome = match &result {
                 Ok(()) => LifecycleResult::Continue,
@@ -332,7 +348,15 @@ impl AsgSync {
         }
         let mut observed = Vec::with_capacity(work.asg_names.len());
         for asg in &work.asg_names {
-            let member = self.observe(asg, work.excluded.as_deref(), now).await?;
+            let member = match self.observe(asg, work.excluded.as_deref(), now).await {
+                // The scheduled true-up goes on with the groups that still exist; a group
+                // deleted while its stack stays is for an operator to see.
+                Err(SyncError::Gone(error)) if work.needs_registry => {
+                    tracing::warn!(asg = %asg, error = %error, "configured Auto Scaling group not found; skipped");
+                    continue;
+                }
+                other => other?,
+            };
             self.register(&member, report, &mut unreachable).await?;
             observed.push(member);
         }
@@ -415,7 +439,13 @@ impl AsgSync {
             .unwrap_or(Duration::ZERO)
             .as_millis();
         let seq = u64::try_from(millis).unwrap_or(u64::MAX);
-        let listed = self.autoscaling.group_instances(asg).await?;
+        let listed = self.autoscaling.group_instances(asg).await.map_err(|e| {
+            if e.is_gone() {
+                SyncError::Gone(e)
+            } else {
+                e.into()
+            }
+        })?;
         let ids: Vec<String> = listed.iter().map(|i| i.instance_id.clone()).collect();
         let mut instances = self.local.ec2.instances(&ids).await?;
         for instance in &mut instances {

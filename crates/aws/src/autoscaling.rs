@@ -2,9 +2,10 @@
 //!
 //! Completing a lifecycle action is the one call asg-sync must make exactly once per action.
 //! AWS answers a second completion (a Lambda retry, a duplicate event) with a
-//! `ValidationError` "No active Lifecycle Action found"; that is reported as
-//! [`Completion::AlreadyCompleted`], not as a failure, so a retried invocation never fails
-//! for having succeeded before.
+//! `ValidationError` "No active Lifecycle Action found" (and one for a group deleted since,
+//! "AutoScalingGroup name not found"); that is reported as [`Completion::AlreadyCompleted`],
+//! not as a failure, so a retried invocation never fails for having succeeded before, nor for
+//! a group torn down.
 
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::Client;
@@ -118,7 +119,8 @@ impl AutoScaling {
                     &self.region,
                     e,
                 );
-                if is_inactive(&err) {
+                // No longer active: completed before, timed out, or its group deleted.
+                if err.is_gone() {
                     Ok(Completion::AlreadyCompleted)
                 } else {
                     Err(err)
@@ -147,9 +149,4 @@ impl AutoScaling {
             })?;
         Ok(())
     }
-}
-
-fn is_inactive(err: &AwsError) -> bool {
-    matches!(err, AwsError::Service { code, message, .. }
-        if code == "ValidationError" && message.contains("No active Lifecycle Action"))
 }

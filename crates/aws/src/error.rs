@@ -3,6 +3,48 @@
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 
+/// What an AWS error means for an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Trying again later may succeed (throttling, no answer, a 5xx): the invocation fails so
+    /// that Lambda's retry can help.
+    Transient,
+    /// The resource no longer exists (a group deleted with its stack, an Auto Scaling group
+    /// deleted, a lifecycle action that ended): when it is the resource the event is about,
+    /// the function answers with the reason and is not retried.
+    Gone,
+    /// Anything else (access denied, a refused request): the invocation fails naming it, and
+    /// after Lambda's retries the event is parked in the dead-letter queue for an operator.
+    Permanent,
+}
+
+/// Error codes that say "try again later".
+const TRANSIENT_CODES: [&str; 7] = [
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+];
+
+/// EC2 error codes that say "the group (or instance) named does not exist".
+const GONE_CODES: [&str; 4] = [
+    "InvalidGroup.NotFound",
+    "InvalidGroupId.NotFound",
+    "InvalidInstanceID.NotFound",
+    "InvalidSecurityGroupRuleId.NotFound",
+];
+
+/// Auto Scaling answers a vanished group, hook or lifecycle action with a `ValidationError`
+/// whose message says so.
+const GONE_VALIDATION: [&str; 3] = [
+    "No active Lifecycle Action",
+    "AutoScalingGroup name not found",
+    "No Lifecycle Hook found",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// AWS answered with an error code.
@@ -88,24 +130,37 @@ impl AwsError {
         }
     }
 
+    /// What this error means for the invocation. The one place that decides, for every
+    /// function, what is retried and what is not (README, "What is retried").
+    pub fn fault(&self) -> Fault {
+        match self {
+            AwsError::Unreachable { .. } => Fault::Transient,
+            AwsError::Service { status, .. } if *status >= 500 => Fault::Transient,
+            AwsError::Service { code, .. } if TRANSIENT_CODES.contains(&code.as_str()) => {
+                Fault::Transient
+            }
+            AwsError::Service { code, message, .. }
+                if GONE_CODES.contains(&code.as_str())
+                    || (code == "ValidationError"
+                        && GONE_VALIDATION.iter().any(|m| message.contains(m))) =>
+            {
+                Fault::Gone
+            }
+            AwsError::NotFound { .. } => Fault::Gone,
+            _ => Fault::Permanent,
+        }
+    }
+
     /// True when trying again later may succeed (the SDK's own retries are spent): no
     /// answer, a 5xx, or throttling.
     pub fn is_transient(&self) -> bool {
-        match self {
-            AwsError::Unreachable { .. } => true,
-            AwsError::Service { status, .. } if *status >= 500 => true,
-            AwsError::Service { code, .. } => matches!(
-                code.as_str(),
-                "Throttling"
-                    | "ThrottlingException"
-                    | "TooManyRequestsException"
-                    | "RequestLimitExceeded"
-                    | "ServiceUnavailable"
-                    | "InternalError"
-                    | "InternalFailure"
-            ),
-            _ => false,
-        }
+        self.fault() == Fault::Transient
+    }
+
+    /// True when the resource named no longer exists (or the lifecycle action is no longer
+    /// active): asking again can only give the same answer.
+    pub fn is_gone(&self) -> bool {
+        self.fault() == Fault::Gone
     }
 }
 
@@ -134,6 +189,36 @@ mod tests {
             code: code.into(),
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn a_resource_that_no_longer_exists_is_gone_not_transient() {
+        for gone in [
+            service(400, "InvalidGroup.NotFound"),
+            service(400, "InvalidSecurityGroupRuleId.NotFound"),
+            AwsError::NotFound {
+                what: "Auto Scaling group",
+                id: "db".into(),
+                region: "eu-west-1".into(),
+            },
+        ] {
+            assert_eq!(gone.fault(), Fault::Gone, "{gone}");
+        }
+        let inactive = AwsError::Service {
+            operation: "CompleteLifecycleAction",
+            resource: "i-1".into(),
+            region: "eu-west-1".into(),
+            status: 400,
+            code: "ValidationError".into(),
+            message: "No active Lifecycle Action found with instance ID i-1".into(),
+        };
+        assert!(inactive.is_gone());
+        // Any other validation error is the request's fault: permanent.
+        assert_eq!(service(400, "ValidationError").fault(), Fault::Permanent);
+        assert_eq!(
+            service(403, "UnauthorizedOperation").fault(),
+            Fault::Permanent
+        );
     }
 
     #[test]

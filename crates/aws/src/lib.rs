@@ -47,4 +47,4 @@ pub mod sns;
 pub mod sts;
 
 pub use ec2::{Applied, AuditContext, Ec2, GroupState, RuleRecord};
-pub use error::AwsError;
+pub use error::{AwsError, Fault};

@@ -3,6 +3,9 @@
 //! - JSON logs for CloudWatch (no ANSI, no timestamps: Lambda adds its own), `info` and up.
 //! - A handler error becomes the runtime's diagnostic with a stable `errorType` (the
 //!   error's [`FunctionError::kind`]), so alarms and dead-letter triage can match on it.
+//! - Each event is received as raw JSON text and parsed here: an event the parser refuses
+//!   (nested deeper than its recursion limit, say) fails as `EventNotUnderstood` like any
+//!   other event sgwarden cannot read, instead of as the runtime's own deserializer error.
 //! - Settings refused at cold start fail *every* invocation with `ConfigurationError`
 //!   naming the variable, before any AWS call: the operator sees it on the first event,
 //!   instead of an init crash loop that hides the message.
@@ -15,6 +18,7 @@ use std::future::Future;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
 
@@ -59,27 +63,41 @@ where
     E: FunctionError,
 {
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        // Boxed: the handler's future nests inside the runtime's, and unboxed the whole
-        // stack of futures exceeds the compiler's layout depth limit.
-        match Box::pin(handler(event.payload)).await {
-            Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
-            Err(error) => {
-                tracing::error!(error = %error, kind = error.kind(), "invocation failed");
-                Err(Failure {
-                    error_type: error.kind().to_string(),
-                    error_message: error.to_string(),
-                })
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<RawValue>>| async move {
+            let payload = parse(&event.payload)?;
+            // Boxed: the handler's future nests inside the runtime's, and unboxed the whole
+            // stack of futures exceeds the compiler's layout depth limit.
+            match Box::pin(handler(payload)).await {
+                Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
+                Err(error) => {
+                    tracing::error!(error = %error, kind = error.kind(), "invocation failed");
+                    Err(Failure {
+                        error_type: error.kind().to_string(),
+                        error_message: error.to_string(),
+                    })
+                }
             }
-        }
-    }))
+        },
+    ))
     .await
+}
+
+/// The event as JSON, or the `EventNotUnderstood` failure the parser's refusal is.
+fn parse(raw: &RawValue) -> Result<Value, Failure> {
+    serde_json::from_str(raw.get()).map_err(|error| {
+        tracing::error!(error = %error, kind = "EventNotUnderstood", "invocation failed");
+        Failure {
+            error_type: "EventNotUnderstood".to_string(),
+            error_message: format!("event not understood: {error}"),
+        }
+    })
 }
 
 /// Fails every invocation with `ConfigurationError`, naming the refused setting.
 pub async fn refuse(error: ConfigError) -> Result<(), lambda_runtime::Error> {
     tracing::error!(error = %error, "configuration refused");
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Box<RawValue>>| {
         let message = error.to_string();
         async move {
             Err::<Value, _>(Failure {

@@ -192,7 +192,19 @@ impl RevertIngress {
         let trigger = Trigger::parse(event)?;
         let now = epoch_seconds(now)?;
         match trigger {
-            Trigger::ApiCall(call) => self.on_call(&call, now).await,
+            Trigger::ApiCall(call) => match self.on_call(&call, now).await {
+                // The group the call changed is gone (its stack torn down, say): nothing is
+                // left to revert, and a retry would get the same answer.
+                Err(RevertError::Aws(error)) if error.is_gone() => {
+                    let report = self.report("api-call", Some(&call.event_id));
+                    Ok(skipped(
+                        report,
+                        &call,
+                        format!("nothing to revert: {error}"),
+                    ))
+                }
+                other => other,
+            },
             Trigger::Scheduled(_) => self.sweep(now).await,
             other => Err(RevertError::WrongTrigger(other.kind())),
         }
@@ -238,6 +250,17 @@ impl RevertIngress {
         }
         let mut rules = named.now;
         rules.extend_from(&named.gone);
+        if rules.is_empty() {
+            // Removed since (by hand, or with the group): there is nothing left to judge.
+            return Ok(skipped(
+                report,
+                call,
+                format!(
+                    "nothing to revert: the rules the call names are no longer in {}",
+                    target.group_id
+                ),
+            ));
+        }
         let judged = Judged {
             region: &call.region,
             group_id: &target.group_id,
@@ -513,6 +536,10 @@ impl RevertIngress {
             };
             match self.judge(judged, &ec2, &grants, now, &mut report).await {
                 Ok(group) => report.groups.push(group),
+                // A group deleted since the sweep listed it has nothing left to revert.
+                Err(RevertError::Aws(error)) if error.is_gone() => {
+                    tracing::info!(group = %group_id, reason = %error, "skipped");
+                }
                 // One group's failure does not stop the sweep of the others.
                 Err(error) => {
                     tracing::error!(group = %group_id, error = %error, "sweep of group failed");
