@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 
-.PHONY: help test demo bench emulator emulator-lock fmt lint infra-lint unit release clean mail-png package deploy
+.PHONY: help test demo bench mutants emulator emulator-lock fmt lint infra-lint unit release clean mail-png package deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -59,6 +59,20 @@ bench: $(VENV_STAMP) ## benchmarks: parse/plan (criterion), each function end to
 	$(CARGO) build --release --locked -p revert-ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench revert_ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench notify_owner
+
+# Mutation testing of the security core: cargo-mutants (pinned) changes sgwarden-core's code
+# one mutant at a time and runs the core's own tests; a mutant they do not notice is a rule
+# no test states. Not part of `make test` (about half an hour on 2 cores): see the README.
+CARGO_MUTANTS_VERSION := 27.1.0
+MUTANTS_MINIMUM := 95
+SGWARDEN_REAL_EVENTS ?= $(abspath ../shared/real-events)
+mutants: ## mutation testing of sgwarden-core (cargo-mutants, pinned); prints the score
+	@cargo mutants --version 2>/dev/null | grep -qx 'cargo-mutants $(CARGO_MUTANTS_VERSION)' \
+	  || $(CARGO) install --locked cargo-mutants@$(CARGO_MUTANTS_VERSION)
+	@# cargo-mutants exits 2 when mutants are missed and 3 on timeouts: the score decides.
+	SGWARDEN_REAL_EVENTS=$(SGWARDEN_REAL_EVENTS) $(CARGO) mutants -p sgwarden-core -j 2 \
+	  --output target/mutants $(MUTANTS_ARGS); rc=$$?; [ $$rc -le 3 ] && [ $$rc -ne 1 ] || exit $$rc
+	$(PYTHON) tests/mutants_score.py target/mutants/mutants.out/outcomes.json $(MUTANTS_MINIMUM)
 
 # The README's picture of an owner's mail: the demo writes the mail's HTML part, headless
 # Chromium (Debian's `chromium` package, not needed by anything else) renders it.

@@ -325,6 +325,14 @@ mod tests {
     }
 
     #[test]
+    fn a_non_ascii_address_is_refused_and_says_why() {
+        let r = recipients("jörg@example.com ops@example.com", None, &[]);
+        assert_eq!(r.to, vec!["ops@example.com"]);
+        assert_eq!(r.refused.len(), 1, "{r:?}");
+        assert!(r.refused[0].reason.contains("non-ASCII"), "{r:?}");
+    }
+
+    #[test]
     fn a_bare_name_takes_the_default_domain() {
         let r = recipients("db-team", Some("example.com"), &[]);
         assert_eq!(r.to, vec!["db-team@example.com"]);

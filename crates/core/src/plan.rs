@@ -124,11 +124,6 @@ impl Plan {
         self.add.to_permissions(direction)
     }
 
-    /// Permissions to revoke, per direction, batched the same way.
-    pub fn revocations(&self, direction: Direction) -> Vec<Permission> {
-        self.remove.to_permissions(direction)
-    }
-
     /// How many rules of each IP family the group will hold per direction after the plan,
     /// for the quota check: EC2 counts IPv4 and IPv6 rules (groups and prefix lists in
     /// both) separately against the per-group limit.
@@ -272,6 +267,49 @@ mod tests {
     }
 
     #[test]
+    fn an_owner_is_named_in_every_description_it_writes() {
+        let o = owner();
+        assert_eq!(o.name(), "db");
+        assert_eq!(o.to_string(), "db");
+        assert_eq!(
+            o.describe("us-east-1/db-asg"),
+            "sgwarden:db us-east-1/db-asg"
+        );
+    }
+
+    #[test]
+    fn a_description_is_cut_to_ec2_s_limit_on_a_character_boundary() {
+        let o = owner();
+        let prefix = "sgwarden:db ".len();
+        let exact = "x".repeat(DESCRIPTION_LIMIT - prefix);
+        assert_eq!(o.describe(&exact).len(), DESCRIPTION_LIMIT);
+        assert_eq!(o.describe(&format!("{exact}y")).len(), DESCRIPTION_LIMIT);
+        // A two-byte character straddling the limit is dropped whole, not split.
+        let straddling = format!("{}é", "x".repeat(DESCRIPTION_LIMIT - prefix - 1));
+        let cut = o.describe(&straddling);
+        assert_eq!(cut.len(), DESCRIPTION_LIMIT - 1);
+        assert!(o.owns(&RuleInfo::described(cut)));
+    }
+
+    #[test]
+    fn a_plan_with_only_additions_or_only_removals_is_not_empty() {
+        let one: RuleSet = [(rule(Direction::Ingress, 22, 1), RuleInfo::default())]
+            .into_iter()
+            .collect();
+        let adds = Plan {
+            add: one.clone(),
+            remove: RuleSet::new(),
+        };
+        let removes = Plan {
+            add: RuleSet::new(),
+            remove: one,
+        };
+        assert!(!adds.is_empty());
+        assert!(!removes.is_empty());
+        assert!(Plan::default().is_empty());
+    }
+
+    #[test]
     fn an_empty_group_is_fine() {
         let p = plan(&RuleSet::new(), &RuleSet::new(), &owner());
         assert!(p.is_empty());
@@ -293,6 +331,30 @@ mod tests {
         let counts = p.rule_counts(&RuleSet::new());
         assert_eq!(counts.ingress, (2, 1));
         assert_eq!(counts.max(), 2);
+    }
+
+    #[test]
+    fn an_ipv6_rule_counts_against_the_ipv6_quota_only() {
+        let mut add = RuleSet::new();
+        for cidr in ["2001:db8::/64", "2001:db8:1::/64", "::/0"] {
+            add.insert(
+                Rule::new(
+                    Direction::Egress,
+                    Traffic::All,
+                    Peer::cidr(cidr, "x").unwrap(),
+                ),
+                RuleInfo::default(),
+            );
+        }
+        add.insert(rule(Direction::Egress, 1, 1), RuleInfo::default());
+        let p = Plan {
+            add,
+            remove: RuleSet::new(),
+        };
+        let counts = p.rule_counts(&RuleSet::new());
+        assert_eq!(counts.egress, (1, 3));
+        assert_eq!(counts.ingress, (0, 0));
+        assert_eq!(counts.max(), 3, "the IPv6 count is the larger one");
     }
 
     fn arb_set() -> impl Strategy<Value = RuleSet> {

@@ -258,12 +258,6 @@ pub struct Grants {
     pub exemptions: Vec<Exemption>,
 }
 
-impl Grants {
-    pub fn is_empty(&self) -> bool {
-        self.approvals.is_empty() && self.exemptions.is_empty()
-    }
-}
-
 /// Why a rule stays or goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -519,10 +513,6 @@ impl CallerIdentity {
         Self(arn.into())
     }
 
-    pub fn arn(&self) -> &str {
-        &self.0
-    }
-
     /// True when `principal` is this identity. A Lambda runs as an assumed-role session
     /// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`), while CloudTrail names the
     /// role with its path in the session issuer; both are compared by account and role name.
@@ -684,7 +674,10 @@ mod tests {
         };
         assert!(keeps("tcp/8080 sg-0abc"));
         assert!(keeps("tcp/8080 pl-0def"));
+        // Ids match exactly: not another group or prefix list, not an address.
         assert!(!keeps("tcp/8080 sg-0other"));
+        assert!(!keeps("tcp/8080 pl-0deg"));
+        assert!(!keeps("tcp/8080 10.0.0.0/8"));
         assert!(keeps("egress all 0.0.0.0/0"));
         assert!(!keeps("all 0.0.0.0/0"));
         assert!(keeps("udp/53 10.1.0.0/16"));
@@ -910,6 +903,141 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_scope_by_id_excludes_every_other_group_without_a_read() {
+        let scope = Scope {
+            group_ids: ["sg-1".to_string()].into(),
+            ..Scope::default()
+        };
+        assert!(!scope.excludes_id("sg-1"));
+        assert!(scope.excludes_id("sg-2"));
+        assert!(!scope.contains(&GroupFacts {
+            group_id: "sg-2".into(),
+            ..GroupFacts::default()
+        }));
+        assert!(
+            !Scope::default().excludes_id("sg-2"),
+            "an empty list matches every group"
+        );
+        for narrowed in [
+            scope.clone(),
+            Scope {
+                vpc_ids: ["vpc-1".to_string()].into(),
+                ..Scope::default()
+            },
+            Scope {
+                tag: Some(TagCondition {
+                    key: "Protected".into(),
+                    value: "true".into(),
+                }),
+                ..Scope::default()
+            },
+        ] {
+            assert!(!narrowed.is_everything(), "{narrowed:?}");
+        }
+        assert!(Scope::default().is_everything());
+    }
+
+    #[test]
+    fn an_approval_of_a_group_or_prefix_list_covers_exactly_that_peer() {
+        let approval = |text: &str| {
+            let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
+            Approval {
+                group_id: "sg-1".into(),
+                approval_id: "a".into(),
+                direction,
+                traffic,
+                peer,
+                expires_at: 10,
+                approved_by: None,
+                reason: None,
+            }
+        };
+        let by_group = approval("tcp/5432 sg-app");
+        assert!(by_group.covers("sg-1", &rule("tcp/5432 sg-app"), 0));
+        assert!(!by_group.covers("sg-1", &rule("tcp/5432 sg-other"), 0));
+        assert!(!by_group.covers("sg-1", &rule("egress tcp/5432 sg-app"), 0));
+        assert!(!by_group.covers("sg-1", &rule("tcp/5433 sg-app"), 0));
+        let by_list = approval("egress tcp/443 pl-1");
+        assert!(by_list.covers("sg-1", &rule("egress tcp/443 pl-1"), 9));
+        assert!(!by_list.covers("sg-1", &rule("egress tcp/443 pl-2"), 9));
+        assert!(!by_list.covers("sg-1", &rule("egress tcp/443 pl-1"), 10));
+        let by_cidr = approval("tcp/22 10.0.0.0/8");
+        assert!(by_cidr.covers("sg-1", &rule("tcp/22 10.1.0.0/16"), 0));
+        assert!(!by_cidr.covers("sg-1", &rule("tcp/22 11.0.0.0/16"), 0));
+        assert!(!by_cidr.covers("sg-1", &rule("tcp/22 ::/0"), 0));
+    }
+
+    #[test]
+    fn the_function_s_role_is_recognised_from_the_session_issuer_alone() {
+        let me = CallerIdentity::new("arn:aws:sts::111122223333:assumed-role/revert-role/fn");
+        let issuer_only = |role: &str| Principal {
+            arn: None,
+            role_arn: Some(role.into()),
+            ..Principal::default()
+        };
+        assert!(me.is(&issuer_only(
+            "arn:aws:iam::111122223333:role/service/revert-role"
+        )));
+        assert!(me.is(&issuer_only("arn:aws:iam::111122223333:role/revert-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::111122223333:role/other-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::999999999999:role/revert-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::111122223333:user/revert-role")));
+        assert!(!me.is(&Principal::default()));
+    }
+
+    #[test]
+    fn every_verdict_says_why_in_words() {
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        let verdict = |r: &str, grants: &Grants| {
+            policy
+                .judge("sg-1", &rule(r), &with_id("sgr-1"), grants, 0)
+                .to_string()
+        };
+        assert_eq!(
+            verdict("tcp/443 0.0.0.0/0", &Grants::default()),
+            "allowed by policy (tcp/443 from 0.0.0.0/0, ::/0)"
+        );
+        assert_eq!(
+            verdict("egress tcp/22 0.0.0.0/0", &Grants::default()),
+            "direction not guarded"
+        );
+        assert_eq!(
+            verdict("tcp/22 0.0.0.0/0", &Grants::default()),
+            "not allowed by policy and not approved"
+        );
+        let exempted = Grants {
+            exemptions: vec![exemption("tcp/5432 10.2.0.0/16", Some("sgr-1"))],
+            ..Grants::default()
+        };
+        assert_eq!(
+            verdict("tcp/5432 10.2.0.0/16", &exempted),
+            "added by exempt principal arn:aws:iam::1:role/Admin"
+        );
+        assert_eq!(
+            Verdict::Approved("CHG-7".into()).to_string(),
+            "approved (CHG-7)"
+        );
+        let egress_only = Policy::from_json(
+            r#"{"allow": [{"protocol": "all", "sources": ["sg-0abc"], "direction": "egress"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(egress_only.allow[0].to_string(), "egress all from sg-0abc");
+    }
+
+    #[test]
+    fn a_group_is_read_only_when_the_scope_or_exempt_tag_needs_it() {
+        let needs = |json: &str| Policy::from_json(json).unwrap().needs_group_details();
+        assert!(!needs(r#"{"scope": {"group_ids": ["sg-1"]}}"#));
+        assert!(needs(r#"{"scope": {"vpc_ids": ["vpc-1"]}}"#));
+        assert!(needs(
+            r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#
+        ));
+        assert!(needs(
+            r#"{"exempt": {"tag": {"key": "AllowManualChanges", "value": "true"}}}"#
+        ));
+    }
+
     fn any_rule() -> impl Strategy<Value = Rule> {
         (
             any::<bool>(),
@@ -957,6 +1085,17 @@ mod tests {
         fn a_rule_s_text_reads_back_as_the_same_rule(rule in any_rule()) {
             let (direction, traffic, peer) = Approval::parse_rule(&rule.to_string()).unwrap();
             prop_assert_eq!(Rule::new(direction, traffic, peer), rule);
+        }
+
+        /// A group is in scope or out, never both: a group its id excludes is never in scope.
+        #[test]
+        fn a_group_is_in_scope_or_out_never_both(
+            listed in proptest::collection::btree_set("sg-[0-3]", 0..3),
+            id in "sg-[0-3]",
+        ) {
+            let scope = Scope { group_ids: listed, ..Scope::default() };
+            let facts = GroupFacts { group_id: id.clone(), ..GroupFacts::default() };
+            prop_assert_eq!(scope.contains(&facts), !scope.excludes_id(&id));
         }
 
         #[test]

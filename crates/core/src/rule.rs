@@ -848,4 +848,248 @@ mod tests {
         r.cidr_ipv6 = Some("::/0".into());
         assert!(r.to_rule().is_err());
     }
+
+    #[test]
+    fn a_port_range_holds_its_edges_and_nothing_past_them() {
+        let range = tcp(22, 25);
+        for inside in [tcp(22, 22), tcp(25, 25), tcp(23, 24), tcp(22, 25)] {
+            assert!(range.contains(&inside), "{inside}");
+        }
+        for outside in [
+            tcp(21, 21),
+            tcp(26, 26),
+            tcp(21, 22),
+            tcp(25, 26),
+            tcp(0, 65535),
+        ] {
+            assert!(!range.contains(&outside), "{outside}");
+        }
+        let udp = |from, to| Traffic::Udp(PortRange { from, to });
+        assert!(udp(53, 53).contains(&udp(53, 53)));
+        assert!(!udp(53, 53).contains(&udp(54, 54)));
+        assert!(!udp(0, 65535).contains(&tcp(53, 53)));
+        assert!(
+            !tcp(0, 65535).contains(&Traffic::All),
+            "all is wider than any port range"
+        );
+    }
+
+    #[test]
+    fn icmp_any_type_holds_every_type_and_a_type_holds_its_codes() {
+        let icmp = |kind, code| Traffic::Icmp { kind, code };
+        assert!(icmp(None, None).contains(&icmp(Some(8), Some(0))));
+        assert!(icmp(Some(8), None).contains(&icmp(Some(8), Some(0))));
+        assert!(icmp(Some(8), Some(0)).contains(&icmp(Some(8), Some(0))));
+        assert!(!icmp(Some(8), None).contains(&icmp(Some(0), Some(0))));
+        assert!(!icmp(Some(8), Some(0)).contains(&icmp(Some(8), Some(1))));
+        assert!(!icmp(Some(8), Some(0)).contains(&icmp(Some(8), None)));
+        assert!(!icmp(Some(8), None).contains(&icmp(None, None)));
+        let v6 = Traffic::Icmpv6 {
+            kind: None,
+            code: None,
+        };
+        assert!(v6.contains(&Traffic::Icmpv6 {
+            kind: Some(128),
+            code: None
+        }));
+        assert!(!v6.contains(&icmp(None, None)));
+        assert!(!icmp(None, None).contains(&v6));
+        assert!(Traffic::Protocol(47).contains(&Traffic::Protocol(47)));
+        assert!(!Traffic::Protocol(47).contains(&Traffic::Protocol(50)));
+    }
+
+    #[test]
+    fn icmp_type_and_code_are_read_from_the_port_fields() {
+        assert_eq!(
+            Traffic::from_wire("icmp", Some(8), Some(0)).unwrap(),
+            Traffic::Icmp {
+                kind: Some(8),
+                code: Some(0)
+            }
+        );
+        assert_eq!(
+            Traffic::from_wire("58", Some(128), Some(-1)).unwrap(),
+            Traffic::Icmpv6 {
+                kind: Some(128),
+                code: None
+            }
+        );
+        assert_eq!(
+            Traffic::from_wire("icmp", Some(-1), Some(3))
+                .unwrap_err()
+                .field,
+            "toPort"
+        );
+        assert_eq!(
+            Traffic::from_wire("icmp", Some(300), Some(0))
+                .unwrap_err()
+                .field,
+            "fromPort"
+        );
+    }
+
+    #[test]
+    fn tcp_and_udp_need_ports() {
+        // The operator reads this in a refused SYNC_PORTS: it must say what is missing.
+        for bare in ["tcp", "udp"] {
+            let e = bare.parse::<Traffic>().unwrap_err();
+            assert!(e.reason.contains("needs ports"), "{e}");
+        }
+        assert!("tcp/22".parse::<Traffic>().is_ok());
+    }
+
+    #[test]
+    fn peer_groups_are_the_same_only_with_the_same_id() {
+        assert_ne!(Peer::group("sg-1", None), Peer::group("sg-2", None));
+        let mut set = RuleSet::new();
+        for (id, owner) in [
+            ("sg-1", None),
+            ("sg-1", Some("111122223333")),
+            ("sg-2", None),
+        ] {
+            set.insert(
+                Rule::new(
+                    Direction::Ingress,
+                    tcp(5432, 5432),
+                    Peer::group(id, owner.map(str::to_string)),
+                ),
+                RuleInfo::default(),
+            );
+        }
+        assert_eq!(set.len(), 2, "sg-1 (with or without its owner) and sg-2");
+    }
+
+    #[test]
+    fn a_direction_of_a_set_holds_exactly_that_direction_s_rules() {
+        let mut set = RuleSet::new();
+        for direction in [Direction::Ingress, Direction::Egress] {
+            for port in [22, 443] {
+                set.insert(
+                    Rule::new(
+                        direction,
+                        tcp(port, port),
+                        Peer::cidr("10.0.0.0/8", "t").unwrap(),
+                    ),
+                    RuleInfo::default(),
+                );
+            }
+        }
+        let ingress = set.direction(Direction::Ingress);
+        assert_eq!(ingress.len(), 2);
+        assert!(ingress.rules().all(|r| r.direction == Direction::Ingress));
+        assert_eq!(set.direction(Direction::Egress).len(), 2);
+    }
+
+    fn any_traffic() -> impl proptest::strategy::Strategy<Value = Traffic> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(Traffic::All),
+            (0u16..40, 0u16..10).prop_map(|(f, w)| tcp(f, f + w)),
+            (0u16..40, 0u16..10).prop_map(|(f, w)| Traffic::Udp(PortRange { from: f, to: f + w })),
+            (proptest::option::of(0u8..4), proptest::option::of(0u8..3)).prop_map(|(k, c)| {
+                Traffic::Icmp {
+                    kind: k,
+                    code: k.and(c),
+                }
+            }),
+            (46u8..49).prop_map(Traffic::Protocol),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Containment is an order: every traffic holds itself, and what is inside
+        /// something inside a third is inside the third.
+        #[test]
+        fn containment_is_reflexive_and_transitive(
+            a in any_traffic(), b in any_traffic(), c in any_traffic()
+        ) {
+            proptest::prop_assert!(a.contains(&a));
+            if a.contains(&b) && b.contains(&c) {
+                proptest::prop_assert!(a.contains(&c), "{a} ⊇ {b} ⊇ {c}");
+            }
+            if a.contains(&b) && b.contains(&a) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn any_icmp_type_or_code_goes_to_ec2_as_minus_one() {
+        let any = Traffic::Icmp {
+            kind: None,
+            code: None,
+        };
+        assert_eq!(any.to_wire(), ("icmp".to_string(), Some(-1), Some(-1)));
+        let echo = Traffic::Icmpv6 {
+            kind: Some(128),
+            code: None,
+        };
+        assert_eq!(echo.to_wire(), ("icmpv6".to_string(), Some(128), Some(-1)));
+    }
+
+    #[test]
+    fn peers_order_the_same_way_whichever_comparison_is_asked() {
+        let a = Peer::group("sg-1", None);
+        let b = Peer::group("sg-2", Some("111122223333".into()));
+        assert!(a < b);
+        assert_eq!(a.partial_cmp(&b), Some(a.cmp(&b)));
+        assert_eq!(
+            a.partial_cmp(&Peer::group("sg-1", Some("1".into()))),
+            Some(std::cmp::Ordering::Equal)
+        );
+    }
+
+    #[test]
+    fn extending_a_set_keeps_what_it_had_and_fills_in_what_it_lacked() {
+        let rule = Rule::new(
+            Direction::Ingress,
+            tcp(22, 22),
+            Peer::cidr("10.0.0.0/8", "t").unwrap(),
+        );
+        let mut set: RuleSet = [(rule.clone(), RuleInfo::described("kept"))]
+            .into_iter()
+            .collect();
+        let other: RuleSet = [
+            (
+                rule.clone(),
+                RuleInfo {
+                    description: Some("ignored".into()),
+                    rule_id: Some("sgr-1".into()),
+                },
+            ),
+            (
+                Rule::new(
+                    Direction::Egress,
+                    Traffic::All,
+                    Peer::cidr("0.0.0.0/0", "t").unwrap(),
+                ),
+                RuleInfo::default(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        set.extend_from(&other);
+        assert_eq!(set.len(), 2);
+        let (_, info) = set.iter().find(|(r, _)| **r == rule).unwrap();
+        assert_eq!(info.description.as_deref(), Some("kept"));
+        assert_eq!(info.rule_id.as_deref(), Some("sgr-1"));
+    }
+
+    #[test]
+    fn an_empty_rule_description_is_no_description() {
+        let mut r = SecurityGroupRule {
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            cidr_ipv4: Some("10.0.0.0/8".into()),
+            description: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(r.to_rule().unwrap().1.description, None);
+        r.description = Some("office".into());
+        assert_eq!(
+            r.to_rule().unwrap().1.description.as_deref(),
+            Some("office")
+        );
+    }
 }

@@ -217,6 +217,14 @@ mod tests {
     use crate::plan::plan;
 
     #[test]
+    fn address_kinds_read_back_from_their_names() {
+        for kind in [AddressKind::Public, AddressKind::Private, AddressKind::Ipv6] {
+            assert_eq!(kind.to_string().parse::<AddressKind>().unwrap(), kind);
+        }
+        assert_eq!(AddressKind::Ipv6.to_string(), "ipv6");
+    }
+
+    #[test]
     fn members_of_groups_outside_the_cluster_are_strangers_in_their_own_region_only() {
         let member = |region: &str, asg: &str| Member {
             member: Member::key(region, asg),

@@ -312,6 +312,22 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_is_a_list_an_items_object_or_nothing_else() {
+        let count = |value: Value| from_value::<Permissions>(&value).map(|p| p.0.len());
+        let ssh = json!({"ipProtocol": "tcp", "fromPort": 22, "toPort": 22});
+        assert_eq!(count(json!([ssh])).unwrap(), 1);
+        assert_eq!(count(json!({"items": [ssh]})).unwrap(), 1);
+        assert_eq!(count(json!({})).unwrap(), 0);
+        assert_eq!(count(json!({"items": null})).unwrap(), 0);
+        assert_eq!(count(Value::Null).unwrap(), 0);
+        // Anything beside `items`, or an object without it, is not a collection.
+        assert!(count(json!({"items": [ssh], "more": 1})).is_err());
+        assert!(count(json!({"items": null, "more": 1})).is_err());
+        assert!(count(json!({"elements": [ssh]})).is_err());
+        assert!(count(json!("tcp")).is_err());
+    }
+
+    #[test]
     fn the_three_spellings_give_the_same_rules() {
         let ec2 = rules(json!([{
             "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,

@@ -266,13 +266,7 @@ impl RevertIngress {
             group_id: &target.group_id,
             rules,
             call: Some(call),
-            reason: match change {
-                RuleChange::Authorize { .. } => "added by an unapproved call".to_string(),
-                RuleChange::Modify { .. } => "modified by an unapproved call and now violates \
-                    the policy; CloudTrail does not carry its previous definition, so it was \
-                    revoked, not restored"
-                    .to_string(),
-            },
+            reason: revert_reason(change).to_string(),
         };
         let grants = self.grants_for(&judged, now).await?;
         let group = self.judge(judged, &ec2, &grants, now, &mut report).await?;
@@ -611,6 +605,17 @@ fn rules_in(records: &[RuleRecord], group_id: &str, only: Option<&RuleSet>) -> R
         .filter(|r| only.is_none_or(|only| only.contains(&r.rule)))
         .map(|r| (r.rule.clone(), r.info.clone()))
         .collect()
+}
+
+/// Why the rules of an unapproved change are revoked, in the record's words.
+fn revert_reason(change: &RuleChange) -> &'static str {
+    match change {
+        RuleChange::Authorize { .. } => "added by an unapproved call",
+        RuleChange::Modify { .. } => {
+            "modified by an unapproved call and now violates the policy; CloudTrail does not \
+             carry its previous definition, so it was revoked, not restored"
+        }
+    }
 }
 
 /// Marks the report skipped, with the reason logged.

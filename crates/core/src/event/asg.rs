@@ -236,6 +236,32 @@ mod tests {
     }
 
     #[test]
+    fn launch_and_terminate_successful_say_which_way_the_instance_goes() {
+        for (detail_type, transition) in [
+            (LAUNCH_SUCCESSFUL, LifecycleTransition::Launching),
+            (TERMINATE_SUCCESSFUL, LifecycleTransition::Terminating),
+        ] {
+            let event = json!({
+                "version": "0", "id": "e", "detail-type": detail_type,
+                "source": "aws.autoscaling", "account": "123456789012",
+                "time": "2026-01-01T00:00:00Z", "region": "us-east-1", "resources": [],
+                "detail": {"AutoScalingGroupName": "db", "EC2InstanceId": "i-1"}
+            });
+            let Trigger::InstanceChange(change) = Trigger::parse(&event).unwrap() else {
+                panic!("not an instance change: {detail_type}")
+            };
+            assert_eq!(change.transition, transition, "{detail_type}");
+        }
+    }
+
+    #[test]
+    fn the_schedule_the_cli_sends_reads_as_a_schedule() {
+        let event = scheduled_event("eu-west-1", "2026-01-01T00:00:00Z");
+        assert!(matches!(Trigger::parse(&event), Ok(Trigger::Scheduled(_))));
+        assert_eq!(event["region"], "eu-west-1");
+    }
+
+    #[test]
     fn contradicting_transition_is_refused() {
         let e = Trigger::parse(&lifecycle(
             TERMINATE_LIFECYCLE,

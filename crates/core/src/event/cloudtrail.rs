@@ -425,31 +425,34 @@ mod tests {
 
     #[test]
     fn legacy_flat_parameters_parse() {
-        let event = call(
-            AUTHORIZE_INGRESS,
-            json!({"groupId": "sg-1", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
-                   "cidrIp": "0.0.0.0/0", "ipPermissions": {}}),
-            json!({"_return": true}),
-        );
-        let parsed = parse(&event).unwrap();
-        let CallOutcome::Succeeded(RuleChange::Authorize {
-            requested,
-            created,
-            group,
-            ..
-        }) = parsed.outcome
-        else {
-            panic!("not an authorize")
-        };
-        assert_eq!(group, GroupSelector::Id("sg-1".into()));
-        assert!(created.is_empty());
-        assert_eq!(
-            requested
-                .rules()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            vec!["ingress tcp/22 0.0.0.0/0"]
-        );
+        // The protocol may be written as a name or as its number.
+        for protocol in [json!("tcp"), json!(6)] {
+            let event = call(
+                AUTHORIZE_INGRESS,
+                json!({"groupId": "sg-1", "ipProtocol": protocol, "fromPort": 22, "toPort": 22,
+                       "cidrIp": "0.0.0.0/0", "ipPermissions": {}}),
+                json!({"_return": true}),
+            );
+            let parsed = parse(&event).unwrap();
+            let CallOutcome::Succeeded(RuleChange::Authorize {
+                requested,
+                created,
+                group,
+                ..
+            }) = parsed.outcome
+            else {
+                panic!("not an authorize")
+            };
+            assert_eq!(group, GroupSelector::Id("sg-1".into()));
+            assert!(created.is_empty());
+            assert_eq!(
+                requested
+                    .rules()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+                vec!["ingress tcp/22 0.0.0.0/0"]
+            );
+        }
     }
 
     #[test]
@@ -504,6 +507,37 @@ mod tests {
         // Without the created rules, the name alone cannot be reverted exactly: refused.
         let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
         assert_eq!(e.field, "detail.requestParameters.sourceSecurityGroupName");
+    }
+
+    #[test]
+    fn an_empty_group_id_or_name_names_no_group() {
+        let by = |request: Value| -> Result<GroupSelector, ParseError> {
+            let parsed = parse(&call(AUTHORIZE_INGRESS, request, Value::Null))?;
+            match parsed.outcome {
+                CallOutcome::Succeeded(RuleChange::Authorize { group, .. }) => Ok(group),
+                other => panic!("{other:?}"),
+            }
+        };
+        let ssh = json!({"items": [{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                                    "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]}}]});
+        assert_eq!(
+            by(json!({"groupId": "", "groupName": "web", "ipPermissions": ssh})).unwrap(),
+            GroupSelector::Name("web".into())
+        );
+        assert_eq!(
+            by(json!({"groupId": "sg-1", "groupName": "web", "ipPermissions": ssh})).unwrap(),
+            GroupSelector::Id("sg-1".into())
+        );
+        for nameless in [
+            json!({"groupId": "", "ipPermissions": ssh}),
+            json!({"groupName": "", "ipPermissions": ssh}),
+            json!({"groupId": "", "groupName": "", "ipPermissions": ssh}),
+        ] {
+            assert_eq!(
+                by(nameless).unwrap_err().field,
+                "detail.requestParameters.groupId"
+            );
+        }
     }
 
     #[test]

@@ -428,4 +428,92 @@ mod tests {
         assert!(!diff.relationships_only);
         assert!(diff.added.is_empty() && diff.removed.is_empty());
     }
+
+    fn item(rules: &[(u16, &str)], tags: &[(&str, &str)]) -> ConfigurationItem {
+        let permissions: Vec<Value> = rules
+            .iter()
+            .map(|(port, cidr)| {
+                json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port,
+                       "ipv4Ranges": [{"cidrIp": cidr}]})
+            })
+            .collect();
+        from_value(&json!({
+            "resourceType": SECURITY_GROUP, "resourceId": "sg-1",
+            "configuration": {"ipPermissions": permissions, "ipPermissionsEgress": []},
+            "tags": tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>()
+        }))
+        .unwrap()
+    }
+
+    fn texts(rules: &RuleSet) -> Vec<String> {
+        rules.rules().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn two_full_items_diff_into_rules_and_tags_added_and_removed() {
+        let before = item(
+            &[(22, "10.0.0.0/8"), (443, "0.0.0.0/0")],
+            &[("Team", "a"), ("Old", "x")],
+        );
+        let after = item(&[(443, "0.0.0.0/0"), (5432, "0.0.0.0/0")], &[("Team", "b")]);
+        let diff = after.diff_from(Some(&before)).unwrap();
+        assert_eq!(texts(&diff.added), ["ingress tcp/5432 0.0.0.0/0"]);
+        assert_eq!(texts(&diff.removed), ["ingress tcp/22 10.0.0.0/8"]);
+        assert_eq!(diff.tags["Team"], (Some("a".into()), Some("b".into())));
+        assert_eq!(diff.tags["Old"], (Some("x".into()), None));
+        assert_eq!(diff.tags.len(), 2, "an unchanged tag is not a change");
+        let created = after.diff_from(None).unwrap();
+        assert_eq!(created.added.len(), 2);
+        assert!(created.removed.is_empty());
+    }
+
+    #[test]
+    fn the_state_id_reads_as_text_whichever_way_config_wrote_it() {
+        for written in [json!("1763805630000"), json!(1_763_805_630_000_u64)] {
+            let item: ConfigurationItem = from_value(&json!({
+                "resourceType": SECURITY_GROUP, "resourceId": "sg-1",
+                "configurationStateId": written
+            }))
+            .unwrap();
+            assert_eq!(item.state_id().as_deref(), Some("1763805630000"));
+        }
+        assert_eq!(item(&[], &[]).state_id(), None);
+    }
+
+    #[test]
+    fn only_security_groups_are_security_groups() {
+        let change = |resource_type: &str| ItemChange {
+            item: from_value(&json!({"resourceType": resource_type, "resourceId": "x"})).unwrap(),
+            change_type: ChangeType::Update,
+            changed_properties: Map::new(),
+            notification_time: None,
+        };
+        assert!(change(SECURITY_GROUP).is_security_group());
+        assert!(!change("AWS::EC2::Instance").is_security_group());
+    }
+
+    #[test]
+    fn a_creation_with_changed_properties_reports_exactly_those() {
+        let change = ItemChange {
+            item: item(&[(22, "10.0.0.0/8"), (443, "0.0.0.0/0")], &[]),
+            change_type: ChangeType::Create,
+            changed_properties: json!({
+                "Configuration.IpPermissions.0": {"previousValue": null, "changeType": "CREATE",
+                    "updatedValue": {"ipProtocol": "tcp", "fromPort": 443, "toPort": 443,
+                                     "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}]}}
+            })
+            .as_object()
+            .cloned()
+            .unwrap(),
+            notification_time: None,
+        };
+        let diff = change.security_group_diff().unwrap();
+        assert_eq!(texts(&diff.added), ["ingress tcp/443 0.0.0.0/0"]);
+        // Without changed properties, a creation reports every rule the item holds.
+        let bare = ItemChange {
+            changed_properties: Map::new(),
+            ..change
+        };
+        assert_eq!(bare.security_group_diff().unwrap().added.len(), 2);
+    }
 }
