@@ -194,6 +194,43 @@ async fn more_groups_than_one_filter_takes_are_read_in_parts() {
 }
 
 #[tokio::test]
+async fn more_instances_than_one_filter_takes_are_read_in_parts() {
+    let w = world().await;
+    let image = w
+        .client
+        .describe_images()
+        .owners("amazon")
+        .send()
+        .await
+        .unwrap()
+        .images()[0]
+        .image_id()
+        .unwrap()
+        .to_string();
+    let launched: Vec<String> = w
+        .client
+        .run_instances()
+        .image_id(image)
+        .min_count(2)
+        .max_count(2)
+        .send()
+        .await
+        .unwrap()
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    // A group of 250 instances, two of which still exist.
+    let mut ids: Vec<String> = (0..248).map(|n| format!("i-{n:017x}")).collect();
+    ids.extend(launched.iter().cloned());
+    let found = w.ec2.instances(&ids).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found.iter().all(|i| i.private_ipv4.is_some()));
+    let live = w.ec2.live_instances(&ids).await.unwrap();
+    assert_eq!(live, launched.iter().cloned().collect());
+}
+
+#[tokio::test]
 async fn a_missing_group_is_an_error_not_an_empty_group() {
     let w = world().await;
     let err = w.ec2.read_group("sg-0000000000000000f").await.unwrap_err();

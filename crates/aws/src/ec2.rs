@@ -279,23 +279,12 @@ impl Ec2 {
     /// `instance-id`). Instances AWS no longer knows are absent from the answer. The
     /// lifecycle state is the Auto Scaling group's to tell and is left empty here.
     pub async fn instances(&self, instance_ids: &[String]) -> Result<Vec<Instance>, AwsError> {
-        if instance_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let resource = instance_ids.join(",");
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(id_filter("instance-id", instance_ids))
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        let mut instances = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| AwsError::from_sdk("DescribeInstances", &resource, &self.region, e))?;
-            for instance in page.reservations().iter().flat_map(|r| r.instances()) {
-                let parse = |a: Option<&str>| a.and_then(|a| a.parse::<IpAddr>().ok());
+        let parse = |a: Option<&str>| a.and_then(|a| a.parse::<IpAddr>().ok());
+        Ok(self
+            .describe_instances(instance_ids, false)
+            .await?
+            .iter()
+            .map(|instance| {
                 let mut ipv6: Vec<IpAddr> = instance
                     .network_interfaces()
                     .iter()
@@ -305,52 +294,65 @@ impl Ec2 {
                 ipv6.extend(parse(instance.ipv6_address()));
                 ipv6.sort();
                 ipv6.dedup();
-                instances.push(Instance {
+                Instance {
                     id: instance.instance_id().unwrap_or_default().to_string(),
                     lifecycle_state: String::new(),
                     public_ipv4: parse(instance.public_ip_address()),
                     private_ipv4: parse(instance.private_ip_address()),
                     ipv6,
-                });
-            }
-        }
-        Ok(instances)
+                }
+            })
+            .collect())
     }
 
-    /// Which of `instance_ids` still exist (pending, running, stopping or stopped): one
-    /// paginated `DescribeInstances`. Terminated and shutting-down instances, and ids AWS no
-    /// longer knows, are absent.
+    /// Which of `instance_ids` still exist (pending, running, stopping or stopped).
+    /// Terminated and shutting-down instances, and ids AWS no longer knows, are absent.
     pub async fn live_instances(
         &self,
         instance_ids: &[String],
     ) -> Result<std::collections::BTreeSet<String>, AwsError> {
-        let mut live = std::collections::BTreeSet::new();
-        if instance_ids.is_empty() {
-            return Ok(live);
+        Ok(self
+            .describe_instances(instance_ids, true)
+            .await?
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect())
+    }
+
+    /// The instances named (only those not leaving when `live_only`): one paginated
+    /// `DescribeInstances` per 200 ids, the most one filter takes.
+    async fn describe_instances(
+        &self,
+        instance_ids: &[String],
+        live_only: bool,
+    ) -> Result<Vec<aws_sdk_ec2::types::Instance>, AwsError> {
+        let mut instances = Vec::new();
+        for chunk in instance_ids.chunks(FILTER_VALUES) {
+            let resource = chunk.join(",");
+            let mut request = self
+                .client
+                .describe_instances()
+                .filters(id_filter("instance-id", chunk));
+            if live_only {
+                request = request.filters(id_filter(
+                    "instance-state-name",
+                    &["pending", "running", "stopping", "stopped"].map(String::from),
+                ));
+            }
+            let mut pages = request.max_results(1000).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    AwsError::from_sdk("DescribeInstances", &resource, &self.region, e)
+                })?;
+                instances.extend(
+                    page.reservations()
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .cloned(),
+                );
+            }
         }
-        let resource = instance_ids.join(",");
-        let mut pages = self
-            .client
-            .describe_instances()
-            .filters(id_filter("instance-id", instance_ids))
-            .filters(id_filter(
-                "instance-state-name",
-                &["pending", "running", "stopping", "stopped"].map(String::from),
-            ))
-            .max_results(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page
-                .map_err(|e| AwsError::from_sdk("DescribeInstances", &resource, &self.region, e))?;
-            live.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .filter_map(|i| i.instance_id().map(str::to_string)),
-            );
-        }
-        Ok(live)
+        Ok(instances)
     }
 
     fn group_state(&self, group: &SecurityGroup) -> Result<GroupState, AwsError> {
