@@ -2,9 +2,10 @@
 //!
 //! - **Per event**: a rule is opened by hand (not timed), then its CloudTrail event is
 //!   handled by the real handler (timed), for three shapes: rule ids in the event with the
-//!   default policy, rule ids with a tag-scoped policy (one read of the group), and the
-//!   legacy shape without rule ids (one read of the group's rules). The API calls of one
-//!   event of each shape are counted from the emulator's call log.
+//!   default policy (one read of the named rules, by id), rule ids with a tag-scoped policy
+//!   (the same read, in parallel with one read of the group), and the legacy shape without
+//!   rule ids (one read of the group's rules). The API calls of one event of each shape are
+//!   counted from the emulator's call log.
 //! - **Cold start**: the release binary is started against a local Lambda Runtime API with
 //!   one event already queued; the time from process start to that event's response is its
 //!   cold start (configuration, policy, SDK clients, its own identity from STS, then the
