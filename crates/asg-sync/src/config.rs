@@ -11,7 +11,7 @@ use std::time::Duration;
 use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_core::rule::Traffic;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, flag, is_group_id};
+use sgwarden_core::settings::{bad, flag, is_group_id, optional, required};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
 
@@ -50,15 +50,9 @@ impl SyncConfig {
 
     /// Reads the settings through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| bad(name, "required"))
-        };
-        let cluster =
-            Owner::new(&required("SYNC_CLUSTER")?).map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
-        let auto_scaling_groups: BTreeSet<String> = required("SYNC_AUTO_SCALING_GROUPS")?
+        let cluster = Owner::new(&required(&get, "SYNC_CLUSTER")?)
+            .map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
+        let auto_scaling_groups: BTreeSet<String> = required(&get, "SYNC_AUTO_SCALING_GROUPS")?
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -79,8 +73,8 @@ impl SyncConfig {
                 format!("{wrong:?} is not an Auto Scaling group name"),
             ));
         }
-        let table = required("SYNC_TABLE")?;
-        let security_group_ids: Vec<String> = required("SYNC_SECURITY_GROUP_IDS")?
+        let table = required(&get, "SYNC_TABLE")?;
+        let security_group_ids: Vec<String> = required(&get, "SYNC_SECURITY_GROUP_IDS")?
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -139,10 +133,7 @@ impl SyncConfig {
             }
         };
         let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-            {
+            match optional(&get, name) {
                 None => Ok(default),
                 Some(v) => v
                     .parse::<u64>()

@@ -21,6 +21,21 @@ pub fn bad(variable: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The value of `variable`, trimmed; unset and blank are the same: absent.
+pub fn optional(get: &impl Fn(&str) -> Option<String>, variable: &str) -> Option<String> {
+    get(variable)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The value of `variable`, trimmed; unset or blank is refused as required.
+pub fn required(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<String, ConfigError> {
+    optional(get, variable).ok_or_else(|| bad(variable, "required"))
+}
+
 /// A `true`/`false` switch; unset or empty is `false`, anything else is refused.
 pub fn flag(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
     match value
@@ -54,6 +69,16 @@ pub fn is_group_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_is_unset_and_values_are_trimmed() {
+        let get = from_pairs(&[("A", "  x "), ("B", "   ")]);
+        assert_eq!(optional(&get, "A").as_deref(), Some("x"));
+        assert_eq!(optional(&get, "B"), None);
+        assert_eq!(optional(&get, "C"), None);
+        assert_eq!(required(&get, "A").unwrap(), "x");
+        assert_eq!(required(&get, "B").unwrap_err().to_string(), "B: required");
+    }
 
     #[test]
     fn flags_are_true_false_or_refused() {

@@ -6,7 +6,7 @@
 //! owner-tag entries that are a bare name, e.g. `db-team`).
 
 use email_address::{EmailAddress, Options};
-use sgwarden_core::settings::{bad, ConfigError};
+use sgwarden_core::settings::{bad, optional, required, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
@@ -37,12 +37,7 @@ impl NotifyConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let optional = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let sender = optional("NOTIFY_SENDER").ok_or_else(|| bad("NOTIFY_SENDER", "required"))?;
+        let sender = required(&get, "NOTIFY_SENDER")?;
         let display = Options {
             minimum_sub_domains: 2,
             allow_domain_literal: false,
@@ -56,7 +51,7 @@ impl NotifyConfig {
                 format!("{sender:?} is not an email address"),
             ));
         }
-        let allowed_domains: Vec<String> = optional("ALLOWED_RECIPIENT_DOMAINS")
+        let allowed_domains: Vec<String> = optional(&get, "ALLOWED_RECIPIENT_DOMAINS")
             .unwrap_or_default()
             .split(',')
             .map(|d| d.trim().to_ascii_lowercase())
@@ -68,7 +63,7 @@ impl NotifyConfig {
                 format!("{wrong:?} is not a domain"),
             ));
         }
-        let default_domain = optional("OWNER_DEFAULT_DOMAIN").map(|d| d.to_ascii_lowercase());
+        let default_domain = optional(&get, "OWNER_DEFAULT_DOMAIN").map(|d| d.to_ascii_lowercase());
         if let Some(domain) = default_domain.as_deref().filter(|d| !is_domain(d)) {
             return Err(bad(
                 "OWNER_DEFAULT_DOMAIN",
@@ -77,11 +72,11 @@ impl NotifyConfig {
         }
         Ok(Self {
             sender,
-            tag: optional("NOTIFY_TAG").unwrap_or_else(|| "NotifyOnChange".into()),
-            tag_value: optional("NOTIFY_TAG_VALUE").unwrap_or_else(|| "Yes".into()),
-            owner_tag: optional("OWNER_TAG").unwrap_or_else(|| "OwnerDL".into()),
+            tag: optional(&get, "NOTIFY_TAG").unwrap_or_else(|| "NotifyOnChange".into()),
+            tag_value: optional(&get, "NOTIFY_TAG_VALUE").unwrap_or_else(|| "Yes".into()),
+            owner_tag: optional(&get, "OWNER_TAG").unwrap_or_else(|| "OwnerDL".into()),
             allowed_domains,
-            dedup_table: optional("NOTIFY_DEDUP_TABLE"),
+            dedup_table: optional(&get, "NOTIFY_DEDUP_TABLE"),
             default_domain,
         })
     }

@@ -6,7 +6,7 @@
 
 use sgwarden_core::policy::Policy;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, flag};
+use sgwarden_core::settings::{bad, flag, optional};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevertConfig {
@@ -24,18 +24,13 @@ impl RevertConfig {
 
     /// Reads the settings through `get` (the environment in production, a map in tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let optional = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let policy = match optional("REVERT_POLICY") {
+        let policy = match optional(&get, "REVERT_POLICY") {
             None => Policy::default(),
             Some(text) => {
                 Policy::from_json(&text).map_err(|e| bad("REVERT_POLICY", e.to_string()))?
             }
         };
-        let approvals_table = optional("REVERT_APPROVALS_TABLE");
+        let approvals_table = optional(&get, "REVERT_APPROVALS_TABLE");
         if let Some(table) = &approvals_table {
             let valid = (3..=255).contains(&table.len())
                 && table
@@ -58,7 +53,7 @@ impl RevertConfig {
                  there, the only place that proves an exemption",
             ));
         }
-        let notify_topic_arn = optional("REVERT_NOTIFY_TOPIC_ARN");
+        let notify_topic_arn = optional(&get, "REVERT_NOTIFY_TOPIC_ARN");
         if let Some(arn) = &notify_topic_arn {
             let parts: Vec<&str> = arn.split(':').collect();
             let valid = matches!(parts.as_slice(),
