@@ -23,7 +23,7 @@ use sgwarden_core::policy::{Approval, Exemption, Grants};
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
-use crate::registry::text;
+use crate::item::{number, text};
 
 #[derive(Debug, Clone)]
 pub struct Approvals {
@@ -178,13 +178,7 @@ pub fn exemption_from_item(
 pub fn approval_from_item(item: &HashMap<String, AttributeValue>) -> Result<Approval, ParseError> {
     let rule = text(item, "rule")?;
     let (direction, traffic, peer) = Approval::parse_rule(&rule)?;
-    let expires_at = match item.get("expires_at") {
-        Some(AttributeValue::N(n)) => n
-            .parse::<u64>()
-            .map_err(|_| ParseError::new("expires_at", format!("{n:?} is not epoch seconds")))?,
-        Some(_) => return Err(ParseError::new("expires_at", "not a number")),
-        None => return Err(ParseError::missing("expires_at")),
-    };
+    let expires_at = number(item, "expires_at")?;
     Ok(Approval {
         group_id: text(item, "group_id")?,
         approval_id: text(item, "approval_id")?,

@@ -12,6 +12,7 @@
 //!   writes.
 //! - `approvals` (feature `dynamodb`): revert-ingress's time-limited approvals.
 //! - `dedup` (feature `dynamodb`): notify-owner's "mailed once" claims.
+//! - `item` (feature `dynamodb`): reading those tables' items attribute by attribute.
 //! - `ses` (feature `sesv2`), `config_history` (feature `config`), `cloudtrail` (feature
 //!   `cloudtrail`): sending the owner's mail, reading a resource's recorded history, and
 //!   finding who made a change.
@@ -36,6 +37,8 @@ pub mod convert;
 pub mod dedup;
 pub mod ec2;
 pub mod error;
+#[cfg(feature = "dynamodb")]
+pub mod item;
 #[cfg(feature = "dynamodb")]
 pub mod registry;
 pub mod sdk;

@@ -15,6 +15,7 @@ use sgwarden_core::sync::Member;
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
+use crate::item::{number, text};
 
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,26 +129,10 @@ impl Registry {
     }
 }
 
-pub(crate) fn text(
-    item: &HashMap<String, AttributeValue>,
-    key: &str,
-) -> Result<String, ParseError> {
-    match item.get(key) {
-        Some(AttributeValue::S(s)) => Ok(s.clone()),
-        Some(_) => Err(ParseError::new(key, "not a string")),
-        None => Err(ParseError::missing(key)),
-    }
-}
-
 /// Reads a registry item; an item that does not follow the schema is refused, not guessed.
 pub fn member_from_item(item: &HashMap<String, AttributeValue>) -> Result<Member, ParseError> {
     let member = text(item, "member")?;
-    let seq = match item.get("seq") {
-        Some(AttributeValue::N(n)) => n
-            .parse::<u64>()
-            .map_err(|_| ParseError::new("seq", format!("{n:?} is not a sequence number")))?,
-        _ => return Err(ParseError::missing("seq")),
-    };
+    let seq = number(item, "seq")?;
     let addresses = match item.get("addresses") {
         Some(AttributeValue::L(list)) => list
             .iter()

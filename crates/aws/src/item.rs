@@ -1,0 +1,50 @@
+//! Reading DynamoDB items attribute by attribute, for every table sgwarden keeps.
+//!
+//! An item is written by sgwarden or by a person (an approval put by hand), so each value is
+//! read for the type the schema says and refused, naming the attribute, when it is not:
+//! nothing is guessed from an item off the schema.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use sgwarden_core::ParseError;
+
+/// A string attribute.
+pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String, ParseError> {
+    match item.get(key) {
+        Some(AttributeValue::S(s)) => Ok(s.clone()),
+        Some(_) => Err(ParseError::new(key, "not a string")),
+        None => Err(ParseError::missing(key)),
+    }
+}
+
+/// A whole, non-negative number attribute (epoch seconds, a sequence number).
+pub fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Result<u64, ParseError> {
+    match item.get(key) {
+        Some(AttributeValue::N(n)) => n
+            .parse::<u64>()
+            .map_err(|_| ParseError::new(key, format!("{n:?} is not a whole number"))),
+        Some(_) => Err(ParseError::new(key, "not a number")),
+        None => Err(ParseError::missing(key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_attribute_is_read_for_its_type_or_refused_by_name() {
+        let item = HashMap::from([
+            ("s".to_string(), AttributeValue::S("x".into())),
+            ("n".to_string(), AttributeValue::N("42".into())),
+            ("neg".to_string(), AttributeValue::N("-1".into())),
+        ]);
+        assert_eq!(text(&item, "s").unwrap(), "x");
+        assert_eq!(number(&item, "n").unwrap(), 42);
+        assert_eq!(text(&item, "n").unwrap_err().field, "n");
+        assert_eq!(number(&item, "s").unwrap_err().field, "s");
+        assert_eq!(number(&item, "neg").unwrap_err().field, "neg");
+        assert_eq!(text(&item, "absent").unwrap_err().field, "absent");
+    }
+}
