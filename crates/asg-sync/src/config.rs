@@ -11,7 +11,7 @@ use std::time::Duration;
 use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_core::rule::Traffic;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, flag, is_group_id, optional, required};
+use sgwarden_core::settings::{bad, comma_list, flag, is_group_id, optional, required};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
 
@@ -52,12 +52,8 @@ impl SyncConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let cluster = Owner::new(&required(&get, "SYNC_CLUSTER")?)
             .map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
-        let auto_scaling_groups: BTreeSet<String> = required(&get, "SYNC_AUTO_SCALING_GROUPS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let auto_scaling_groups: BTreeSet<String> =
+            comma_list(&required(&get, "SYNC_AUTO_SCALING_GROUPS")?).collect();
         if auto_scaling_groups.is_empty() {
             return Err(bad(
                 "SYNC_AUTO_SCALING_GROUPS",
@@ -74,12 +70,8 @@ impl SyncConfig {
             ));
         }
         let table = required(&get, "SYNC_TABLE")?;
-        let security_group_ids: Vec<String> = required(&get, "SYNC_SECURITY_GROUP_IDS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+        let security_group_ids: Vec<String> =
+            comma_list(&required(&get, "SYNC_SECURITY_GROUP_IDS")?).collect();
         if let Some(wrong) = security_group_ids.iter().find(|id| !is_group_id(id)) {
             return Err(bad(
                 "SYNC_SECURITY_GROUP_IDS",

@@ -45,14 +45,14 @@ pub struct GroupState {
     pub rules: RuleSet,
 }
 
-/// One rule as `DescribeSecurityGroupRules` reports it: with its id and its tags.
+/// One rule as `DescribeSecurityGroupRules` reports it: its group and its `sgr-` id. Its tags
+/// are not read: anyone who may tag a rule could write them, so they decide nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleRecord {
     pub group_id: String,
     pub rule: Rule,
     /// Description and `sgr-` id.
     pub info: RuleInfo,
-    pub tags: BTreeMap<String, String>,
 }
 
 /// Who is changing a group, and why: carried into the audit line.
@@ -203,7 +203,7 @@ impl Ec2 {
         Ok(groups)
     }
 
-    /// The rules of `group_ids`, with ids and tags (`DescribeSecurityGroupRules`, filtered by
+    /// The rules of `group_ids`, with their ids (`DescribeSecurityGroupRules`, filtered by
     /// group id, paginated).
     pub async fn rules_of_groups(&self, group_ids: &[String]) -> Result<Vec<RuleRecord>, AwsError> {
         self.describe_rules("group-id", group_ids).await
@@ -247,13 +247,6 @@ impl Ec2 {
                     group_id: neutral.group_id.unwrap_or_default(),
                     rule: core_rule,
                     info,
-                    tags: rule
-                        .tags()
-                        .iter()
-                        .filter_map(|t| {
-                            Some((t.key()?.to_string(), t.value().unwrap_or("").to_string()))
-                        })
-                        .collect(),
                 });
             }
         }

@@ -36,6 +36,15 @@ pub fn required(
     optional(get, variable).ok_or_else(|| bad(variable, "required"))
 }
 
+/// The entries of a comma list (`a, b,,c`), trimmed, empty ones left out.
+pub fn comma_list(value: &str) -> impl Iterator<Item = String> + '_ {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
 /// A `true`/`false` switch; unset or empty is `false`, anything else is refused.
 pub fn flag(variable: &'static str, value: Option<String>) -> Result<bool, ConfigError> {
     match value
@@ -78,6 +87,15 @@ mod tests {
         assert_eq!(optional(&get, "C"), None);
         assert_eq!(required(&get, "A").unwrap(), "x");
         assert_eq!(required(&get, "B").unwrap_err().to_string(), "B: required");
+    }
+
+    #[test]
+    fn a_comma_list_drops_blanks_and_spaces() {
+        assert_eq!(
+            comma_list(" a, b,, c ,").collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        assert_eq!(comma_list(" , ").count(), 0);
     }
 
     #[test]

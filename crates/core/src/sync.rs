@@ -15,6 +15,7 @@ use std::str::FromStr;
 use crate::error::ParseError;
 use crate::plan::{Owner, Plan, RuleCounts};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
+use crate::settings::comma_list;
 
 /// Which address of an instance the cluster's peers reach it by (`SYNC_ADDRESS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +57,7 @@ impl fmt::Display for AddressKind {
 /// Parses `SYNC_PORTS`: a comma list of traffic (`tcp/7000-7001,tcp/9042,udp/53,icmp,all`).
 pub fn parse_ports(text: &str) -> Result<Vec<Traffic>, ParseError> {
     let mut ports = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in comma_list(text) {
         let traffic: Traffic = part
             .parse()
             .map_err(|e: ParseError| ParseError::new("SYNC_PORTS", e.reason))?;

@@ -70,13 +70,7 @@ where
             // stack of futures exceeds the compiler's layout depth limit.
             match Box::pin(handler(payload)).await {
                 Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
-                Err(error) => {
-                    tracing::error!(error = %error, kind = error.kind(), "invocation failed");
-                    Err(Failure {
-                        error_type: error.kind().to_string(),
-                        error_message: error.to_string(),
-                    })
-                }
+                Err(error) => Err(failed(error.kind(), error.to_string())),
             }
         },
     ))
@@ -86,12 +80,20 @@ where
 /// The event as JSON, or the `EventNotUnderstood` failure the parser's refusal is.
 fn parse(raw: &RawValue) -> Result<Value, Failure> {
     serde_json::from_str(raw.get()).map_err(|error| {
-        tracing::error!(error = %error, kind = "EventNotUnderstood", "invocation failed");
-        Failure {
-            error_type: "EventNotUnderstood".to_string(),
-            error_message: format!("event not understood: {error}"),
-        }
+        failed(
+            "EventNotUnderstood",
+            format!("event not understood: {error}"),
+        )
     })
+}
+
+/// An invocation's failure, logged once at `error`.
+fn failed(kind: &str, message: String) -> Failure {
+    tracing::error!(error = %message, kind, "invocation failed");
+    Failure {
+        error_type: kind.to_string(),
+        error_message: message,
+    }
 }
 
 /// Fails every invocation with `ConfigurationError`, naming the refused setting.

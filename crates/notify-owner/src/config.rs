@@ -6,7 +6,7 @@
 //! owner-tag entries that are a bare name, e.g. `db-team`).
 
 use email_address::{EmailAddress, Options};
-use sgwarden_core::settings::{bad, optional, required, ConfigError};
+use sgwarden_core::settings::{bad, comma_list, optional, required, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
@@ -51,12 +51,10 @@ impl NotifyConfig {
                 format!("{sender:?} is not an email address"),
             ));
         }
-        let allowed_domains: Vec<String> = optional(&get, "ALLOWED_RECIPIENT_DOMAINS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|d| d.trim().to_ascii_lowercase())
-            .filter(|d| !d.is_empty())
-            .collect();
+        let allowed_domains: Vec<String> =
+            comma_list(&optional(&get, "ALLOWED_RECIPIENT_DOMAINS").unwrap_or_default())
+                .map(|d| d.to_ascii_lowercase())
+                .collect();
         if let Some(wrong) = allowed_domains.iter().find(|d| !is_domain(d)) {
             return Err(bad(
                 "ALLOWED_RECIPIENT_DOMAINS",
