@@ -52,12 +52,21 @@ demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-re
 	$(CARGO) build --quiet --locked -p sgwarden-cli
 	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
 
-# The revert-ingress bench times the release binary's cold start, so it is built first.
-bench: $(VENV_STAMP) ## benchmarks: parse/plan (criterion), each function end to end
+# The peer the sweep is compared with (Cloud Custodian, pinned), in its own virtualenv.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed: tests/bench-peer.lock
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench-peer.lock
+	touch $@
+
+# The revert-ingress and sweep benches run the release binary (the profile `make package`
+# ships), so it is built first.
+bench: $(VENV_STAMP) $(PEER_VENV)/.installed ## benchmarks: parse/plan, each function end to end, the sweep beside Cloud Custodian
 	$(CARGO) bench --locked -p sgwarden-core --bench core
 	$(CARGO) bench --locked -p sgwarden-tests --bench asg_sync
 	$(CARGO) build --release --locked -p revert-ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench revert_ingress
+	$(CARGO) bench --locked -p sgwarden-tests --bench sweep
 	$(CARGO) bench --locked -p sgwarden-tests --bench notify_owner
 
 # Mutation testing of the security core: cargo-mutants (pinned) changes sgwarden-core's code
@@ -83,17 +92,22 @@ mail-png: demo ## render the demo's owner mail to docs/notify-owner-mail.png (ne
 	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=800,480 \
 	  --screenshot=$(CURDIR)/docs/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
 
-# Lambda packages. cargo-lambda (pinned) is installed only here, never by `make test`: it
-# takes about 15 minutes to build on 2 cores. The host's toolchain targets x86_64 only;
-# ARCH=arm64 builds for Graviton once `rustup target add aarch64-unknown-linux-gnu` and
-# zig (`pip install ziglang`, cargo-lambda's cross linker) are there.
-CARGO_LAMBDA_VERSION := 1.9.2
+# Lambda packages, built with the size-tuned release profile (Cargo.toml). cargo-lambda and
+# zig come pinned from infra/package-tools.lock into their own virtualenv, never into
+# `make test`'s. The host's toolchain targets x86_64 only; ARCH=arm64 builds for Graviton once
+# `rustup target add aarch64-unknown-linux-gnu` is done (zig links it).
+PACKAGE_VENV := .venv-package
 FUNCTIONS := asg-sync revert-ingress notify-owner
 ARCH ?= x86_64
 LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(ARCH)),--arm64,--x86-64 --compiler cargo)
-package: ## build every function for Lambda (cargo-lambda; ARCH=arm64 for Graviton), print zip sizes
-	@command -v cargo-lambda >/dev/null || $(CARGO) install --locked cargo-lambda@$(CARGO_LAMBDA_VERSION)
-	$(CARGO) lambda build --release --locked $(LAMBDA_ARCH_FLAG) --output-format zip $(addprefix -p ,$(FUNCTIONS))
+$(PACKAGE_VENV)/.installed: infra/package-tools.lock
+	$(PYTHON) -m venv $(PACKAGE_VENV)
+	$(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/package-tools.lock
+	touch $@
+
+package: $(PACKAGE_VENV)/.installed ## build every function for Lambda (ARCH=arm64 for Graviton), print zip sizes
+	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked \
+	  $(LAMBDA_ARCH_FLAG) --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-16s %s bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
 
 deploy: ## deploy SAM stacks: STACKS="revert-ingress notify-owner" REGIONS="us-east-1 eu-west-1" (DRY_RUN=1 prints)
@@ -104,4 +118,4 @@ release: ## optimised build of the whole workspace
 
 clean: ## remove build output and the emulator
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(PEER_VENV) $(PACKAGE_VENV)

@@ -8,8 +8,10 @@
 //!   counted from the emulator's call log.
 //! - **Cold start**: the release binary is started against a local Lambda Runtime API with
 //!   one event already queued; the time from process start to that event's response is its
-//!   cold start (configuration, policy, SDK clients, its own identity from STS, then the
-//!   revert). Its peak resident memory is read from /proc.
+//!   cold start (configuration, policy, SDK clients, then the revert; its own role comes from
+//!   `SGWARDEN_FUNCTION_ROLE_ARN` as the template sets it, so no call precedes the event's;
+//!   the HTTPS client's TLS roots come from one bundle file, as in Lambda's image).
+//!   Its peak resident memory is read from /proc.
 //!
 //! Wall times include the emulator's own latency (moto in Python on loopback), so they bound
 //! what the code adds rather than predict AWS latency.
@@ -17,7 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use revert_ingress::{RevertConfig, RevertIngress};
+use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
 use serde_json::{json, Value};
 use sgwarden_tests::cloudtrail::{self, user};
 use sgwarden_tests::runtime::{binary_path, Outcome, RuntimeApi};
@@ -26,6 +28,11 @@ use sgwarden_tests::{world, Emulator};
 const REGION: &str = "us-east-1";
 const ROUNDS: usize = 20;
 const COLD_STARTS: usize = 10;
+/// Where Debian and Amazon Linux keep their one bundle of TLS roots.
+const CA_BUNDLES: [&str; 2] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+];
 
 fn ssh() -> Value {
     json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
@@ -71,7 +78,7 @@ async fn main() {
     for (label, policy, with_ids) in shapes {
         let vars: HashMap<&str, String> = HashMap::from([("REVERT_POLICY", policy.to_string())]);
         let config = RevertConfig::from_lookup(|k| vars.get(k).cloned()).expect("bench settings");
-        let function = RevertIngress::new(config, &sdk, None);
+        let function = RevertIngress::new(config, &sdk, OwnRole::Unknown);
         let mut times = Vec::new();
         let mut first_calls: BTreeMap<String, usize> = BTreeMap::new();
         for round in 0..ROUNDS {
@@ -107,7 +114,17 @@ async fn main() {
         let runtime = RuntimeApi::start().await;
         runtime.invoke(event);
         let start = Instant::now();
-        let function = runtime.spawn("revert-ingress", &emulator.function_env(REGION));
+        let mut env = emulator.function_env(REGION);
+        env.push((
+            "SGWARDEN_FUNCTION_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/sgwarden-revert-ingress".to_string(),
+        ));
+        // The TLS roots as Lambda's image holds them, in one bundle. Without it, the SDK's
+        // HTTPS client reads every file of this machine's certificate directory.
+        if let Some(bundle) = CA_BUNDLES.iter().find(|b| std::path::Path::new(b).exists()) {
+            env.push(("SSL_CERT_FILE", (*bundle).to_string()));
+        }
+        let function = runtime.spawn("revert-ingress", &env);
         let outcomes = runtime.outcomes(1, Duration::from_secs(30)).await;
         cold.push(start.elapsed());
         assert!(

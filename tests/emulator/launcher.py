@@ -12,6 +12,14 @@ Every AWS request passes through `Emulator.__call__`, which
     `{"region": "us-west-2", "mode": "hang" | "error" | "none"}`): `hang` holds the request
     until the outage ends (a black-holed region, to test client timeouts), `error` answers 503;
     with `"service": "ses"` only that service of the region is cut off;
+  * answers every AWS request after a delay on demand (`POST /_sgwarden/latency` with
+    `{"seconds": 0.02}`; `{"seconds": 0}` ends it): the round trip of a real AWS call, which
+    loopback does not have. The delay does not hold the interpreter, so concurrent requests
+    wait together, as they would on a network;
+  * throttles EC2's mutating calls on demand, as EC2 does (`POST /_sgwarden/throttle` with
+    `{"capacity": 20, "refill_per_second": 5}`; `{}` ends it): one token bucket per account
+    and region shared by every Authorize/Revoke/Modify/Create/Delete call, a call finding it
+    empty answered HTTP 503 `RequestLimitExceeded` in EC2's error format;
   * answers the calls moto 5.2.5 gets wrong, in the real wire format (see GAPS below);
   * hands everything else to moto unchanged.
 
@@ -34,6 +42,12 @@ GAPS, each checked against moto 5.2.5 and filled here:
     call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
     (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
     current Rust SDK uses, are served by moto 5.2.5 itself; a test pins that.)
+  * SNS filter policies with `$or` at the top, scope MessageBody: moto 5.2.5 fails the
+    publish with HTTP 500 (it matches the alternatives as message attributes). The policy is
+    expanded into its alternatives here, each matched by moto's own body matcher.
+  * EventBridge TestEventPattern: moto 5.2.5 answers without a `Result`. Filled by moto's own
+    pattern engine (`moto.events.models.EventPattern`, the one its rules deliver by), so the
+    templates' patterns are checked against sample events by a real matcher, not ours.
 """
 
 from __future__ import annotations
@@ -53,6 +67,9 @@ from urllib.parse import parse_qs
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from moto.events.exceptions import InvalidEventPatternException
+from moto.events.models import EventPattern
+from moto.sns.utils import FilterPolicyMatcher
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -60,11 +77,14 @@ from moto.moto_server.werkzeug_app import (
 )
 
 ACCOUNT = "123456789012"
+ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 CREDENTIAL = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 HANG_LIMIT_SECONDS = 120
 # `Filter.<n>.Value.<m>` in an EC2 query request; EC2 takes at most 200 values per filter.
 FILTER_VALUE = re.compile(r"^Filter\.(\d+)\.Value\.\d+$")
 MAX_FILTER_VALUES = 200
+# EC2's "mutating actions" share one request-token bucket per account and region.
+MUTATING = re.compile(r"^(Authorize|Revoke|Modify|Create|Delete|Update)")
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -87,6 +107,20 @@ def query_error(code: str, message: str, status: int = 400) -> Response:
         f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
     )
     return Response(body, status=status, content_type="text/xml")
+
+
+def ec2_error(code: str, message: str, status: int) -> Response:
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    )
+    return Response(body, status=status, content_type="text/xml")
+
+
+def access_key_account(environ: Environ) -> str:
+    """The signing access key: moto maps each key to its account, so it stands for one here."""
+    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else "unknown"
 
 
 def inactive(key: tuple[str, str, str, str]) -> Response:
@@ -112,6 +146,9 @@ class Emulator:
         self.lifecycle_completed: set[tuple[str, str, str, str]] = set()
         self.config_history: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
         self.cloudtrail_events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.throttle: dict[str, float] = {}
+        self.latency = 0.0
+        self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
 
     # -- the WSGI entry point ---------------------------------------------------------------
 
@@ -125,6 +162,8 @@ class Emulator:
         service, region = self.service_and_region(environ)
         operation, params = self.operation(environ, body, service)
         self.record(service, region, operation, params)
+        if self.latency:
+            time.sleep(self.latency)
 
         key = f"{service}@{region}" if f"{service}@{region}" in self.outages else region
         mode = self.outages.get(key)
@@ -135,6 +174,8 @@ class Emulator:
             return Response("region unavailable", status=503)(environ, start_response)
 
         refused = self.filter_limit(service, params)
+        if refused is None:
+            refused = self.throttled(environ, service, region, operation)
         if refused is not None:
             return refused(environ, start_response)
         filler = self.fillers().get((service, operation))
@@ -208,11 +249,30 @@ class Emulator:
             )
         return None
 
+    def throttled(self, environ: Environ, service: str, region: str, operation: str) -> Response | None:
+        """EC2's request-token bucket for mutating calls: refilled continuously, one token a call."""
+        if service != "ec2" or not MUTATING.match(operation):
+            return None
+        account = access_key_account(environ)
+        with self.lock:
+            if not self.throttle:
+                return None
+            capacity, rate = self.throttle["capacity"], self.throttle["refill_per_second"]
+            now = time.monotonic()
+            tokens, since = self.buckets.get((account, region), (capacity, now))
+            tokens = min(capacity, tokens + (now - since) * rate)
+            if tokens < 1:
+                self.buckets[(account, region)] = (tokens, now)
+                return ec2_error("RequestLimitExceeded", "Request limit exceeded.", 503)
+            self.buckets[(account, region)] = (tokens - 1, now)
+        return None
+
     # -- gap fillers ------------------------------------------------------------------------
 
     def fillers(self) -> dict[tuple[str, str], Callable[[str, dict[str, Any]], Response]]:
         return {
             ("autoscaling", "CompleteLifecycleAction"): self.complete_lifecycle_action,
+            ("events", "TestEventPattern"): self.test_event_pattern,
             ("autoscaling", "RecordLifecycleActionHeartbeat"): self.record_heartbeat,
             ("config", "GetResourceConfigHistory"): self.get_resource_config_history,
             ("cloudtrail", "LookupEvents"): self.lookup_events,
@@ -258,6 +318,18 @@ class Emulator:
             if key in self.lifecycle_completed:
                 return inactive(key)
         return xml_response("RecordLifecycleActionHeartbeat")
+
+    def test_event_pattern(self, region: str, params: dict[str, Any]) -> Response:
+        try:
+            pattern = EventPattern.load(params["EventPattern"])
+            event = json.loads(params["Event"])
+        except (InvalidEventPatternException, ValueError, KeyError) as error:
+            return json_error("InvalidEventPatternException", str(error))
+        return Response(
+            json.dumps({"Result": pattern.matches_event(event)}),
+            status=200,
+            content_type="application/x-amz-json-1.1",
+        )
 
     def get_resource_config_history(self, region: str, params: dict[str, Any]) -> Response:
         resource_type = params.get("resourceType", "")
@@ -330,6 +402,19 @@ class Emulator:
                     self.outages[key] = mode
                 self.outage_changed.notify_all()
             return Response("ok")
+        if path == "/_sgwarden/latency" and method == "POST":
+            self.latency = max(0.0, float(request.get_json(force=True).get("seconds", 0)))
+            return Response("ok")
+        if path == "/_sgwarden/throttle" and method == "POST":
+            spec = request.get_json(force=True)
+            with self.lock:
+                self.buckets.clear()
+                self.throttle = (
+                    {"capacity": float(spec["capacity"]), "refill_per_second": float(spec["refill_per_second"])}
+                    if spec
+                    else {}
+                )
+            return Response("ok")
         if path == "/_sgwarden/config-history" and method == "POST":
             items = request.get_json(force=True)
             if not isinstance(items, list):
@@ -348,6 +433,24 @@ class Emulator:
                     self.cloudtrail_events[(record["awsRegion"], record["eventID"])] = record
             return Response("ok")
         return Response(f"unknown control call {method} {path}", status=404)
+
+
+_moto_body_match = FilterPolicyMatcher._body_based_match
+
+
+def _body_match_with_or(self: FilterPolicyMatcher, message: dict[str, Any]) -> bool:
+    """A MessageBody policy `{..., "$or": [a, b]}` matches when `{..., **a}` or `{..., **b}` does."""
+    alternatives = self.filter_policy.get("$or") if isinstance(self.filter_policy, dict) else None
+    if not isinstance(alternatives, list):
+        return _moto_body_match(self, message)
+    rest = {k: v for k, v in self.filter_policy.items() if k != "$or"}
+    return any(
+        _body_match_with_or(FilterPolicyMatcher({**rest, **alternative}, "MessageBody"), message)
+        for alternative in alternatives
+    )
+
+
+FilterPolicyMatcher._body_based_match = _body_match_with_or  # type: ignore[method-assign]
 
 
 class _Replay:

@@ -46,8 +46,9 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The Python that has the pinned moto: `SGWARDEN_PYTHON`, else the project's `.venv`.
-fn python() -> PathBuf {
+/// The Python that has the pinned moto (and cfn-lint): `SGWARDEN_PYTHON`, else the
+/// project's `.venv`.
+pub fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("SGWARDEN_PYTHON") {
         return PathBuf::from(path);
     }
@@ -183,6 +184,25 @@ impl Emulator {
         let body =
             serde_json::json!({"region": region, "service": service, "mode": mode}).to_string();
         self.control("POST", "/_sgwarden/outage", Some(&body));
+    }
+
+    /// Answers every AWS request after `delay`, the round trip a real call has and loopback
+    /// does not (benchmarks); `Duration::ZERO` ends it.
+    pub fn set_latency(&self, delay: Duration) {
+        let body = serde_json::json!({"seconds": delay.as_secs_f64()}).to_string();
+        self.control("POST", "/_sgwarden/latency", Some(&body));
+    }
+
+    /// Throttles EC2's mutating calls as EC2 does: a bucket of `capacity` request tokens per
+    /// account and region, refilled at `refill_per_second`. `None` ends the throttling.
+    pub fn set_ec2_throttle(&self, bucket: Option<(u32, u32)>) {
+        let body = match bucket {
+            Some((capacity, refill)) => {
+                serde_json::json!({"capacity": capacity, "refill_per_second": refill}).to_string()
+            }
+            None => "{}".to_string(),
+        };
+        self.control("POST", "/_sgwarden/throttle", Some(&body));
     }
 
     /// Seeds CloudTrail records (each with its `awsRegion` and `eventID`) for `LookupEvents`.

@@ -100,7 +100,7 @@ impl RuntimeApi {
     /// Starts a function binary of this workspace against this Runtime API.
     pub fn spawn(&self, binary: &str, env: &[(&str, String)]) -> FunctionProcess {
         let path = binary_path(binary);
-        let child = Command::new(&path)
+        let mut child = Command::new(&path)
             .env_clear()
             .env("AWS_LAMBDA_RUNTIME_API", self.address())
             .env("AWS_LAMBDA_FUNCTION_NAME", binary)
@@ -113,7 +113,14 @@ impl RuntimeApi {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", path.display()));
-        FunctionProcess { child }
+        let stdout = child.stdout.take().map(|mut out| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut out, &mut text);
+                text
+            })
+        });
+        FunctionProcess { child, stdout }
     }
 }
 
@@ -145,6 +152,9 @@ impl Drop for RuntimeApi {
 /// A running function binary; killed on drop.
 pub struct FunctionProcess {
     child: Child,
+    /// Reads the process's stdout as it is written: a function logging more than a pipe holds
+    /// (a sweep's audit lines) must never block on a full pipe.
+    stdout: Option<std::thread::JoinHandle<String>>,
 }
 
 impl FunctionProcess {
@@ -160,12 +170,11 @@ impl FunctionProcess {
     /// Stops the process and returns what it logged on stdout.
     pub fn stop(mut self) -> String {
         let _ = self.child.kill();
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
-        }
         let _ = self.child.wait();
-        out
+        self.stdout
+            .take()
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -176,14 +185,19 @@ impl Drop for FunctionProcess {
     }
 }
 
-/// `target/<profile>/<binary>`, beside the test executable's `deps/` folder. `make test`
-/// builds every binary before the tests run.
+/// The path of a function binary: in `SGWARDEN_BIN_DIR` when set (to bench the binaries
+/// `make package` built, say), else beside the running test or bench executable.
 pub fn binary_path(binary: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test executable lives in target/<profile>/deps");
+    let dir = match std::env::var_os("SGWARDEN_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().expect("test executable path");
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .expect("test executable lives in target/<profile>/deps")
+                .to_path_buf()
+        }
+    };
     let path = dir.join(binary);
     assert!(
         path.exists(),

@@ -359,3 +359,63 @@ pub async fn subscribe_http(sns: &aws_sdk_sns::Client, topic_arn: &str, url: &st
         .await
         .expect("subscribe endpoint");
 }
+
+/// The sweep's world (`make bench` and its tests): `count` groups in `vpc_id`, every other one
+/// tagged `Protected=true`, each opened by hand to ssh and https from anywhere and to
+/// postgres from 10.0.0.0/8. Returns the protected groups' ids, then the others'.
+pub async fn sweep_world(ec2: &Client, vpc_id: &str, count: usize) -> (Vec<String>, Vec<String>) {
+    let (mut protected, mut others) = (Vec::new(), Vec::new());
+    for n in 0..count {
+        let tags = if n % 2 == 0 {
+            &[("Protected", "true")][..]
+        } else {
+            &[][..]
+        };
+        let id = group(ec2, vpc_id, &format!("fleet-{n}"), tags).await;
+        ec2.authorize_security_group_ingress()
+            .group_id(&id)
+            .set_ip_permissions(Some(vec![
+                tcp_permission(5432, "10.0.0.0/8"),
+                tcp_permission(22, "0.0.0.0/0"),
+                tcp_permission(443, "0.0.0.0/0"),
+            ]))
+            .send()
+            .await
+            .expect("open the fleet group");
+        if n % 2 == 0 {
+            protected.push(id);
+        } else {
+            others.push(id);
+        }
+    }
+    (protected, others)
+}
+
+/// Opens ssh and https from anywhere again on groups a sweep closed.
+pub async fn reopen(ec2: &Client, group_ids: &[String]) {
+    for id in group_ids {
+        ec2.authorize_security_group_ingress()
+            .group_id(id)
+            .set_ip_permissions(Some(vec![
+                tcp_permission(22, "0.0.0.0/0"),
+                tcp_permission(443, "0.0.0.0/0"),
+            ]))
+            .send()
+            .await
+            .expect("reopen the fleet group");
+    }
+}
+
+/// The sweep world's policy: groups tagged `Protected=true`, postgres from 10.0.0.0/8 allowed.
+pub const SWEEP_POLICY: &str = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
+    "allow": [{"protocol": "tcp", "ports": "5432", "sources": ["10.0.0.0/8"]}],
+    "directions": ["ingress"]}"#;
+
+fn tcp_permission(port: i32, cidr: &str) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(port)
+        .to_port(port)
+        .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
+        .build()
+}

@@ -183,7 +183,11 @@ impl Functions {
         .unwrap();
         Self {
             asg_sync: asg_sync::AsgSync::new(asg, &sdk),
-            revert: revert_ingress::RevertIngress::new(revert, &sdk, None),
+            revert: revert_ingress::RevertIngress::new(
+                revert,
+                &sdk,
+                revert_ingress::OwnRole::Unknown,
+            ),
             notify: notify_owner::NotifyOwner::new(notify, &sdk).unwrap(),
         }
     }

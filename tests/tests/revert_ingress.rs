@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::Client;
-use revert_ingress::{RevertConfig, RevertError, RevertIngress};
+use revert_ingress::{OwnRole, RevertConfig, RevertError, RevertIngress};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::policy::CallerIdentity;
@@ -53,16 +53,12 @@ impl World {
     }
 
     async fn function(&self, vars: &[(&str, &str)]) -> RevertIngress {
-        self.function_as(vars, None).await
+        self.function_as(vars, OwnRole::Unknown).await
     }
 
-    async fn function_as(
-        &self,
-        vars: &[(&str, &str)],
-        identity: Option<CallerIdentity>,
-    ) -> RevertIngress {
+    async fn function_as(&self, vars: &[(&str, &str)], own_role: OwnRole) -> RevertIngress {
         let config = RevertConfig::from_lookup(sgwarden_core::settings::from_pairs(vars)).unwrap();
-        RevertIngress::new(config, &self.emulator.sdk_config(REGION).await, identity)
+        RevertIngress::new(config, &self.emulator.sdk_config(REGION).await, own_role)
     }
 
     /// The group's rules, read back from AWS, as `ingress tcp/22 0.0.0.0/0` lines.
@@ -415,10 +411,13 @@ async fn an_exempt_role_s_change_is_recorded_and_later_sweeps_keep_it() {
     assert_eq!(records[0]["reason"], event["detail"]["eventID"]);
     // Drift on the same group, with no event: the sweep removes it and keeps the admin's.
     world::hand_rule(&w.ec2, &w.protected, 3389, "0.0.0.0/0", "drift").await;
+    w.emulator.clear_calls();
     let swept = function
         .handle(&world::scheduled_event(REGION), now())
         .await
         .unwrap();
+    // The exemption names one rule id: that group's rules are read with their ids.
+    assert_eq!(w.emulator.calls_of("DescribeSecurityGroupRules").len(), 1);
     assert_eq!(
         w.rules(&w.protected).await,
         vec![PRE_EXISTING, "ingress tcp/5432 10.20.0.0/16"]
@@ -658,6 +657,72 @@ async fn the_sweep_removes_drift_in_scope_only_and_needs_a_scope() {
 }
 
 #[tokio::test]
+async fn the_sweep_reads_every_rule_in_one_call_and_revokes_once_per_offending_group() {
+    let w = World::new().await;
+    let (protected, others) = world::sweep_world(&w.ec2, &w.vpc, 12).await;
+    w.emulator.clear_calls();
+    let report = w
+        .function(&[("REVERT_POLICY", world::SWEEP_POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    let calls: Vec<String> = w
+        .emulator
+        .calls()
+        .into_iter()
+        .map(|c| c.operation)
+        .collect();
+    // The six fleet groups and the world's own protected group, whose https from 10.0.0.0/8
+    // this policy does not allow either.
+    assert_eq!(report.groups.len(), 7);
+    assert!(w.rules(&w.protected).await.is_empty());
+    for id in &protected {
+        assert_eq!(w.rules(id).await, vec!["ingress tcp/5432 10.0.0.0/8"]);
+    }
+    for id in &others {
+        assert_eq!(w.rules(id).await.len(), 3, "out of scope: untouched");
+    }
+    let count = |op: &str| calls.iter().filter(|c| *c == op).count();
+    assert_eq!(count("DescribeSecurityGroups"), 1, "{calls:?}");
+    assert_eq!(count("DescribeSecurityGroupRules"), 0, "{calls:?}");
+    assert_eq!(count("RevokeSecurityGroupIngress"), 7, "{calls:?}");
+    assert_eq!(calls.len(), 8, "{calls:?}");
+}
+
+#[tokio::test]
+async fn a_throttled_sweep_slows_down_and_finishes() {
+    let w = World::new().await;
+    let (protected, _) = world::sweep_world(&w.ec2, &w.vpc, 40).await;
+    // EC2's bucket, scaled down: 4 calls at once, then 10 a second.
+    w.emulator.set_ec2_throttle(Some((4, 10)));
+    w.emulator.clear_calls();
+    let report = w
+        .function(&[("REVERT_POLICY", world::SWEEP_POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await;
+    w.emulator.set_ec2_throttle(None);
+    let report = report.unwrap();
+    assert_eq!(
+        report
+            .groups
+            .iter()
+            .filter(|g| !g.revoked.is_empty())
+            .count(),
+        21
+    );
+    for id in &protected {
+        assert_eq!(w.rules(id).await, vec!["ingress tcp/5432 10.0.0.0/8"]);
+    }
+    let revokes = w.emulator.calls_of("RevokeSecurityGroupIngress").len();
+    assert!(
+        revokes > 21,
+        "some calls were throttled and retried: {revokes}"
+    );
+}
+
+#[tokio::test]
 async fn a_clock_before_1970_is_refused_rather_than_read_as_the_epoch() {
     let w = World::new().await;
     let dynamodb = w.approvals().await;
@@ -883,7 +948,7 @@ async fn calls_made_by_the_function_s_own_role_are_ignored() {
         "arn:aws:sts::123456789012:assumed-role/sgwarden-revert/revert-ingress",
     );
     let report = w
-        .function_as(&[], Some(me))
+        .function_as(&[], OwnRole::Known(me))
         .await
         .handle(&event, now())
         .await
@@ -891,6 +956,65 @@ async fn calls_made_by_the_function_s_own_role_are_ignored() {
     assert!(report.skipped.unwrap().contains("own role"));
     assert!(w.emulator.calls().is_empty());
     assert_eq!(w.rules(&w.protected).await.len(), 2);
+}
+
+#[tokio::test]
+async fn the_binary_makes_no_aws_call_before_its_first_event() {
+    let w = World::new().await;
+    let mut failed = w.ssh_opened(&w.protected).await;
+    failed["detail"]["errorCode"] = json!("Client.UnauthorizedOperation");
+    let own = w
+        .authorize(
+            &w.protected,
+            session("service-role/", "sgwarden-revert", "revert-ingress"),
+            json!([tcp(3389, "0.0.0.0/0")]),
+            true,
+        )
+        .await;
+    let mallory = w
+        .authorize(
+            &w.protected,
+            user("mallory"),
+            json!([tcp(8080, "0.0.0.0/0")]),
+            true,
+        )
+        .await;
+
+    // The template's way: the role comes from the environment, STS is never asked.
+    let runtime = RuntimeApi::start().await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push((
+        "SGWARDEN_FUNCTION_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/service-role/sgwarden-revert".to_string(),
+    ));
+    let function = runtime.spawn("revert-ingress", &env);
+    runtime.invoke(failed.clone());
+    runtime.outcomes(1, Duration::from_secs(30)).await;
+    assert!(w.emulator.calls().is_empty(), "nothing at cold start");
+    runtime.invoke(own.clone());
+    let outcomes = runtime.outcomes(2, Duration::from_secs(30)).await;
+    drop(function);
+    assert!(response(&outcomes[1])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("own role"));
+    assert!(w.emulator.calls().is_empty(), "{:?}", w.emulator.calls());
+
+    // Without it, STS is asked once, at the first event that needs the answer.
+    let runtime = RuntimeApi::start().await;
+    let function = runtime.spawn("revert-ingress", &w.emulator.function_env(REGION));
+    runtime.invoke(failed);
+    runtime.outcomes(1, Duration::from_secs(30)).await;
+    assert!(w.emulator.calls().is_empty(), "nothing at cold start");
+    runtime.invoke(mallory);
+    runtime.invoke(own);
+    let outcomes = runtime.outcomes(3, Duration::from_secs(30)).await;
+    drop(function);
+    assert_eq!(
+        response(&outcomes[1])["groups"][0]["revoked"][0],
+        "ingress tcp/8080 0.0.0.0/0"
+    );
+    assert_eq!(w.emulator.calls_of("GetCallerIdentity").len(), 1);
 }
 
 #[tokio::test]

@@ -86,8 +86,11 @@ pub struct Ec2 {
 
 impl Ec2 {
     pub fn new(config: &SdkConfig) -> Self {
+        let ec2_config = aws_sdk_ec2::config::Builder::from(config)
+            .retry_config(crate::sdk::ec2_retry())
+            .build();
         Self {
-            client: Client::new(config),
+            client: Client::from_conf(ec2_config),
             region: crate::sdk::region_of(config),
         }
     }

@@ -37,6 +37,18 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
         )
 }
 
+/// Attempts of one EC2 call. EC2 throttles per account and region (`RequestLimitExceeded`);
+/// a throttled call is retried in the SDK's adaptive mode, whose client-side rate limiter
+/// then sends at the rate EC2 accepts, so a large sweep slows down instead of failing groups.
+pub const EC2_MAX_ATTEMPTS: u32 = 5;
+
+/// The retry configuration of every EC2 client: adaptive, within [`OPERATION_TIMEOUT`].
+pub fn ec2_retry() -> RetryConfig {
+    RetryConfig::adaptive()
+        .with_max_attempts(EC2_MAX_ATTEMPTS)
+        .with_max_backoff(Duration::from_secs(2))
+}
+
 /// The configuration from the SDK's standard environment, bounded.
 pub async fn load() -> SdkConfig {
     bounded(aws_config::defaults(BehaviorVersion::latest()))

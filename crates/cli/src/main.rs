@@ -217,7 +217,8 @@ async fn run(function: Function, source: &str) -> Result<ExitCode, Failure> {
             // The operator running the CLI is not the function: a change the operator made is
             // judged like anyone's. The function's own calls are only revokes, which are not
             // among its triggers, so there is no own call to recognise here.
-            let revert = revert_ingress::RevertIngress::new(config, &sdk, None);
+            let revert =
+                revert_ingress::RevertIngress::new(config, &sdk, revert_ingress::OwnRole::Unknown);
             let report = revert
                 .handle(&event, now)
                 .await

@@ -70,10 +70,11 @@ pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
         }
         PlanFunction::RevertIngress => {
             let config = revert_ingress::RevertConfig::from_lookup(dry_run_env("REVERT_DRY_RUN"))?;
-            let report = revert_ingress::RevertIngress::new(config, &sdk, None)
-                .handle(&schedule, now)
-                .await
-                .map_err(|e| Failure::new(e.kind(), e))?;
+            let report =
+                revert_ingress::RevertIngress::new(config, &sdk, revert_ingress::OwnRole::Unknown)
+                    .handle(&schedule, now)
+                    .await
+                    .map_err(|e| Failure::new(e.kind(), e))?;
             if let Some(reason) = report.skipped {
                 return Err(Failure::new("NotPlanned", reason));
             }

@@ -258,6 +258,22 @@ pub struct Grants {
     pub exemptions: Vec<Exemption>,
 }
 
+impl Grants {
+    /// Whether judging `rules` of `group_id` needs their `sgr-` ids: true when one of them,
+    /// read without its id (as `DescribeSecurityGroups` reports rules), has the shape of an
+    /// exemption recorded for one rule id only. Without the id it would be judged a
+    /// violation, so the caller reads that group's rules with their ids first.
+    pub fn need_rule_ids(&self, group_id: &str, rules: &RuleSet) -> bool {
+        rules.iter().any(|(rule, info)| {
+            info.rule_id.is_none()
+                && self
+                    .exemptions
+                    .iter()
+                    .any(|e| e.rule_id.is_some() && e.group_id == group_id && e.rule == *rule)
+        })
+    }
+}
+
 /// Why a rule stays or goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -513,31 +529,37 @@ impl CallerIdentity {
         Self(arn.into())
     }
 
-    /// True when `principal` is this identity. A Lambda runs as an assumed-role session
-    /// (`arn:aws:sts::<account>:assumed-role/<role>/<session>`), while CloudTrail names the
-    /// role with its path in the session issuer; both are compared by account and role name.
+    /// True when `principal` is this identity. The identity is the function's role (its IAM
+    /// role ARN, or the assumed-role session ARN STS reports); CloudTrail names a Lambda's
+    /// calls by its session and by the role (with its path) that issued it: all are compared
+    /// by account and role name.
     pub fn is(&self, principal: &Principal) -> bool {
         if principal.arn.as_deref() == Some(self.0.as_str()) {
             return true;
         }
-        let Some((account, role)) = assumed_role(&self.0) else {
+        let Some(me) = role_of(&self.0) else {
             return false;
         };
-        let session_role = principal.arn.as_deref().and_then(assumed_role);
-        let issuer_role = principal.role_arn.as_deref().and_then(|arn| {
-            let parts: Vec<&str> = arn.splitn(6, ':').collect();
-            match parts.as_slice() {
-                ["arn", _, "iam", "", acct, resource] => resource
-                    .strip_prefix("role/")
-                    .map(|path| (*acct, path.rsplit('/').next().unwrap_or(path))),
-                _ => None,
-            }
-        });
-        [session_role, issuer_role]
+        [&principal.arn, &principal.role_arn]
             .into_iter()
             .flatten()
-            .any(|(a, r)| a == account && r == role)
+            .filter_map(|arn| role_of(arn))
+            .any(|role| role == me)
     }
+}
+
+/// `(account, role name)` of a role's ARN (`arn:aws:iam::<account>:role/<path>/<name>`) or of
+/// one of its sessions (`arn:aws:sts::<account>:assumed-role/<name>/<session>`).
+fn role_of(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (account, name) = match parts.as_slice() {
+        ["arn", _, "iam", "", account, resource] => {
+            let path = resource.strip_prefix("role/")?;
+            (*account, path.rsplit('/').next()?)
+        }
+        _ => assumed_role(arn)?,
+    };
+    (!name.is_empty()).then_some((account, name))
 }
 
 /// `(account, role name)` of an assumed-role session ARN.
@@ -888,6 +910,33 @@ mod tests {
     }
 
     #[test]
+    fn rules_read_without_ids_need_them_only_where_an_exemption_names_one() {
+        let by_id = Grants {
+            exemptions: vec![exemption("udp/53 10.0.0.0/8", Some("sgr-4"))],
+            ..Grants::default()
+        };
+        let by_shape = Grants {
+            exemptions: vec![exemption("udp/53 10.0.0.0/8", None)],
+            ..Grants::default()
+        };
+        let set =
+            |text: &str, info: RuleInfo| -> RuleSet { [(rule(text), info)].into_iter().collect() };
+        let unread = set("udp/53 10.0.0.0/8", RuleInfo::default());
+        assert!(by_id.need_rule_ids("sg-1", &unread));
+        assert!(
+            !by_id.need_rule_ids("sg-2", &unread),
+            "another group's exemption"
+        );
+        assert!(!by_id.need_rule_ids("sg-1", &set("udp/53 10.0.0.0/7", RuleInfo::default())));
+        assert!(!by_id.need_rule_ids("sg-1", &set("udp/53 10.0.0.0/8", with_id("sgr-4"))));
+        assert!(
+            !by_shape.need_rule_ids("sg-1", &unread),
+            "a shape needs no id"
+        );
+        assert!(!Grants::default().need_rule_ids("sg-1", &unread));
+    }
+
+    #[test]
     fn every_kind_of_rule_reads_back_from_its_text() {
         for text in [
             "ingress all 0.0.0.0/0",
@@ -984,6 +1033,33 @@ mod tests {
         assert!(!me.is(&issuer_only("arn:aws:iam::999999999999:role/revert-role")));
         assert!(!me.is(&issuer_only("arn:aws:iam::111122223333:user/revert-role")));
         assert!(!me.is(&Principal::default()));
+    }
+
+    #[test]
+    fn the_function_s_role_given_by_its_arn_recognises_its_sessions() {
+        let me = CallerIdentity::new("arn:aws:iam::111122223333:role/service/revert-role");
+        let session = |arn: &str| Principal {
+            arn: Some(arn.into()),
+            role_arn: None,
+            ..Principal::default()
+        };
+        assert!(me.is(&session(
+            "arn:aws:sts::111122223333:assumed-role/revert-role/revert-fn"
+        )));
+        assert!(me.is(&Principal {
+            arn: None,
+            role_arn: Some("arn:aws:iam::111122223333:role/service/revert-role".into()),
+            ..Principal::default()
+        }));
+        assert!(!me.is(&session(
+            "arn:aws:sts::999999999999:assumed-role/revert-role/revert-fn"
+        )));
+        assert!(!me.is(&session(
+            "arn:aws:sts::111122223333:assumed-role/other-role/revert-fn"
+        )));
+        assert!(!me.is(&session("arn:aws:iam::111122223333:user/revert-role")));
+        assert!(!CallerIdentity::new("arn:aws:iam::111122223333:role/")
+            .is(&session("arn:aws:sts::111122223333:assumed-role//x")));
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub struct RevertConfig {
     pub approvals_table: Option<String>,
     pub notify_topic_arn: Option<String>,
     pub dry_run: bool,
+    /// `SGWARDEN_FUNCTION_ROLE_ARN`: the function's own IAM role, so that its calls are
+    /// recognised without asking STS at cold start (the template sets it).
+    pub function_role_arn: Option<String>,
 }
 
 impl RevertConfig {
@@ -68,11 +71,27 @@ impl RevertConfig {
                 ));
             }
         }
+        let function_role_arn = optional(&get, "SGWARDEN_FUNCTION_ROLE_ARN");
+        if let Some(arn) = &function_role_arn {
+            let parts: Vec<&str> = arn.splitn(6, ':').collect();
+            let valid = matches!(parts.as_slice(),
+                ["arn", partition, "iam", "", account, resource]
+                    if !partition.is_empty()
+                        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                        && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/')));
+            if !valid {
+                return Err(bad(
+                    "SGWARDEN_FUNCTION_ROLE_ARN",
+                    format!("{arn:?} is not an IAM role ARN"),
+                ));
+            }
+        }
         Ok(Self {
             policy,
             approvals_table,
             notify_topic_arn,
             dry_run: flag("REVERT_DRY_RUN", get("REVERT_DRY_RUN"))?,
+            function_role_arn,
         })
     }
 }
@@ -105,6 +124,22 @@ mod tests {
                 "arn:aws:sqs:eu-west-1:111122223333:q",
             ),
             ("REVERT_DRY_RUN", "maybe"),
+            (
+                "SGWARDEN_FUNCTION_ROLE_ARN",
+                "arn:aws:sts::111122223333:assumed-role/revert/fn",
+            ),
+            (
+                "SGWARDEN_FUNCTION_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/",
+            ),
+            (
+                "SGWARDEN_FUNCTION_ROLE_ARN",
+                "arn:aws:iam::1111:role/revert",
+            ),
+            (
+                "SGWARDEN_FUNCTION_ROLE_ARN",
+                "arn:aws:iam::111122223333:user/x",
+            ),
         ] {
             let error = config(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variable, variable, "{value}");
@@ -116,9 +151,17 @@ mod tests {
             ),
             ("REVERT_APPROVALS_TABLE", "sgwarden-approvals"),
             ("REVERT_DRY_RUN", "true"),
+            (
+                "SGWARDEN_FUNCTION_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/service/revert",
+            ),
         ])
         .unwrap();
         assert!(ok.dry_run);
+        assert_eq!(
+            ok.function_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/service/revert")
+        );
     }
 
     #[test]

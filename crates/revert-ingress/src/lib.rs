@@ -32,6 +32,7 @@ pub mod record;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
+use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::approvals::Approvals;
@@ -47,6 +48,12 @@ use record::{record_rules, Actor, RevertRecord, SCHEMA};
 
 /// The function's name in audit lines and records.
 pub const FUNCTION: &str = "revert-ingress";
+
+/// Groups the sweep revokes on at once. EC2 answers mutating calls from a token bucket per
+/// account and region (about 200 deep, refilled about 5 a second): eight in flight keep a
+/// large sweep well inside the bucket's burst, and the EC2 client's adaptive retry slows the
+/// sweep down, rather than failing groups, once the bucket is empty.
+pub const SWEEP_CONCURRENCY: usize = 8;
 
 /// Why an invocation failed. Each variant says what an operator must look at.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +125,19 @@ pub struct KeptRule {
     pub reason: String,
 }
 
+impl Report {
+    fn add(&mut self, judged: JudgedGroup) {
+        self.records += usize::from(judged.published);
+        self.groups.push(judged.report);
+    }
+}
+
+/// What judging one group did: its report, and whether its revert record was published.
+struct JudgedGroup {
+    report: GroupReport,
+    published: bool,
+}
+
 /// One group's judgement: the rules as EC2 holds them and why they are being judged.
 struct Judged<'a> {
     region: &'a str,
@@ -154,11 +174,26 @@ struct NamedRules {
     gone: RuleSet,
 }
 
+/// How the function knows its own role, so that its own calls are never judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnRole {
+    /// Given: the template sets `SGWARDEN_FUNCTION_ROLE_ARN` to the function's role, so no
+    /// call is made at cold start.
+    Known(CallerIdentity),
+    /// Asked of STS (`GetCallerIdentity`) the first time an event needs it, then kept.
+    AskSts,
+    /// Nobody's calls are the function's own: the CLI, acting as an operator.
+    Unknown,
+}
+
 /// Clients, settings and the compiled policy, built once at cold start and borrowed by
 /// every invocation.
 pub struct RevertIngress {
     config: RevertConfig,
-    identity: Option<CallerIdentity>,
+    own_role: OwnRole,
+    /// The role STS named, once asked ([`OwnRole::AskSts`]); `None` when it could not say.
+    learned_role: tokio::sync::OnceCell<Option<CallerIdentity>>,
+    sdk: SdkConfig,
     region: String,
     /// EC2 clients by region: calls are reverted in the region they were made in.
     ec2: Regional<Ec2>,
@@ -167,9 +202,8 @@ pub struct RevertIngress {
 }
 
 impl RevertIngress {
-    /// `identity` is this function's own ARN (STS `GetCallerIdentity`), so that its calls
-    /// are never reverted; `None` when it could not be learned.
-    pub fn new(config: RevertConfig, sdk: &SdkConfig, identity: Option<CallerIdentity>) -> Self {
+    /// `own_role` says how the function recognises its own calls. No AWS call is made here.
+    pub fn new(config: RevertConfig, sdk: &SdkConfig, own_role: OwnRole) -> Self {
         let region = sdk::region_of(sdk);
         Self {
             approvals: config
@@ -182,8 +216,32 @@ impl RevertIngress {
                 .map(|arn| Topic::new(sdk, arn)),
             ec2: Regional::new(sdk, Ec2::new),
             region,
-            identity,
+            own_role,
+            learned_role: tokio::sync::OnceCell::new(),
+            sdk: sdk.clone(),
             config,
+        }
+    }
+
+    /// This function's own role, when known (asking STS once if so configured). Not knowing
+    /// it is safe: the function only revokes, and revocations are not among its triggers.
+    async fn own_role(&self) -> Option<&CallerIdentity> {
+        match &self.own_role {
+            OwnRole::Known(identity) => Some(identity),
+            OwnRole::Unknown => None,
+            OwnRole::AskSts => self
+                .learned_role
+                .get_or_init(|| async {
+                    match sgwarden_aws::sts::caller_arn(&self.sdk).await {
+                        Ok(arn) => Some(CallerIdentity::new(arn)),
+                        Err(error) => {
+                            tracing::warn!(error = %error, "own role unknown; own calls cannot be recognised");
+                            None
+                        }
+                    }
+                })
+                .await
+                .as_ref(),
         }
     }
 
@@ -226,7 +284,7 @@ impl RevertIngress {
     /// One CloudTrail call: the steps of the module documentation, in order.
     async fn on_call(&self, call: &ApiCall, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("api-call", Some(&call.event_id));
-        let change = match self.succeeded_change(call) {
+        let change = match self.succeeded_change(call).await {
             Ok(change) => change,
             Err(reason) => return Ok(skipped(report, call, reason)),
         };
@@ -269,14 +327,13 @@ impl RevertIngress {
             reason: revert_reason(change).to_string(),
         };
         let grants = self.grants_for(&judged, now).await?;
-        let group = self.judge(judged, &ec2, &grants, now, &mut report).await?;
-        report.groups.push(group);
+        report.add(self.judge(judged, &ec2, &grants, now).await?);
         Ok(report)
     }
 
     /// The change a call made, or why it is skipped: a failed call changed nothing, and this
     /// function's own calls are its reverts.
-    fn succeeded_change<'c>(&self, call: &'c ApiCall) -> Result<&'c RuleChange, String> {
+    async fn succeeded_change<'c>(&self, call: &'c ApiCall) -> Result<&'c RuleChange, String> {
         let change = match &call.outcome {
             CallOutcome::Failed { code, .. } => {
                 return Err(format!("the call failed ({code}) and changed nothing"))
@@ -284,8 +341,8 @@ impl RevertIngress {
             CallOutcome::Succeeded(change) => change,
         };
         if self
-            .identity
-            .as_ref()
+            .own_role()
+            .await
             .is_some_and(|me| me.is(&call.principal))
         {
             return Err("made by this function's own role".into());
@@ -423,13 +480,15 @@ impl RevertIngress {
         ec2: &Ec2,
         grants: &Grants,
         now: u64,
-        report: &mut Report,
-    ) -> Result<GroupReport, RevertError> {
+    ) -> Result<JudgedGroup, RevertError> {
         let plan = self
             .config
             .policy
             .plan(judged.group_id, &judged.rules, grants, now);
-        let mut group = group_report(judged.region, judged.group_id, &plan);
+        let mut group = JudgedGroup {
+            report: group_report(judged.region, judged.group_id, &plan),
+            published: false,
+        };
         if plan.revoke.is_empty() {
             return Ok(group);
         }
@@ -437,13 +496,13 @@ impl RevertIngress {
             tracing::warn!(
                 group = judged.group_id,
                 region = judged.region,
-                would_revoke = %group.revoked.join("; "),
+                would_revoke = %group.report.revoked.join("; "),
                 reason = %judged.reason,
                 "dry run: would revoke"
             );
             return Ok(group);
         }
-        group.revoked = self.revoke(&judged, ec2, &plan.revoke).await?;
+        group.report.revoked = self.revoke(&judged, ec2, &plan.revoke).await?;
         if let Some(topic) = &self.topic {
             let record = revert_record(&judged, &plan.revoke, now);
             let message = serde_json::to_string(&record).map_err(RevertError::RecordUnwritable)?;
@@ -451,7 +510,7 @@ impl RevertIngress {
                 .publish(&record.subject(), &message)
                 .await
                 .map_err(RevertError::Record)?;
-            report.records += 1;
+            group.published = true;
         }
         Ok(group)
     }
@@ -487,10 +546,15 @@ impl RevertIngress {
     /// The sweep: every group of this region in scope, every rule judged, violations
     /// revoked. A sweep needs a scope: with none, it would judge every group of the account,
     /// default VPC egress rules included, so it refuses and says so.
+    ///
+    /// It costs what EC2 and DynamoDB cannot do with less: the scope's groups with all their
+    /// rules from one paginated `DescribeSecurityGroups` (in parallel with one read of the
+    /// approvals table), then one revoke per offending group, by permission, at most
+    /// [`SWEEP_CONCURRENCY`] at a time. Rule ids are read only for a group holding a rule of
+    /// the shape of an exemption recorded for one id.
     async fn sweep(&self, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("sweep", None);
-        let policy = &self.config.policy;
-        if policy.scope.is_everything() {
+        if self.config.policy.scope.is_everything() {
             let reason = "the sweep needs a scope (group_ids, vpc_ids or tag) in REVERT_POLICY; \
                           with none it would judge every group of the account"
                 .to_string();
@@ -499,37 +563,17 @@ impl RevertIngress {
             return Ok(report);
         }
         let ec2 = self.ec2(&self.region);
-        let groups: Vec<String> = ec2
-            .groups_in_scope(&policy.scope)
-            .await?
-            .into_iter()
-            .filter(|g| {
-                policy.guards_group(&GroupFacts {
-                    group_id: g.group_id.clone(),
-                    vpc_id: g.vpc_id.clone(),
-                    tags: g.tags.clone(),
-                })
-            })
-            .map(|g| g.group_id)
-            .collect();
-        let records = ec2.rules_of_groups(&groups).await?;
-        let grants = match &self.approvals {
-            Some(table) => table.all().await?,
-            None => Grants::default(),
-        };
+        let (groups, grants) = tokio::try_join!(self.guarded_groups(&ec2), self.all_grants())?;
+        let groups = with_rule_ids_where_needed(&ec2, groups, &grants).await?;
+        let outcomes: Vec<_> = stream::iter(&groups)
+            .map(|(group_id, rules)| self.sweep_group(&ec2, group_id, rules, &grants, now))
+            .buffered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
         let mut failed = None;
-        for group_id in &groups {
-            let judged = Judged {
-                region: &self.region,
-                group_id,
-                rules: rules_in(&records, group_id, None),
-                call: None,
-                reason: "found by the sweep: not allowed by the policy, not approved (or its \
-                         approval expired), not made in this shape by an exempt principal"
-                    .to_string(),
-            };
-            match self.judge(judged, &ec2, &grants, now, &mut report).await {
-                Ok(group) => report.groups.push(group),
+        for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
+            match outcome {
+                Ok(judged) => report.add(judged),
                 // A group deleted since the sweep listed it has nothing left to revert.
                 Err(RevertError::Aws(error)) if error.is_gone() => {
                     tracing::info!(group = %group_id, reason = %error, "skipped");
@@ -546,6 +590,76 @@ impl RevertIngress {
             None => Ok(report),
         }
     }
+
+    /// The groups of this region the policy guards, each with its rules (without their ids).
+    async fn guarded_groups(&self, ec2: &Ec2) -> Result<Vec<(String, RuleSet)>, AwsError> {
+        let policy = &self.config.policy;
+        Ok(ec2
+            .groups_in_scope(&policy.scope)
+            .await?
+            .into_iter()
+            .filter(|g| {
+                policy.guards_group(&GroupFacts {
+                    group_id: g.group_id.clone(),
+                    vpc_id: g.vpc_id.clone(),
+                    tags: g.tags.clone(),
+                })
+            })
+            .map(|g| (g.group_id, g.rules))
+            .collect())
+    }
+
+    /// Every approval and exemption of the table (none without one).
+    async fn all_grants(&self) -> Result<Grants, AwsError> {
+        match &self.approvals {
+            Some(table) => table.all().await,
+            None => Ok(Grants::default()),
+        }
+    }
+
+    async fn sweep_group(
+        &self,
+        ec2: &Ec2,
+        group_id: &str,
+        rules: &RuleSet,
+        grants: &Grants,
+        now: u64,
+    ) -> Result<JudgedGroup, RevertError> {
+        let judged = Judged {
+            region: &self.region,
+            group_id,
+            rules: rules.clone(),
+            call: None,
+            reason: "found by the sweep: not allowed by the policy, not approved (or its \
+                     approval expired), not made in this shape by an exempt principal"
+                .to_string(),
+        };
+        self.judge(judged, ec2, grants, now).await
+    }
+}
+
+/// Replaces the rules of each group that needs them with ids (see [`Grants::need_rule_ids`])
+/// by the group's rules as `DescribeSecurityGroupRules` reports them.
+async fn with_rule_ids_where_needed(
+    ec2: &Ec2,
+    mut groups: Vec<(String, RuleSet)>,
+    grants: &Grants,
+) -> Result<Vec<(String, RuleSet)>, AwsError> {
+    let needing: Vec<String> = groups
+        .iter()
+        .filter(|(group_id, rules)| grants.need_rule_ids(group_id, rules))
+        .map(|(group_id, _)| group_id.clone())
+        .collect();
+    if needing.is_empty() {
+        return Ok(groups);
+    }
+    let records = ec2.rules_of_groups(&needing).await?;
+    for (group_id, rules) in &mut groups {
+        if needing.contains(group_id) {
+            *rules = rules_in(&records, group_id, None);
+        }
+    }
+    Ok(groups)
 }
 
 /// The rules a call names, as EC2 holds them now, in the group it names. An id EC2 reports in

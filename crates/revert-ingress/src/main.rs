@@ -1,10 +1,11 @@
-//! The revert-ingress Lambda binary: configuration, policy, clients and the function's own
-//! identity once at cold start, then one `RevertIngress::handle` per event. All logic lives
-//! in the library.
+//! The revert-ingress Lambda binary: configuration, policy and clients once at cold start,
+//! then one `RevertIngress::handle` per event. All logic lives in the library. No AWS call is
+//! made before the first event: the function's own role comes from `SGWARDEN_FUNCTION_ROLE_ARN`
+//! (the template sets it), else from STS the first time an event needs it.
 
 use std::time::SystemTime;
 
-use revert_ingress::{RevertConfig, RevertIngress};
+use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
 use sgwarden_core::policy::CallerIdentity;
 
 #[tokio::main]
@@ -17,16 +18,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(error) => return sgwarden_lambda::refuse(error).await,
     };
     let sdk = sgwarden_aws::sdk::load().await;
-    // Knowing its own role lets the function skip its own calls. It only ever revokes, and
-    // revocations are not among its triggers, so running without it is safe: warn and go on.
-    let identity = match sgwarden_aws::sts::caller_arn(&sdk).await {
-        Ok(arn) => Some(CallerIdentity::new(arn)),
-        Err(error) => {
-            tracing::warn!(error = %error, "own identity unknown; own calls cannot be recognised");
-            None
-        }
+    let own_role = match &config.function_role_arn {
+        Some(arn) => OwnRole::Known(CallerIdentity::new(arn.clone())),
+        None => OwnRole::AskSts,
     };
-    let revert = RevertIngress::new(config, &sdk, identity);
+    let revert = RevertIngress::new(config, &sdk, own_role);
     sgwarden_lambda::serve(|event| {
         let revert = &revert;
         async move { revert.handle(&event, SystemTime::now()).await }

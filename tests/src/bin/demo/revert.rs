@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use revert_ingress::{Report, RevertConfig, RevertIngress};
+use revert_ingress::{OwnRole, Report, RevertConfig, RevertIngress};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::Direction;
@@ -75,7 +75,7 @@ pub async fn run(emulator: &Emulator) {
     ]);
     let config =
         RevertConfig::from_lookup(|k| vars.get(k).cloned()).expect("demo settings are valid");
-    let function = RevertIngress::new(config, &sdk, None);
+    let function = RevertIngress::new(config, &sdk, OwnRole::Unknown);
     show_group(&ec2, &group_id).await;
 
     println!("\n-- alice opens ssh to the world on the protected group, by hand");

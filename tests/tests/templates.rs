@@ -1,0 +1,371 @@
+//! The templates' event filters, proven against the sample events: every EventBridge pattern
+//! and SNS filter policy a template wires to a function is read from the template itself (by
+//! cfn-lint's CloudFormation loader) and run by a real matcher in the emulator (EventBridge's
+//! `TestEventPattern`, SNS delivery with the subscription's filter policy). Each event the
+//! function must receive matches; each it must not (failed calls, its own revokes, other
+//! resource types and message types, another Auto Scaling group) does not. A pattern broken
+//! in a template fails here, not in an account.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sgwarden_tests::sink::HttpSink;
+use sgwarden_tests::{emulator, real_event, world, Emulator};
+
+const REGION: &str = "us-east-1";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The template as JSON, intrinsic functions as `{"Ref": …}` / `{"Fn::GetAtt": …}` objects.
+fn template(name: &str) -> Value {
+    let path = repo().join("infra").join(name);
+    let out = Command::new(emulator::python())
+        .args([
+            "-c",
+            "import json, sys\nfrom cfnlint.decode import decode\n\
+             template, errors = decode(sys.argv[1])\n\
+             assert not errors, errors\nprint(json.dumps(template))",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `value` with each `{"Ref": parameter}` replaced by the parameter's value in `parameters`.
+fn resolved(value: &Value, parameters: &BTreeMap<&str, &str>) -> Value {
+    match value {
+        Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
+            let name = map["Ref"].as_str().unwrap();
+            json!(parameters
+                .get(name)
+                .unwrap_or_else(|| panic!("no value for parameter {name}")))
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolved(v, parameters)))
+                .collect(),
+        ),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| resolved(v, parameters)).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// The patterns of every EventBridge rule the template gives `function`.
+fn patterns(template: &Value, function: &str, parameters: &BTreeMap<&str, &str>) -> Vec<Value> {
+    let events = template["Resources"][function]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let patterns: Vec<Value> = events
+        .values()
+        .filter(|e| e["Type"] == "EventBridgeRule")
+        .map(|e| resolved(&e["Properties"]["Pattern"], parameters))
+        .collect();
+    assert!(!patterns.is_empty(), "{function} has no EventBridge rule");
+    patterns
+}
+
+fn sample(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("events").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Whether any of `patterns` matches `event`, by the emulator's EventBridge.
+async fn received(events: &aws_sdk_eventbridge::Client, patterns: &[Value], event: &Value) -> bool {
+    let mut matched = false;
+    for pattern in patterns {
+        let answer = events
+            .test_event_pattern()
+            .event_pattern(pattern.to_string())
+            .event(event.to_string())
+            .send()
+            .await
+            .unwrap();
+        matched |= answer.result();
+    }
+    matched
+}
+
+/// Checks each `(name, event, must_receive)` against the patterns; fails naming every miss.
+async fn check_rules(patterns: &[Value], cases: Vec<(String, Value, bool)>) {
+    let emulator = Emulator::start();
+    let events = aws_sdk_eventbridge::Client::new(&emulator.sdk_config(REGION).await);
+    let mut wrong = Vec::new();
+    for (name, event, must) in cases {
+        if received(&events, patterns, &event).await != must {
+            wrong.push(format!(
+                "{name}: expected {}",
+                if must { "a match" } else { "no match" }
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}\npatterns: {patterns:#?}");
+}
+
+/// `event` with the field at `pointer` set to `value` (added when absent).
+fn with(mut event: Value, pointer: &str, value: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    event.pointer_mut(parent).unwrap()[key] = value;
+    event
+}
+
+#[tokio::test]
+async fn revert_ingress_receives_every_rule_change_and_nothing_else() {
+    let patterns = patterns(
+        &template("revert-ingress.yaml"),
+        "RevertIngressFunction",
+        &BTreeMap::new(),
+    );
+    let ingress = sample("cloudtrail-authorize-ingress.json");
+    let mut cases: Vec<(String, Value, bool)> = [
+        "cloudtrail-authorize-ingress.json",
+        "cloudtrail-authorize-egress.json",
+        "cloudtrail-authorize-ingress-by-group-name.json",
+        "cloudtrail-authorize-ingress-ipv6-group-prefix-list.json",
+        "cloudtrail-authorize-ingress-legacy-flat.json",
+        "cloudtrail-modify-security-group-rules.json",
+    ]
+    .into_iter()
+    .map(|name| (name.to_string(), sample(name), true))
+    .collect();
+    cases.push((
+        "real: cloudtrail-authorize-ingress-group-reference.json".into(),
+        real_event("cloudtrail-authorize-ingress-group-reference.json"),
+        true,
+    ));
+    for name in [
+        "cloudtrail-authorize-ingress-failed-duplicate.json",
+        "scheduled.json",
+        "asg-launch-lifecycle-action.json",
+        "config-sns-security-group-rules-changed.json",
+    ] {
+        cases.push((name.to_string(), sample(name), false));
+    }
+    for (name, event) in [
+        // The function's own revokes must never come back to it.
+        (
+            "its own RevokeSecurityGroupIngress",
+            with(
+                ingress.clone(),
+                "/detail/eventName",
+                json!("RevokeSecurityGroupIngress"),
+            ),
+        ),
+        (
+            "another resource type's ingress (Client VPN)",
+            with(
+                ingress.clone(),
+                "/detail/eventName",
+                json!("AuthorizeClientVpnIngress"),
+            ),
+        ),
+        (
+            "a call CloudTrail saw in another service",
+            with(
+                ingress.clone(),
+                "/detail/eventSource",
+                json!("rds.amazonaws.com"),
+            ),
+        ),
+        (
+            "a denied call",
+            with(
+                ingress.clone(),
+                "/detail/errorCode",
+                json!("Client.UnauthorizedOperation"),
+            ),
+        ),
+    ] {
+        cases.push((name.to_string(), event, false));
+    }
+    check_rules(&patterns, cases).await;
+}
+
+#[tokio::test]
+async fn asg_sync_receives_its_own_group_s_scaling_events_only() {
+    let parameters = BTreeMap::from([("AutoScalingGroupName", "db-use1")]);
+    let patterns = patterns(&template("asg-sync.yaml"), "AsgSyncFunction", &parameters);
+    let mut cases: Vec<(String, Value, bool)> = [
+        "asg-launch-lifecycle-action.json",
+        "asg-terminate-lifecycle-action.json",
+        "asg-launch-successful.json",
+        "asg-terminate-successful.json",
+    ]
+    .into_iter()
+    .map(|name| (name.to_string(), sample(name), true))
+    .collect();
+    for name in [
+        "asg-manual-trueup.json",
+        "scheduled.json",
+        "cloudtrail-authorize-ingress.json",
+        "config-sns-security-group-rules-changed.json",
+    ] {
+        cases.push((name.to_string(), sample(name), false));
+    }
+    let launch = sample("asg-launch-lifecycle-action.json");
+    cases.push((
+        "another Auto Scaling group's launch".into(),
+        with(
+            launch.clone(),
+            "/detail/AutoScalingGroupName",
+            json!("web-use1"),
+        ),
+        false,
+    ));
+    cases.push((
+        "a failed launch".into(),
+        with(
+            sample("asg-launch-successful.json"),
+            "/detail-type",
+            json!("EC2 Instance Launch Unsuccessful"),
+        ),
+        false,
+    ));
+    check_rules(&patterns, cases).await;
+}
+
+/// The SNS subscriptions the notify-owner template gives its function: `(policy, scope)`.
+fn sns_filters(template: &Value) -> Vec<(Value, String)> {
+    let resources = template["Resources"].as_object().unwrap();
+    let function = "NotifyOwnerFunction";
+    let events = resources[function]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let from_events = events
+        .values()
+        .filter(|e| e["Type"] == "SNS")
+        .map(|e| &e["Properties"]);
+    let subscriptions = resources
+        .values()
+        .filter(|r| r["Type"] == "AWS::SNS::Subscription")
+        .filter(|r| r["Properties"]["Endpoint"]["Fn::GetAtt"][0] == function)
+        .map(|r| &r["Properties"]);
+    let filters: Vec<(Value, String)> = from_events
+        .chain(subscriptions)
+        .map(|p| {
+            (
+                p["FilterPolicy"].clone(),
+                p["FilterPolicyScope"]
+                    .as_str()
+                    .unwrap_or("MessageAttributes")
+                    .to_string(),
+            )
+        })
+        .collect();
+    // SNS refuses a second subscription of one endpoint to one topic with other attributes
+    // (the emulator does not), so the deployment would fail on it.
+    assert_eq!(
+        filters.len(),
+        1,
+        "one subscription of the function to the topic"
+    );
+    filters
+}
+
+/// The Config message inside an SNS delivery sample.
+fn config_message(name: &str) -> Value {
+    let delivery = sample(name);
+    serde_json::from_str(delivery["Records"][0]["Sns"]["Message"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn notify_owner_receives_security_group_changes_and_nothing_else() {
+    let filters = sns_filters(&template("notify-owner.yaml"));
+    let emulator = Emulator::start();
+    let sns = aws_sdk_sns::Client::new(&emulator.sdk_config(REGION).await);
+    let topic = world::topic(&sns, "config-stream").await;
+    let sink = HttpSink::start().await;
+    for (policy, scope) in &filters {
+        sns.subscribe()
+            .topic_arn(&topic)
+            .protocol("http")
+            .endpoint(sink.url())
+            .attributes("FilterPolicy", policy.to_string())
+            .attributes("FilterPolicyScope", scope)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut cases: Vec<(String, Value, bool)> = [
+        "config-sns-security-group-rules-changed.json",
+        "config-sns-relationships-only.json",
+        "config-sns-security-group-created.json",
+        "config-sns-security-group-deleted.json",
+        "config-sns-oversized.json",
+    ]
+    .into_iter()
+    .map(|name| (name.to_string(), config_message(name), true))
+    .collect();
+    for name in [
+        "config-item-rules-changed.json",
+        "config-item-relationships-only.json",
+    ] {
+        cases.push((format!("real: {name}"), real_event(name), true));
+    }
+    cases.push((
+        "config-sns-other-message-type.json".into(),
+        config_message("config-sns-other-message-type.json"),
+        false,
+    ));
+    cases.push((
+        "an instance's change".into(),
+        with(
+            config_message("config-sns-security-group-rules-changed.json"),
+            "/configurationItem/resourceType",
+            json!("AWS::EC2::Instance"),
+        ),
+        false,
+    ));
+    cases.push((
+        "a bucket's oversized change".into(),
+        with(
+            config_message("config-sns-oversized.json"),
+            "/configurationItemSummary/resourceType",
+            json!("AWS::S3::Bucket"),
+        ),
+        false,
+    ));
+    // Each case is marked so deliveries can be told apart. The emulator's SNS delivers while
+    // publishing, and the cases that must not arrive are published first: once every match
+    // has arrived, a wrong delivery would have arrived before them.
+    cases.sort_by_key(|(_, _, must)| *must);
+    let mut expected = Vec::new();
+    for (n, (name, mut message, must)) in cases.into_iter().enumerate() {
+        message["sgwardenCase"] = json!(n);
+        sns.publish()
+            .topic_arn(&topic)
+            .message(message.to_string())
+            .send()
+            .await
+            .unwrap();
+        if must {
+            expected.push((n, name));
+        }
+    }
+    let deliveries = sink.wait_for(expected.len(), Duration::from_secs(10)).await;
+    let mut got: Vec<u64> = deliveries
+        .iter()
+        .map(|d| {
+            let message: Value = serde_json::from_str(d["Message"].as_str().unwrap()).unwrap();
+            message["sgwardenCase"].as_u64().unwrap()
+        })
+        .collect();
+    got.sort_unstable();
+    let want: Vec<u64> = expected.iter().map(|(n, _)| *n as u64).collect();
+    assert_eq!(got, want, "cases by number: {expected:?}");
+}
