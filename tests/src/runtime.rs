@@ -124,6 +124,36 @@ impl RuntimeApi {
     }
 }
 
+/// The CloudWatch embedded-metric documents among a function's log lines, as JSON.
+pub fn metrics_in(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line.get("_aws").is_some())
+        .collect()
+}
+
+/// Checks one embedded-metric document: namespace `sgwarden`, dimension `Function` = `function`,
+/// and each `(metric, value)` both declared and carried.
+pub fn assert_metrics(doc: &Value, function: &str, expected: &[(&str, u64)]) {
+    let declared = &doc["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(declared["Namespace"], "sgwarden", "{doc}");
+    assert_eq!(
+        declared["Dimensions"],
+        serde_json::json!([["Function"]]),
+        "{doc}"
+    );
+    assert_eq!(doc["Function"], function, "{doc}");
+    assert!(doc["_aws"]["Timestamp"].as_u64().is_some(), "{doc}");
+    let names: Vec<&str> = declared["Metrics"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|m| m["Name"].as_str()).collect())
+        .unwrap_or_default();
+    for (name, value) in expected {
+        assert!(names.contains(name), "{name} not declared: {doc}");
+        assert_eq!(doc[*name].as_u64(), Some(*value), "{name}: {doc}");
+    }
+}
+
 /// Starts `binary` with `env`, serves it `events` in order and returns one outcome per event
 /// (the test fails when one does not arrive within a minute).
 pub async fn serve_events(

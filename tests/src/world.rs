@@ -419,3 +419,121 @@ fn tcp_permission(port: i32, cidr: &str) -> IpPermission {
         .ip_ranges(IpRange::builder().cidr_ip(cidr).build())
         .build()
 }
+
+/// A chat topic as Amazon Q Developer in chat applications would read it: an SNS topic with
+/// an SQS queue subscribed (raw delivery), so a test reads back exactly what was published.
+pub struct ChatTopic {
+    pub arn: String,
+    queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl ChatTopic {
+    pub async fn new(config: &aws_config::SdkConfig, name: &str) -> Self {
+        let sns = aws_sdk_sns::Client::new(config);
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let arn = topic(&sns, name).await;
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{name}-reader"))
+            .send()
+            .await
+            .expect("create chat queue")
+            .queue_url()
+            .expect("queue URL")
+            .to_string();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue ARN")
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue ARN attribute");
+        sns.subscribe()
+            .topic_arn(&arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .expect("subscribe the queue");
+        Self {
+            arn,
+            queue_url,
+            sqs,
+        }
+    }
+
+    /// Every message published so far, each parsed as JSON (a test fails on any other text).
+    pub async fn messages(&self) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive chat messages");
+            let batch = out.messages();
+            if batch.is_empty() {
+                return all;
+            }
+            for message in batch {
+                let body = message.body().unwrap_or_default();
+                all.push(serde_json::from_str(body).expect("a chat message is JSON"));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .set_receipt_handle(message.receipt_handle().map(str::to_string))
+                    .send()
+                    .await
+                    .expect("delete chat message");
+            }
+        }
+    }
+}
+
+/// Checks `message` against the custom notification schema of Amazon Q Developer in chat
+/// applications: the required fields and fixed values, and sgwarden's thread per subject.
+pub fn assert_chat_schema(message: &serde_json::Value, thread: &str) {
+    assert_eq!(message["version"], "1.0", "{message}");
+    assert_eq!(message["source"], "custom", "{message}");
+    let content = &message["content"];
+    assert!(
+        content["description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{message}"
+    );
+    assert!(
+        content["title"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty() && t.chars().count() <= 250),
+        "{message}"
+    );
+    assert_eq!(content["textType"], "client-markdown", "{message}");
+    if let Some(steps) = content.get("nextSteps") {
+        assert!(
+            steps
+                .as_array()
+                .is_some_and(|s| s.iter().all(|step| step.is_string())),
+            "{message}"
+        );
+    }
+    assert_eq!(message["metadata"]["threadId"], thread, "{message}");
+    let known = ["version", "source", "content", "metadata", "id"];
+    assert!(
+        message
+            .as_object()
+            .is_some_and(|o| o.keys().all(|k| known.contains(&k.as_str()))),
+        "{message}"
+    );
+}

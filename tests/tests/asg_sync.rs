@@ -491,6 +491,19 @@ async fn a_plan_over_the_quota_is_refused_with_nothing_changed() {
         .all(|call| !call.operation.starts_with("Authorize")));
 }
 
+/// The rules a sync's response says it added, over every group.
+fn outcomes_added(outcome: &Outcome) -> u64 {
+    match outcome {
+        Outcome::Response { body, .. } => body["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["added"].as_array().unwrap().len() as u64)
+            .sum(),
+        other => panic!("expected a response: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     let c = Cluster::new(1).await;
@@ -502,7 +515,10 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         .map(|(k, v)| (leak(k), v))
         .collect();
     env.extend(c.emulator.function_env(LOCAL));
-    let function = runtime.spawn("asg-sync", &env);
+    let chat = world::ChatTopic::new(&c.emulator.sdk_config(LOCAL).await, "ops-chat").await;
+    let mut with_chat = env.clone();
+    with_chat.push(("CHAT_TOPIC_ARN", chat.arn.clone()));
+    let function = runtime.spawn("asg-sync", &with_chat);
     let ok = runtime.invoke(world::lifecycle_event(
         LOCAL,
         &site.asg,
@@ -544,6 +560,25 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         })
         .collect();
     assert_eq!(audit.len(), 2, "one audit line per group changed: {logs}");
+    let added = outcomes_added(&outcomes[0]);
+    let metrics = runtime::metrics_in(&logs);
+    assert_eq!(metrics.len(), 2, "{logs}");
+    let sync_counts = [
+        ("RulesAdded", added),
+        ("RulesRemoved", 0),
+        ("PeerUnreachable", 0),
+        ("Errors", 0),
+    ];
+    runtime::assert_metrics(&metrics[0], "asg-sync", &sync_counts);
+    runtime::assert_metrics(&metrics[1], "asg-sync", &[("Errors", 1)]);
+    // The complete sync says nothing in chat; the failed one does, threaded by cluster.
+    let messages = chat.messages().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    world::assert_chat_schema(&messages[0], CLUSTER);
+    assert!(messages[0]["content"]["title"]
+        .as_str()
+        .unwrap()
+        .contains("EventNotUnderstood"));
 
     // A bad setting stops the function at start, naming the variable.
     let runtime = RuntimeApi::start().await;

@@ -74,7 +74,15 @@ async fn ingress(emulator: &Emulator, region: &str, group_id: &str) -> Vec<(Stri
 async fn help_explains_every_command_and_matches_its_snapshot() {
     let emulator = Emulator::start();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots");
-    for command in ["", "run", "plan", "register", "deregister"] {
+    for command in [
+        "",
+        "run",
+        "plan",
+        "register",
+        "deregister",
+        "approve",
+        "approvals",
+    ] {
         let args: Vec<&str> = [command, "--help"]
             .into_iter()
             .filter(|a| !a.is_empty())
@@ -479,5 +487,175 @@ async fn a_true_up_removes_registrations_of_instances_that_no_longer_exist() {
     assert!(
         !rules.contains(&"ingress tcp/22 198.51.100.2/32".to_string()),
         "{rules:?}"
+    );
+}
+
+#[tokio::test]
+async fn approvals_round_trip_through_the_table_and_the_revert_honours_them() {
+    let emulator = Emulator::start();
+    let config = emulator.sdk_config(REGION).await;
+    let ec2 = Client::new(&config);
+    world::approvals_table(&aws_sdk_dynamodb::Client::new(&config), "approvals").await;
+    let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+    let group = world::group(&ec2, &vpc, "db", &[]).await;
+    let table = [("REVERT_APPROVALS_TABLE", "approvals".to_string())];
+    emulator.clear_calls();
+
+    // Refused before anything is written: anywhere, too long, a rule that does not parse.
+    for (rule, duration) in [
+        ("tcp/22 0.0.0.0/0", "4h"),
+        ("tcp/22 ::/0", "4h"),
+        ("tcp/22 203.0.113.7/32", "8d"),
+        ("tcp/22", "4h"),
+        ("tcp/22 203.0.113.7/32", "4 hours"),
+    ] {
+        let args = [
+            "approve",
+            "--group-id",
+            &group,
+            "--rule",
+            rule,
+            "--for",
+            duration,
+            "--reason",
+            "x",
+        ];
+        let out = sgwarden(&emulator, &args, &table, None).await;
+        assert_eq!(out.code, 1, "{rule} for {duration}: {}", out.stdout);
+        assert!(out.stderr.contains("ApprovalRefused"), "{}", out.stderr);
+    }
+    assert!(emulator.calls().is_empty(), "{:?}", emulator.calls());
+
+    let out = sgwarden(
+        &emulator,
+        &[
+            "approve",
+            "--group-id",
+            &group,
+            "--rule",
+            "tcp/22 203.0.113.7/32",
+            "--for",
+            "4h",
+            "--reason",
+            "INC-42 vendor access",
+        ],
+        &table,
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with(&format!(
+        "approved ingress tcp/22 203.0.113.7/32 on {group} as approval-"
+    )));
+    let approval_id = out
+        .stdout
+        .split(" as ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        out.stderr.contains("approval written"),
+        "audited: {}",
+        out.stderr
+    );
+
+    let listed = sgwarden(
+        &emulator,
+        &["approvals", "--group-id", &group],
+        &table,
+        None,
+    )
+    .await;
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let lines: Vec<&str> = listed.stdout.lines().collect();
+    assert!(lines[0].starts_with("GROUP"), "{}", listed.stdout);
+    assert_eq!(lines.len(), 2, "{}", listed.stdout);
+    for expected in [
+        group.as_str(),
+        approval_id.as_str(),
+        "ingress tcp/22 203.0.113.7/32",
+        "arn:aws:sts::123456789012:user/moto",
+        "INC-42 vendor access",
+    ] {
+        assert!(lines[1].contains(expected), "{expected} in {}", lines[1]);
+    }
+    assert!(
+        lines[1].contains("3h 59m") || lines[1].contains("4h 0m"),
+        "{}",
+        lines[1]
+    );
+
+    // The revert function keeps the approved rule and reverts the rest of the same call.
+    let event = cloudtrail::opened_by_hand(
+        &ec2,
+        REGION,
+        &group,
+        user("vendor"),
+        json!([{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+                "ipRanges": {"items": [{"cidrIp": "203.0.113.7/32"}, {"cidrIp": "198.51.100.9/32"}]}}]),
+        true,
+    )
+    .await;
+    let file = std::env::temp_dir().join(format!("sgwarden-approved-{}.json", std::process::id()));
+    std::fs::write(&file, event.to_string()).unwrap();
+    let run = sgwarden(
+        &emulator,
+        &["run", "revert-ingress", "--event", file.to_str().unwrap()],
+        &table,
+        None,
+    )
+    .await;
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        report["groups"][0]["revoked"],
+        json!(["ingress tcp/22 198.51.100.9/32"])
+    );
+    assert_eq!(
+        report["groups"][0]["kept"][0]["reason"],
+        format!("approved ({approval_id})")
+    );
+    let left: Vec<String> = ingress(&emulator, REGION, &group)
+        .await
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(left, vec!["ingress tcp/22 203.0.113.7/32"]);
+
+    let revoked = sgwarden(
+        &emulator,
+        &["approvals", "revoke", &group, &approval_id],
+        &table,
+        None,
+    )
+    .await;
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    assert!(
+        revoked.stderr.contains("approval deleted"),
+        "audited: {}",
+        revoked.stderr
+    );
+    let listed = sgwarden(&emulator, &["approvals"], &table, None).await;
+    assert!(
+        listed.stdout.contains("(no approvals)"),
+        "{}",
+        listed.stdout
+    );
+    let again = sgwarden(
+        &emulator,
+        &["approvals", "revoke", &group, &approval_id],
+        &table,
+        None,
+    )
+    .await;
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("ApprovalNotFound"),
+        "{}",
+        again.stderr
     );
 }

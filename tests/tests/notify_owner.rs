@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use notify_owner::{NotifyConfig, NotifyOwner};
 use serde_json::{json, Value};
 use sgwarden_core::settings::from_pairs;
-use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Call, Emulator, Outage};
 
 const REGION: &str = "eu-west-1";
@@ -432,6 +432,8 @@ async fn the_lambda_binary_mails_through_the_runtime_api() {
     let mut env = w.emulator.function_env(REGION);
     env.push(("NOTIFY_SENDER", SENDER.to_string()));
     env.push(("NOTIFY_DEDUP_TABLE", DEDUP.to_string()));
+    let chat = world::ChatTopic::new(&w.emulator.sdk_config(REGION).await, "owners-chat").await;
+    env.push(("CHAT_TOPIC_ARN", chat.arn.clone()));
     let function = runtime.spawn("notify-owner", &env);
     let ok = runtime.invoke(world::config_delivery(&[tagged(
         "Yes",
@@ -456,6 +458,30 @@ async fn the_lambda_binary_mails_through_the_runtime_api() {
     }
     assert_eq!(w.mails().len(), 1);
     assert!(logs.contains("owner mailed"), "{logs}");
+    let metrics = runtime::metrics_in(&logs);
+    assert_eq!(metrics.len(), 2, "{logs}");
+    let mail_counts = [
+        ("MailsSent", 1),
+        ("MailsFailed", 0),
+        ("Duplicates", 0),
+        ("Errors", 0),
+    ];
+    runtime::assert_metrics(&metrics[0], "notify-owner", &mail_counts);
+    runtime::assert_metrics(&metrics[1], "notify-owner", &[("Errors", 1)]);
+    let messages = chat.messages().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    let group = match &outcomes[0] {
+        Outcome::Response { body, .. } => body["messages"][0]["group_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        other => panic!("{other:?}"),
+    };
+    world::assert_chat_schema(&messages[0], &group);
+    assert!(messages[0]["content"]["description"]
+        .as_str()
+        .unwrap()
+        .contains("db-team@example.com"));
 
     let runtime = RuntimeApi::start().await;
     let mut broken = w.emulator.function_env(REGION);

@@ -723,6 +723,24 @@ async fn a_throttled_sweep_slows_down_and_finishes() {
 }
 
 #[tokio::test]
+async fn a_chat_message_that_cannot_be_published_does_not_undo_the_revert() {
+    let w = World::new().await;
+    let event = w.ssh_opened(&w.protected).await;
+    let report = w
+        .function(&[(
+            "CHAT_TOPIC_ARN",
+            "arn:aws:sns:us-east-1:123456789012:no-such-topic",
+        )])
+        .await
+        .handle(&event, now())
+        .await
+        .unwrap();
+    assert_eq!(report.groups[0].revoked, vec!["ingress tcp/22 0.0.0.0/0"]);
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert_eq!(w.emulator.calls_of("Publish").len(), 1, "it was tried");
+}
+
+#[tokio::test]
 async fn a_clock_before_1970_is_refused_rather_than_read_as_the_epoch() {
     let w = World::new().await;
     let dynamodb = w.approvals().await;
@@ -1022,7 +1040,9 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     let w = World::new().await;
     let event = w.ssh_opened(&w.protected).await;
     let runtime = RuntimeApi::start().await;
-    let env = w.emulator.function_env(REGION);
+    let chat = world::ChatTopic::new(&w.emulator.sdk_config(REGION).await, "team-chat").await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push(("CHAT_TOPIC_ARN", chat.arn.clone()));
     let function = runtime.spawn("revert-ingress", &env);
     let ok = runtime.invoke(event);
     let bad = runtime.invoke(
@@ -1053,6 +1073,33 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     assert_eq!(audit.len(), 1, "{logs}");
     assert_eq!(audit[0]["fields"]["function"], "revert-ingress");
     assert_eq!(audit[0]["fields"]["removed"], "ingress tcp/22 0.0.0.0/0");
+    // One metrics document per invocation: the revert's counts, then the failure's.
+    let metrics = runtime::metrics_in(&logs);
+    assert_eq!(metrics.len(), 2, "{logs}");
+    let revert_counts = [
+        ("RulesRevoked", 1),
+        ("RulesKept", 0),
+        ("EventsSkipped", 0),
+        ("Errors", 0),
+    ];
+    runtime::assert_metrics(&metrics[0], "revert-ingress", &revert_counts);
+    runtime::assert_metrics(&metrics[1], "revert-ingress", &[("Errors", 1)]);
+    // One chat message, for the revert, threaded by the group.
+    let messages = chat.messages().await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    world::assert_chat_schema(&messages[0], &w.protected);
+    let title = messages[0]["content"]["title"].as_str().unwrap();
+    assert!(title.contains("reverted 1 rule(s)"), "{title}");
+    let description = messages[0]["content"]["description"].as_str().unwrap();
+    assert!(
+        description.contains("ingress tcp/22 0.0.0.0/0"),
+        "{description}"
+    );
+    assert!(description.contains("mallory"), "{description}");
+    assert!(messages[0]["content"]["nextSteps"][0]
+        .as_str()
+        .unwrap()
+        .contains("sgwarden approve"));
 
     // A policy with a typo fails every invocation, naming the variable; nothing is judged.
     let runtime = RuntimeApi::start().await;

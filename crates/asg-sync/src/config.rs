@@ -11,7 +11,7 @@ use std::time::Duration;
 use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_core::rule::Traffic;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, comma_list, flag, is_group_id, optional, required};
+use sgwarden_core::settings::{bad, comma_list, flag, is_group_id, optional, required, topic_arn};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
 
@@ -28,6 +28,8 @@ pub struct PeerGroup {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncConfig {
+    /// `CHAT_TOPIC_ARN`: chat messages in the custom notification schema (optional).
+    pub chat_topic_arn: Option<String>,
     pub cluster: Owner,
     /// This region's Auto Scaling groups of the cluster: the only ones asg-sync acts for.
     pub auto_scaling_groups: BTreeSet<String>,
@@ -137,6 +139,7 @@ impl SyncConfig {
             }
         };
         Ok(Self {
+            chat_topic_arn: topic_arn(&get, "CHAT_TOPIC_ARN")?,
             cluster,
             auto_scaling_groups,
             table,

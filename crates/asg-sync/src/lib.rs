@@ -32,7 +32,9 @@ use serde_json::Value;
 use sgwarden_aws::autoscaling::{AutoScaling, Completion, LifecycleResult};
 use sgwarden_aws::registry::{Registry, Write};
 use sgwarden_aws::sdk::{self, Regional};
+use sgwarden_aws::sns::Chat;
 use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupState};
+use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
 use sgwarden_core::register::{registrations, stale_registrations, Registrant};
 use sgwarden_core::sync::{
@@ -116,6 +118,26 @@ pub struct GroupReport {
     pub removed: Vec<String>,
 }
 
+impl sgwarden_lambda::Measured for Report {
+    const METRICS: &'static [&'static str] = &["RulesAdded", "RulesRemoved", "PeerUnreachable"];
+
+    /// Rules added and removed (none in a dry run), and the peer regions that could not be
+    /// reached (`PeerUnreachable`, the one asg-sync alarms on).
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        let sum = |f: fn(&GroupReport) -> usize| -> u64 {
+            if self.dry_run {
+                return 0;
+            }
+            self.groups.iter().map(|g| f(g) as u64).sum()
+        };
+        vec![
+            ("RulesAdded", sum(|g| g.added.len())),
+            ("RulesRemoved", sum(|g| g.removed.len())),
+            ("PeerUnreachable", self.unreachable.len() as u64),
+        ]
+    }
+}
+
 struct RegionClients {
     region: String,
     ec2: Ec2,
@@ -131,6 +153,7 @@ pub struct AsgSync {
     anywhere: Regional<Ec2>,
     local: RegionClients,
     peers: Vec<RegionClients>,
+    chat: Chat,
 }
 
 /// What to observe for this trigger.
@@ -146,6 +169,41 @@ struct Work {
     /// one is a missing table or a first deployment, and planning from this region alone
     /// would strip every peer's addresses.
     needs_registry: bool,
+}
+
+/// The chat message for a sync that failed, or that left a peer region out; none for a
+/// complete sync. Threaded by cluster.
+fn chat_message(cluster: &str, outcome: &Result<Report, SyncError>) -> Option<ChatMessage> {
+    match outcome {
+        Err(error) => Some(
+            ChatMessage::new(
+                cluster,
+                &format!("asg-sync failed for cluster {cluster} ({})", error.kind()),
+                &error.to_string(),
+            )
+            .next_step("Lambda retries the event twice, then it waits in the function's dead-letter queue: replay it with `sgwarden run asg-sync --event <file>` once the cause is fixed"),
+        ),
+        Ok(report) if !report.unreachable.is_empty() => {
+            let changed: Vec<String> = report
+                .groups
+                .iter()
+                .map(|g| format!("• {} {}: +{} -{}", g.region, g.group_id, g.added.len(), g.removed.len()))
+                .collect();
+            Some(
+                ChatMessage::new(
+                    cluster,
+                    &format!("asg-sync for cluster {cluster} could not reach {}", report.unreachable.join(", ")),
+                    &format!(
+                        "The reachable groups were synced ({} trigger):\n{}",
+                        report.trigger,
+                        if changed.is_empty() { "nothing to change".to_string() } else { changed.join("\n") }
+                    ),
+                )
+                .next_step("The next event or the scheduled true-up syncs the unreachable region once it answers"),
+            )
+        }
+        Ok(_) => None,
+    }
 }
 
 impl AsgSync {
@@ -171,6 +229,7 @@ impl AsgSync {
             })
             .collect();
         Self {
+            chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
             autoscaling: AutoScaling::new(sdk),
             anywhere: Regional::new(sdk, Ec2::new),
             local: RegionClients {
@@ -185,7 +244,16 @@ impl AsgSync {
     }
 
     /// Handles one event. `now` is the invocation's clock: it stamps `updated_at` and `seq`.
+    /// A failed sync, or one that left a peer region out, is told to the chat topic.
     pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, SyncError> {
+        let outcome = self.sync_event(event, now).await;
+        if let Some(message) = chat_message(&self.config.cluster.to_string(), &outcome) {
+            self.chat.tell(&message).await;
+        }
+        outcome
+    }
+
+    async fn sync_event(&self, event: &Value, now: SystemTime) -> Result<Report, SyncError> {
         let work = self.work(Trigger::parse(event)?)?;
         let mut report = Report {
             trigger: work.kind,
@@ -684,5 +752,43 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn chat_hears_of_failed_and_partial_syncs_only() {
+        let json = |m: Option<ChatMessage>| -> Option<Value> {
+            m.and_then(|m| serde_json::from_str(&m.to_json()).ok())
+        };
+        let complete = Report {
+            trigger: "launch",
+            groups: vec![GroupReport {
+                region: "us-east-1".into(),
+                group_id: "sg-1".into(),
+                added: vec!["ingress tcp/5432 192.0.2.1/32".into()],
+                removed: Vec::new(),
+            }],
+            ..Report::default()
+        };
+        assert_eq!(json(chat_message("ring", &Ok(complete.clone()))), None);
+        let partial = Report {
+            unreachable: vec!["eu-west-1".into()],
+            ..complete
+        };
+        let told = json(chat_message("ring", &Ok(partial))).unwrap_or_default();
+        assert_eq!(told["metadata"]["threadId"], "ring");
+        assert!(told["content"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("could not reach eu-west-1")));
+        assert!(told["content"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("us-east-1 sg-1: +1 -0")));
+        let failed = json(chat_message(
+            "ring",
+            &Err(SyncError::NotInCluster("web".into())),
+        ))
+        .unwrap_or_default();
+        assert!(failed["content"]["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("asg-sync failed for cluster ring")));
     }
 }

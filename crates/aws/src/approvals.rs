@@ -126,6 +126,98 @@ impl Approvals {
         Ok(())
     }
 
+    /// Writes a new approval (`sgwarden approve`), with one audit line. An approval with the
+    /// same group and id is never replaced: the write is conditional on its absence.
+    pub async fn put_approval(&self, approval: &Approval, function: &str) -> Result<(), AwsError> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .condition_expression("attribute_not_exists(approval_id)")
+            .item("group_id", AttributeValue::S(approval.group_id.clone()))
+            .item(
+                "approval_id",
+                AttributeValue::S(approval.approval_id.clone()),
+            )
+            .item("rule", AttributeValue::S(approval.rule_text()))
+            .item(
+                "expires_at",
+                AttributeValue::N(approval.expires_at.to_string()),
+            );
+        for (name, value) in [
+            ("approved_by", &approval.approved_by),
+            ("reason", &approval.reason),
+        ] {
+            if let Some(value) = value {
+                request = request.item(name, AttributeValue::S(value.clone()));
+            }
+        }
+        let result = request
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("PutItem", &self.table, &self.region, e));
+        self.audit(
+            function,
+            &approval.group_id,
+            &approval.approval_id,
+            "approval written",
+            &result,
+        );
+        result
+    }
+
+    /// Deletes one approval or exemption record, with one audit line; `NotFound` when the
+    /// table holds no item with that group and id.
+    pub async fn delete(
+        &self,
+        group_id: &str,
+        approval_id: &str,
+        function: &str,
+    ) -> Result<(), AwsError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("group_id", AttributeValue::S(group_id.to_string()))
+            .key("approval_id", AttributeValue::S(approval_id.to_string()))
+            .condition_expression("attribute_exists(approval_id)")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("DeleteItem", &self.table, &self.region, e))
+            .map_err(|e| match e.code() {
+                Some("ConditionalCheckFailedException") => AwsError::NotFound {
+                    what: "approval",
+                    id: format!("{group_id} {approval_id}"),
+                    region: self.region.clone(),
+                },
+                _ => e,
+            });
+        self.audit(function, group_id, approval_id, "approval deleted", &result);
+        result
+    }
+
+    fn audit(
+        &self,
+        function: &str,
+        group_id: &str,
+        approval_id: &str,
+        what: &str,
+        result: &Result<(), AwsError>,
+    ) {
+        tracing::info!(
+            target: "sgwarden::audit",
+            function,
+            table = %self.table,
+            region = %self.region,
+            group = %group_id,
+            approval_id = %approval_id,
+            error = result.as_ref().err().map(ToString::to_string),
+            "{what}"
+        );
+    }
+
     fn add_readable(&self, item: &HashMap<String, AttributeValue>, grants: &mut Grants) {
         let read = match item.get("kind") {
             Some(AttributeValue::S(kind)) if kind == EXEMPTION => {

@@ -1,7 +1,9 @@
-//! One SNS topic, for records that people and other systems subscribe to.
+//! One SNS topic, for records that people and other systems subscribe to; and the chat topic
+//! every function tells what it did.
 
 use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
+use sgwarden_core::chat::ChatMessage;
 
 use crate::error::AwsError;
 
@@ -57,5 +59,30 @@ impl Topic {
             .await
             .map_err(|e| AwsError::from_sdk("Publish", &self.arn, &self.region, e))?;
         Ok(out.message_id().unwrap_or_default().to_string())
+    }
+}
+
+/// The chat topic (`CHAT_TOPIC_ARN`), when one is configured. Telling it is best effort: a
+/// message that cannot be published is logged and never undoes or fails the change it reports.
+#[derive(Debug, Clone)]
+pub struct Chat(Option<Topic>);
+
+impl Chat {
+    pub fn new(config: &SdkConfig, arn: Option<&str>) -> Self {
+        Self(arn.map(|arn| Topic::new(config, arn)))
+    }
+
+    /// Publishes `message`; true when the topic took it.
+    pub async fn tell(&self, message: &ChatMessage) -> bool {
+        let Some(topic) = &self.0 else {
+            return false;
+        };
+        match topic.publish("sgwarden", &message.to_json()).await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(topic = %topic.arn(), error = %error, "chat message not published; the change it reports stands");
+                false
+            }
+        }
     }
 }

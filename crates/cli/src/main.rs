@@ -9,6 +9,7 @@
 //! Exit codes: 0 done (for `plan`: nothing pending), 2 `plan` found changes pending, 1 an
 //! error (printed on stderr, with its error type).
 
+mod approvals;
 mod plan;
 mod register;
 
@@ -21,8 +22,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
 
-/// Keep EC2 security groups correct: run a function once, preview a true-up or sweep, or
-/// register this host on a group.
+/// Keep EC2 security groups correct: run a function once, preview a true-up or sweep,
+/// register this host on a group, or approve a rule for a while.
 ///
 /// AWS access comes from the SDK's standard environment: AWS_REGION (or AWS_DEFAULT_REGION,
 /// or the profile), the credentials chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, instance role…),
@@ -71,6 +72,67 @@ enum Command {
     Register(RegisterArgs),
     /// Remove this host's registration from a security group (run at shutdown).
     Deregister(DeregisterArgs),
+    /// Approve a rule on a group for a while: revert-ingress keeps it until then.
+    ///
+    /// Written to revert-ingress's approvals table with the caller's identity (from STS) as
+    /// approver. A rule inside the approval (same direction, traffic inside, peer inside) is
+    /// kept by events and sweeps until it expires; the first sweep after that revokes it.
+    /// Refused: a rule that does not parse, more than 7 days (longer access belongs in the
+    /// policy), and 0.0.0.0/0 or ::/0 without --allow-anywhere.
+    Approve(ApproveArgs),
+    /// List the approvals table (approvals, soonest to expire first, and exemption records),
+    /// or revoke one.
+    Approvals(ApprovalsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ApproveArgs {
+    /// The security group.
+    #[arg(long, value_name = "SG_ID")]
+    group_id: String,
+    /// The rule: [ingress|egress] <traffic> <peer>, e.g. "tcp/22 203.0.113.7/32".
+    #[arg(long)]
+    rule: String,
+    /// How long it lasts: 90s, 30m, 4h or 2d (at most 7d).
+    #[arg(long = "for", value_name = "DURATION")]
+    duration: String,
+    /// Why the access is needed (kept with the approval).
+    #[arg(long)]
+    reason: String,
+    /// Allow an approval that covers 0.0.0.0/0 or ::/0.
+    #[arg(long)]
+    allow_anywhere: bool,
+    /// revert-ingress's approvals table.
+    #[arg(long, env = "REVERT_APPROVALS_TABLE", value_name = "TABLE")]
+    table: String,
+}
+
+#[derive(clap::Args, Debug)]
+struct ApprovalsArgs {
+    #[command(subcommand)]
+    action: Option<ApprovalsAction>,
+    /// Only this group's approvals.
+    #[arg(long, value_name = "SG_ID")]
+    group_id: Option<String>,
+    /// revert-ingress's approvals table (required).
+    #[arg(
+        long,
+        global = true,
+        env = "REVERT_APPROVALS_TABLE",
+        value_name = "TABLE"
+    )]
+    table: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ApprovalsAction {
+    /// Delete one approval (or exemption record): the next sweep judges the rule without it.
+    Revoke {
+        /// The approval's group.
+        group_id: String,
+        /// The approval's id (the ID column of `sgwarden approvals`).
+        approval_id: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +229,24 @@ async fn main() -> ExitCode {
         Command::Plan { function } => plan::plan(function).await,
         Command::Register(args) => register::register(args).await,
         Command::Deregister(args) => register::deregister(args).await,
+        Command::Approve(args) => {
+            approvals::approve(approvals::Approve {
+                table: args.table,
+                group_id: args.group_id,
+                rule: args.rule,
+                duration: args.duration,
+                reason: args.reason,
+                allow_anywhere: args.allow_anywhere,
+            })
+            .await
+        }
+        Command::Approvals(args) => match args.action {
+            None => approvals::list(args.table.as_deref(), args.group_id.as_deref()).await,
+            Some(ApprovalsAction::Revoke {
+                group_id,
+                approval_id,
+            }) => approvals::revoke(args.table.as_deref(), &group_id, &approval_id).await,
+        },
     };
     match outcome {
         Ok(code) => code,

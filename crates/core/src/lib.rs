@@ -1,5 +1,6 @@
 //! sgwarden-core: what is true about security groups, with no AWS SDK and no I/O.
 //!
+//! - [`chat`]: the custom-notification messages every function sends to its chat topic.
 //! - [`register`]: self-registration of hosts outside Auto Scaling groups: rules owned by the
 //!   instance, and finding them again.
 //! - [`rule`]: the atomic rule model every comparison uses, and its batching back into
@@ -19,6 +20,7 @@
 //! The core reads no clock and no environment; callers pass both in. Every parser returns a
 //! [`ParseError`] naming the field it could not read, and none panics on any JSON.
 
+pub mod chat;
 pub mod error;
 pub mod event;
 pub mod notify;

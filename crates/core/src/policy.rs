@@ -199,6 +199,11 @@ impl Approval {
         Ok((direction, traffic, peer))
     }
 
+    /// The approved shape as the table's `rule` attribute holds it.
+    pub fn rule_text(&self) -> String {
+        Rule::new(self.direction, self.traffic, self.peer.clone()).to_string()
+    }
+
     pub fn covers(&self, group_id: &str, rule: &Rule, now: u64) -> bool {
         now < self.expires_at
             && self.group_id == group_id
@@ -210,6 +215,101 @@ impl Approval {
                 (a, b) => a == b,
             }
     }
+}
+
+/// The longest an approval written with `sgwarden approve` may last. Approvals are for
+/// temporary access (an incident, a migration window); access needed for longer belongs in
+/// the policy's `allow` list, reviewed like any other change to it.
+pub const MAX_APPROVAL_SECONDS: u64 = 7 * 24 * 3600;
+
+/// What an operator asks to approve (`sgwarden approve`), before it is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRequest {
+    pub group_id: String,
+    /// `[ingress|egress] <traffic> <peer>`, as the table's `rule` attribute.
+    pub rule: String,
+    /// How long it lasts, in seconds.
+    pub seconds: u64,
+    pub reason: String,
+    /// Lets the approval cover `0.0.0.0/0` or `::/0`, which is refused otherwise.
+    pub allow_anywhere: bool,
+}
+
+impl ApprovalRequest {
+    /// The approval, checked: a `sg-` group, a rule that parses, a duration of 1 second up to
+    /// [`MAX_APPROVAL_SECONDS`], a reason, and no peer of anywhere unless asked for.
+    pub fn approve(
+        &self,
+        approval_id: &str,
+        approved_by: &str,
+        now: u64,
+    ) -> Result<Approval, ParseError> {
+        if !self.group_id.starts_with("sg-") || self.group_id.len() < 4 {
+            return Err(ParseError::new(
+                "group_id",
+                format!("{:?} is not a security group id", self.group_id),
+            ));
+        }
+        let (direction, traffic, peer) = Approval::parse_rule(&self.rule)?;
+        if !(1..=MAX_APPROVAL_SECONDS).contains(&self.seconds) {
+            return Err(ParseError::new(
+                "for",
+                format!(
+                    "an approval lasts from 1 second to {} days; longer access belongs in the policy",
+                    MAX_APPROVAL_SECONDS / 86_400
+                ),
+            ));
+        }
+        let anywhere = match &peer {
+            Peer::Ipv4(net) => net.prefix_len() == 0,
+            Peer::Ipv6(net) => net.prefix_len() == 0,
+            _ => false,
+        };
+        if anywhere && !self.allow_anywhere {
+            return Err(ParseError::new(
+                "rule",
+                format!(
+                    "{peer} is anywhere on the internet; say --allow-anywhere if that is meant"
+                ),
+            ));
+        }
+        if self.reason.trim().is_empty() {
+            return Err(ParseError::new("reason", "say why the access is needed"));
+        }
+        Ok(Approval {
+            group_id: self.group_id.clone(),
+            approval_id: approval_id.to_string(),
+            direction,
+            traffic,
+            peer,
+            expires_at: now.saturating_add(self.seconds),
+            approved_by: Some(approved_by.to_string()),
+            reason: Some(self.reason.clone()),
+        })
+    }
+}
+
+/// Reads a duration: a whole number of seconds, minutes, hours or days (`90s`, `30m`, `4h`,
+/// `2d`).
+pub fn duration_seconds(text: &str) -> Result<u64, ParseError> {
+    let text = text.trim();
+    let bad = || {
+        ParseError::new(
+            "for",
+            format!("{text:?} is not a duration like 30m, 4h or 2d"),
+        )
+    };
+    let split = text.len().checked_sub(1).ok_or_else(bad)?;
+    let (number, unit) = text.split_at(split);
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    number.checked_mul(unit).ok_or_else(bad)
 }
 
 /// The record of a rule an exempt principal made: kept by later sweeps for as long as the
@@ -907,6 +1007,96 @@ mod tests {
             exemption("udp/53 10.0.0.0/8", Some("sgr-4")).record_id(3),
             "exempt:sgr-4"
         );
+    }
+
+    fn request(rule: &str, seconds: u64) -> ApprovalRequest {
+        ApprovalRequest {
+            group_id: "sg-0123".into(),
+            rule: rule.into(),
+            seconds,
+            reason: "INC-42".into(),
+            allow_anywhere: false,
+        }
+    }
+
+    #[test]
+    fn an_approval_request_is_checked_before_anything_is_written() {
+        let ok = request("tcp/22 203.0.113.7/32", 4 * 3600)
+            .approve("a-1", "arn:aws:iam::111122223333:user/ops", 1_000)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ok.expires_at, 1_000 + 4 * 3600);
+        assert_eq!(ok.rule_text(), "ingress tcp/22 203.0.113.7/32");
+        assert_eq!(
+            ok.approved_by.as_deref(),
+            Some("arn:aws:iam::111122223333:user/ops")
+        );
+        assert!(ok.covers("sg-0123", &rule("tcp/22 203.0.113.7/32"), 1_000));
+        let refused = |r: ApprovalRequest| r.approve("a", "me", 0).map_err(|e| e.to_string());
+        for (bad, field) in [
+            (request("tcp/22", 60), "rule"),
+            (request("tcp/22 0.0.0.0/0", 60), "rule"),
+            (request("tcp/22 ::/0", 60), "rule"),
+            (request("tcp/22 10.0.0.0/8", 0), "for"),
+            (
+                request("tcp/22 10.0.0.0/8", MAX_APPROVAL_SECONDS + 1),
+                "for",
+            ),
+            (
+                ApprovalRequest {
+                    reason: " ".into(),
+                    ..request("tcp/22 10.0.0.0/8", 60)
+                },
+                "reason",
+            ),
+            (
+                ApprovalRequest {
+                    group_id: "i-1".into(),
+                    ..request("tcp/22 10.0.0.0/8", 60)
+                },
+                "group_id",
+            ),
+            (
+                ApprovalRequest {
+                    group_id: "sg-".into(),
+                    ..request("tcp/22 10.0.0.0/8", 60)
+                },
+                "group_id",
+            ),
+        ] {
+            let error = refused(bad).unwrap_err();
+            assert!(error.contains(field), "{error}");
+        }
+        assert!(request("tcp/22 10.0.0.0/8", MAX_APPROVAL_SECONDS)
+            .approve("a", "me", 0)
+            .is_ok());
+        let anywhere = ApprovalRequest {
+            allow_anywhere: true,
+            ..request("egress tcp/443 0.0.0.0/0", 60)
+        };
+        assert_eq!(
+            anywhere
+                .approve("a", "me", 0)
+                .map(|a| a.rule_text())
+                .ok()
+                .as_deref(),
+            Some("egress tcp/443 0.0.0.0/0")
+        );
+        assert!(
+            request("tcp/22 0.0.0.0/1", 60)
+                .approve("a", "me", 0)
+                .is_ok(),
+            "only /0 is anywhere"
+        );
+    }
+
+    #[test]
+    fn durations_read_in_seconds_minutes_hours_and_days() {
+        for (text, seconds) in [("90s", 90), ("30m", 1_800), ("4h", 14_400), ("2d", 172_800)] {
+            assert_eq!(duration_seconds(text).ok(), Some(seconds), "{text}");
+        }
+        for bad in ["", "h", "4", "4w", "-4h", "4.5h", "99999999999999999999d"] {
+            assert!(duration_seconds(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

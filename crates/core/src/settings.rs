@@ -69,6 +69,26 @@ pub fn from_pairs(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |name| map.get(name).cloned()
 }
 
+/// An optional SNS topic ARN (`arn:<partition>:sns:<region>:<account>:<name>`).
+pub fn topic_arn(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(arn) = optional(get, variable) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = arn.split(':').collect();
+    let valid = matches!(parts.as_slice(),
+        ["arn", partition, "sns", region, account, name]
+            if !partition.is_empty() && !region.is_empty()
+                && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                && !name.is_empty());
+    if !valid {
+        return Err(bad(variable, format!("{arn:?} is not an SNS topic ARN")));
+    }
+    Ok(Some(arn))
+}
+
 /// True for an EC2 security group id (`sg-` and hex digits).
 pub fn is_group_id(id: &str) -> bool {
     id.strip_prefix("sg-")
@@ -78,6 +98,27 @@ pub fn is_group_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_arns_are_checked_and_absent_is_fine() {
+        let read = |value: &str| topic_arn(&from_pairs(&[("T", value)]), "T");
+        assert_eq!(
+            read("arn:aws:sns:eu-west-1:111122223333:chat"),
+            Ok(Some("arn:aws:sns:eu-west-1:111122223333:chat".to_string()))
+        );
+        assert_eq!(read(" "), Ok(None));
+        for bad in [
+            "arn:aws:sqs:eu-west-1:111122223333:q",
+            "arn:aws:sns::111122223333:chat",
+            "arn:aws:sns:eu-west-1:1111:chat",
+            "arn:aws:sns:eu-west-1:11112222333x:chat",
+            "arn:aws:sns:eu-west-1:111122223333:",
+            "arn::sns:eu-west-1:111122223333:chat",
+            "chat",
+        ] {
+            assert_eq!(read(bad).map_err(|e| e.variable), Err("T"), "{bad}");
+        }
+    }
 
     #[test]
     fn blank_is_unset_and_values_are_trimmed() {

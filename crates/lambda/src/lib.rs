@@ -10,6 +10,13 @@
 //!   naming the variable, before any AWS call: the operator sees it on the first event,
 //!   instead of an init crash loop that hides the message.
 //!
+//! - After each invocation, one line of CloudWatch embedded metric format (namespace
+//!   `sgwarden`, dimension `Function`) carries what it counted ([`Measured`]) and `Errors`:
+//!   CloudWatch turns the log line into metrics, with no `PutMetricData` call and no added
+//!   latency. Every metric of the function is written every time, zeros included, so alarms
+//!   and the dashboard see a data point per invocation. (Written here rather than with an EMF
+//!   crate: see this crate's `Cargo.toml`.)
+//!
 //! It holds no function logic: each `main.rs` parses its settings, builds its clients and
 //! hands its handler to [`serve`].
 
@@ -21,6 +28,52 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
+
+/// The CloudWatch namespace of every sgwarden metric.
+pub const NAMESPACE: &str = "sgwarden";
+
+/// What an invocation counted, by SPEC metric name (README, "Running it").
+pub trait Measured {
+    /// Every metric the function writes besides `Errors`: a failed invocation writes each
+    /// as zero, so every metric has a data point per invocation.
+    const METRICS: &'static [&'static str];
+    /// Each of [`Measured::METRICS`] with its count.
+    fn counts(&self) -> Vec<(&'static str, u64)>;
+}
+
+/// One invocation's counts as a CloudWatch embedded-metric document: one JSON line that
+/// CloudWatch Logs turns into one data point per metric, dimension `Function`.
+pub fn emf(function: &str, counts: &[(&'static str, u64)], timestamp_ms: u64) -> Value {
+    let mut document = serde_json::Map::new();
+    document.insert(
+        "_aws".to_string(),
+        serde_json::json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Function"]],
+                "Metrics": counts
+                    .iter()
+                    .map(|(name, _)| serde_json::json!({"Name": name, "Unit": "Count"}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    document.insert("Function".to_string(), Value::from(function));
+    for (name, count) in counts {
+        document.insert((*name).to_string(), Value::from(*count));
+    }
+    Value::Object(document)
+}
+
+/// Writes one invocation's counts (`Errors` included) to stdout as one EMF line.
+fn emit(function: &str, counts: &[(&'static str, u64)]) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    println!("{}", emf(function, counts, now));
+}
 
 /// A function's error: its message, and a stable name for the Lambda error type.
 pub trait FunctionError: Display {
@@ -54,23 +107,42 @@ pub fn init_logging() {
 }
 
 /// Serves every event with `handler`; its report is the invocation's result, its error the
-/// invocation's error (logged once, at `error`).
-pub async fn serve<H, Fut, R, E>(handler: H) -> Result<(), lambda_runtime::Error>
+/// invocation's error (logged once, at `error`). `function` names the metrics' dimension.
+pub async fn serve<H, Fut, R, E>(
+    function: &'static str,
+    handler: H,
+) -> Result<(), lambda_runtime::Error>
 where
     H: Fn(Value) -> Fut,
     Fut: Future<Output = Result<R, E>>,
-    R: Serialize,
+    R: Serialize + Measured,
     E: FunctionError,
 {
     let handler = &handler;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<Box<RawValue>>| async move {
-            let payload = parse(&event.payload)?;
-            // Boxed: the handler's future nests inside the runtime's, and unboxed the whole
-            // stack of futures exceeds the compiler's layout depth limit.
-            match Box::pin(handler(payload)).await {
-                Ok(report) => Ok(serde_json::to_value(report).unwrap_or(Value::Null)),
-                Err(error) => Err(failed(error.kind(), error.to_string())),
+            let outcome = match parse(&event.payload) {
+                // Boxed: the handler's future nests inside the runtime's, and unboxed the
+                // whole stack of futures exceeds the compiler's layout depth limit.
+                Ok(payload) => Box::pin(handler(payload))
+                    .await
+                    .map_err(|error| failed(error.kind(), error.to_string())),
+                Err(failure) => Err(failure),
+            };
+            match outcome {
+                Ok(report) => {
+                    let mut counts = report.counts();
+                    counts.push(("Errors", 0));
+                    emit(function, &counts);
+                    Ok(serde_json::to_value(report).unwrap_or(Value::Null))
+                }
+                Err(failure) => {
+                    let mut counts: Vec<(&'static str, u64)> =
+                        R::METRICS.iter().map(|name| (*name, 0)).collect();
+                    counts.push(("Errors", 1));
+                    emit(function, &counts);
+                    Err(failure)
+                }
             }
         },
     ))
@@ -109,4 +181,37 @@ pub async fn refuse(error: ConfigError) -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emf_document_declares_every_count_it_carries() {
+        let doc = emf(
+            "revert-ingress",
+            &[("RulesRevoked", 2), ("Errors", 0)],
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "_aws": {
+                    "Timestamp": 1_700_000_000_000u64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "sgwarden",
+                        "Dimensions": [["Function"]],
+                        "Metrics": [
+                            {"Name": "RulesRevoked", "Unit": "Count"},
+                            {"Name": "Errors", "Unit": "Count"}
+                        ]
+                    }]
+                },
+                "Function": "revert-ingress",
+                "RulesRevoked": 2,
+                "Errors": 0
+            })
+        );
+    }
 }

@@ -6,10 +6,12 @@
 //! owner-tag entries that are a bare name, e.g. `db-team`).
 
 use email_address::{EmailAddress, Options};
-use sgwarden_core::settings::{bad, comma_list, optional, required, ConfigError};
+use sgwarden_core::settings::{bad, comma_list, optional, required, topic_arn, ConfigError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
+    /// `CHAT_TOPIC_ARN`: chat messages in the custom notification schema (optional).
+    pub chat_topic_arn: Option<String>,
     pub sender: String,
     pub tag: String,
     pub tag_value: String,
@@ -69,6 +71,7 @@ impl NotifyConfig {
             ));
         }
         Ok(Self {
+            chat_topic_arn: topic_arn(&get, "CHAT_TOPIC_ARN")?,
             sender,
             tag: optional(&get, "NOTIFY_TAG").unwrap_or_else(|| "NotifyOnChange".into()),
             tag_value: optional(&get, "NOTIFY_TAG_VALUE").unwrap_or_else(|| "Yes".into()),

@@ -31,7 +31,9 @@ use sgwarden_aws::config_history::ConfigHistory;
 use sgwarden_aws::dedup::{Claim, Dedup};
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::ses::{Outgoing, Ses};
+use sgwarden_aws::sns::Chat;
 use sgwarden_aws::AwsError;
+use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::config::SECURITY_GROUP;
 use sgwarden_core::event::{
     ChangeType, ConfigMessage, ConfigurationItem, OversizedItem, SecurityGroupDiff,
@@ -40,6 +42,9 @@ use sgwarden_core::notify::{opted_in, recipients, Mailer, Notice, NoticeFacts, R
 use sgwarden_core::{ParseError, Trigger};
 
 pub use config::NotifyConfig;
+
+/// The function's name in audit lines, metrics and chat messages.
+pub const FUNCTION: &str = "notify-owner";
 pub use sgwarden_core::settings::ConfigError;
 
 /// How long a "mailed" claim is kept (the dedup table's TTL): far longer than SNS retries.
@@ -92,6 +97,25 @@ impl sgwarden_lambda::FunctionError for NotifyError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     pub messages: Vec<MessageReport>,
+}
+
+impl sgwarden_lambda::Measured for Report {
+    const METRICS: &'static [&'static str] = &["MailsSent", "MailsFailed", "Duplicates"];
+
+    /// Mails sent and failed, and messages already mailed by an earlier delivery.
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        let count = |outcome: &str| {
+            self.messages
+                .iter()
+                .filter(|m| m.outcome == outcome)
+                .count() as u64
+        };
+        vec![
+            ("MailsSent", count("mailed")),
+            ("MailsFailed", count("failed")),
+            ("Duplicates", count("duplicate")),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -165,6 +189,18 @@ pub struct NotifyOwner {
     dedup: Option<Dedup>,
     history: Regional<ConfigHistory>,
     cloudtrail: Regional<CloudTrail>,
+    chat: Chat,
+}
+
+/// The chat message for a notice mailed to a group's owners, threaded by group.
+fn owner_notice(entry: &MessageReport) -> ChatMessage {
+    let group = entry.group_id.as_deref().unwrap_or("a security group");
+    let subject = entry.subject.as_deref().unwrap_or("security group changed");
+    ChatMessage::new(
+        group,
+        &format!("Owners of {group} told: {subject}"),
+        &format!("Mailed to {}.", entry.recipients.join(", ")),
+    )
 }
 
 impl NotifyOwner {
@@ -179,6 +215,7 @@ impl NotifyOwner {
             dedup: config.dedup_table.as_deref().map(|t| Dedup::new(sdk, t)),
             history: Regional::new(sdk, ConfigHistory::new),
             cloudtrail: Regional::new(sdk, CloudTrail::new),
+            chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
             config,
         })
     }
@@ -209,6 +246,9 @@ impl NotifyOwner {
                         reason = entry.reason.as_deref(),
                         "config message handled"
                     );
+                    if entry.outcome == "mailed" {
+                        self.chat.tell(&owner_notice(&entry)).await;
+                    }
                     report.messages.push(entry);
                 }
                 // The other messages still go out; the failed one is retried with the

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = sgwarden_aws::sdk::load().await;
     // The templates are compiled into the binary and tested; failing here is a build defect.
     let notify = NotifyOwner::new(config, &sdk)?;
-    sgwarden_lambda::serve(|event| {
+    sgwarden_lambda::serve(notify_owner::FUNCTION, |event| {
         let notify = &notify;
         async move { notify.handle(&event, SystemTime::now()).await }
     })

@@ -6,7 +6,7 @@
 
 use sgwarden_core::policy::Policy;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, flag, optional};
+use sgwarden_core::settings::{bad, flag, optional, topic_arn};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevertConfig {
@@ -17,6 +17,8 @@ pub struct RevertConfig {
     /// `SGWARDEN_FUNCTION_ROLE_ARN`: the function's own IAM role, so that its calls are
     /// recognised without asking STS at cold start (the template sets it).
     pub function_role_arn: Option<String>,
+    /// `CHAT_TOPIC_ARN`: one chat message per revert (optional).
+    pub chat_topic_arn: Option<String>,
 }
 
 impl RevertConfig {
@@ -56,21 +58,8 @@ impl RevertConfig {
                  there, the only place that proves an exemption",
             ));
         }
-        let notify_topic_arn = optional(&get, "REVERT_NOTIFY_TOPIC_ARN");
-        if let Some(arn) = &notify_topic_arn {
-            let parts: Vec<&str> = arn.split(':').collect();
-            let valid = matches!(parts.as_slice(),
-                ["arn", partition, "sns", region, account, name]
-                    if !partition.is_empty() && !region.is_empty()
-                        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
-                        && !name.is_empty());
-            if !valid {
-                return Err(bad(
-                    "REVERT_NOTIFY_TOPIC_ARN",
-                    format!("{arn:?} is not an SNS topic ARN"),
-                ));
-            }
-        }
+        let notify_topic_arn = topic_arn(&get, "REVERT_NOTIFY_TOPIC_ARN")?;
+        let chat_topic_arn = topic_arn(&get, "CHAT_TOPIC_ARN")?;
         let function_role_arn = optional(&get, "SGWARDEN_FUNCTION_ROLE_ARN");
         if let Some(arn) = &function_role_arn {
             let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -92,6 +81,7 @@ impl RevertConfig {
             notify_topic_arn,
             dry_run: flag("REVERT_DRY_RUN", get("REVERT_DRY_RUN"))?,
             function_role_arn,
+            chat_topic_arn,
         })
     }
 }
@@ -124,6 +114,7 @@ mod tests {
                 "arn:aws:sqs:eu-west-1:111122223333:q",
             ),
             ("REVERT_DRY_RUN", "maybe"),
+            ("CHAT_TOPIC_ARN", "arn:aws:sns:eu-west-1:1111:chat"),
             (
                 "SGWARDEN_FUNCTION_ROLE_ARN",
                 "arn:aws:sts::111122223333:assumed-role/revert/fn",

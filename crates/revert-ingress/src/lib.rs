@@ -37,8 +37,9 @@ use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::sdk::{self, Regional};
-use sgwarden_aws::sns::Topic;
+use sgwarden_aws::sns::{Chat, Topic};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord};
+use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, RuleChange};
 use sgwarden_core::policy::{CallerIdentity, Exemption, Grants, GroupFacts, RevertPlan, Verdict};
 use sgwarden_core::{ParseError, RuleSet, Trigger};
@@ -125,6 +126,27 @@ pub struct KeptRule {
     pub reason: String,
 }
 
+impl sgwarden_lambda::Measured for Report {
+    const METRICS: &'static [&'static str] = &["RulesRevoked", "RulesKept", "EventsSkipped"];
+
+    /// `RulesRevoked` counts rules actually revoked (none in a dry run); `RulesKept` the rules
+    /// judged and kept; `EventsSkipped` an event skipped on purpose.
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        let sum =
+            |f: fn(&GroupReport) -> usize| -> u64 { self.groups.iter().map(|g| f(g) as u64).sum() };
+        let revoked = if self.dry_run {
+            0
+        } else {
+            sum(|g| g.revoked.len())
+        };
+        vec![
+            ("RulesRevoked", revoked),
+            ("RulesKept", sum(|g| g.kept.len())),
+            ("EventsSkipped", u64::from(self.skipped.is_some())),
+        ]
+    }
+}
+
 impl Report {
     fn add(&mut self, judged: JudgedGroup) {
         self.records += usize::from(judged.published);
@@ -199,6 +221,7 @@ pub struct RevertIngress {
     ec2: Regional<Ec2>,
     approvals: Option<Approvals>,
     topic: Option<Topic>,
+    chat: Chat,
 }
 
 impl RevertIngress {
@@ -214,6 +237,7 @@ impl RevertIngress {
                 .notify_topic_arn
                 .as_deref()
                 .map(|arn| Topic::new(sdk, arn)),
+            chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
             ec2: Regional::new(sdk, Ec2::new),
             region,
             own_role,
@@ -512,6 +536,7 @@ impl RevertIngress {
                 .map_err(RevertError::Record)?;
             group.published = true;
         }
+        self.chat.tell(&revert_notice(&judged, &group.report)).await;
         Ok(group)
     }
 
@@ -767,6 +792,37 @@ fn revert_record(judged: &Judged<'_>, revoked: &RuleSet, now: u64) -> RevertReco
             .to_rfc3339(),
         rules: record_rules(revoked),
     }
+}
+
+/// The chat message for a revert, threaded by group: what went, why, who, and how to keep it
+/// next time.
+fn revert_notice(judged: &Judged<'_>, group: &GroupReport) -> ChatMessage {
+    let who = judged
+        .call
+        .map(|c| c.principal.arn.clone().unwrap_or_else(|| exempt_name(c)))
+        .unwrap_or_else(|| "found by the scheduled sweep".to_string());
+    let rules: Vec<String> = group.revoked.iter().map(|r| format!("• `{r}`")).collect();
+    let mut message = ChatMessage::new(
+        judged.group_id,
+        &format!(
+            "sgwarden reverted {} rule(s) on {} ({})",
+            group.revoked.len(),
+            judged.group_id,
+            judged.region
+        ),
+        &format!(
+            "{}\n*Why:* {}\n*Made by:* {who}",
+            rules.join("\n"),
+            judged.reason
+        ),
+    );
+    if let Some(rule) = group.revoked.first() {
+        message = message.next_step(&format!(
+            "If the access is needed, approve it for a while: `sgwarden approve --group-id {} --rule \"{rule}\" --for 4h --reason \"…\"`",
+            judged.group_id
+        ));
+    }
+    message
 }
 
 /// The exempt principal a record names: the role for a session, else the principal's ARN.

@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         None => OwnRole::AskSts,
     };
     let revert = RevertIngress::new(config, &sdk, own_role);
-    sgwarden_lambda::serve(|event| {
+    sgwarden_lambda::serve(revert_ingress::FUNCTION, |event| {
         let revert = &revert;
         async move { revert.handle(&event, SystemTime::now()).await }
     })

@@ -8,6 +8,7 @@ use revert_ingress::{OwnRole, Report, RevertConfig, RevertIngress};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::Direction;
+use sgwarden_lambda::Measured;
 use sgwarden_tests::cloudtrail::{self, session, user};
 use sgwarden_tests::sink::HttpSink;
 use sgwarden_tests::{world, Emulator};
@@ -68,10 +69,12 @@ pub async fn run(emulator: &Emulator) {
     // team can write: a rule tag anyone can set would prove nothing.
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let approvals = world::approvals_table(&dynamodb, "sgwarden-approvals").await;
+    let chat = world::ChatTopic::new(&sdk, "security-team-chat").await;
     let vars: HashMap<&str, String> = HashMap::from([
         ("REVERT_POLICY", policy),
         ("REVERT_APPROVALS_TABLE", approvals),
         ("REVERT_NOTIFY_TOPIC_ARN", topic.clone()),
+        ("CHAT_TOPIC_ARN", chat.arn.clone()),
     ]);
     let config =
         RevertConfig::from_lookup(|k| vars.get(k).cloned()).expect("demo settings are valid");
@@ -96,6 +99,14 @@ pub async fn run(emulator: &Emulator) {
         .expect("revert");
     show_report(&report, start.elapsed());
     show_group(&ec2, &group_id).await;
+    println!("   the metrics line the Lambda writes after this invocation (CloudWatch EMF):");
+    let mut counts = report.counts();
+    counts.push(("Errors", 0));
+    println!(
+        "      {}",
+        sgwarden_lambda::emf(revert_ingress::FUNCTION, &counts, 0)
+    );
+    show_chat(&chat).await;
     if let Some(delivered) = sink.wait_for(1, Duration::from_secs(5)).await.first() {
         println!("   the security team's endpoint received from SNS:");
         let record: Value =
@@ -188,4 +199,78 @@ pub async fn run(emulator: &Emulator) {
         .expect("sweep");
     show_report(&report, start.elapsed());
     show_group(&ec2, &group_id).await;
+    show_chat(&chat).await;
+
+    println!("\n-- a vendor needs ssh from one address for an afternoon: the operator approves it");
+    let approve = [
+        "approve",
+        "--group-id",
+        &group_id,
+        "--rule",
+        "tcp/22 203.0.113.7/32",
+        "--for",
+        "4h",
+        "--reason",
+        "vendor maintenance, CHG-1234",
+    ];
+    sgwarden_cli(emulator, &vars, &approve);
+    sgwarden_cli(emulator, &vars, &["approvals"]);
+    println!("   (revert-ingress keeps a rule inside an approval until it expires; `sgwarden approvals revoke` ends it early)");
+}
+
+/// Runs the `sgwarden` CLI as an operator would, printing the command and its output.
+fn sgwarden_cli(emulator: &Emulator, vars: &HashMap<&str, String>, args: &[&str]) {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("\"{a}\"")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("   $ sgwarden {}", quoted.join(" "));
+    let cli = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("sgwarden")));
+    let Some(cli) = cli else { return };
+    match std::process::Command::new(cli)
+        .args(args)
+        .env_clear()
+        .envs(emulator.function_env(REGION))
+        .env(
+            "REVERT_APPROVALS_TABLE",
+            vars["REVERT_APPROVALS_TABLE"].clone(),
+        )
+        .output()
+    {
+        Ok(out) => {
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                println!("   | {line}");
+            }
+        }
+        Err(_) => println!("   (the sgwarden binary is not built; `make demo` builds it)"),
+    }
+}
+
+/// Prints the chat messages published since the last call, as a channel would show them.
+async fn show_chat(chat: &world::ChatTopic) {
+    for message in chat.messages().await {
+        println!(
+            "   chat ({}): {}",
+            message["metadata"]["threadId"].as_str().unwrap_or(""),
+            message["content"]["title"].as_str().unwrap_or("")
+        );
+        for line in message["content"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .lines()
+        {
+            println!("      {line}");
+        }
+        if let Some(step) = message["content"]["nextSteps"][0].as_str() {
+            println!("      next: {step}");
+        }
+    }
 }
