@@ -244,7 +244,7 @@ impl ApprovalRequest {
         approved_by: &str,
         now: u64,
     ) -> Result<Approval, ParseError> {
-        if !self.group_id.starts_with("sg-") || self.group_id.len() < 4 {
+        if !crate::settings::is_group_id(&self.group_id) {
             return Err(ParseError::new(
                 "group_id",
                 format!("{:?} is not a security group id", self.group_id),
@@ -1069,6 +1069,7 @@ mod tests {
         assert!(request("tcp/22 10.0.0.0/8", MAX_APPROVAL_SECONDS)
             .approve("a", "me", 0)
             .is_ok());
+        assert_eq!(duration_seconds("7d").ok(), Some(MAX_APPROVAL_SECONDS));
         let anywhere = ApprovalRequest {
             allow_anywhere: true,
             ..request("egress tcp/443 0.0.0.0/0", 60)
