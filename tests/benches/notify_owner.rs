@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use notify_owner::{NotifyConfig, NotifyOwner};
+use notify_owner::{MessageOutcome, NotifyConfig, NotifyOwner};
 use serde_json::{json, Value};
 use sgwarden_tests::{world, Emulator};
 
@@ -49,7 +49,7 @@ async fn main() {
             .await
             .expect("notification");
         times.push(start.elapsed());
-        assert_eq!(report.messages[0].outcome, "mailed");
+        assert_eq!(report.messages[0].outcome, MessageOutcome::Mailed);
         if round == 0 {
             for call in emulator.calls() {
                 *calls.entry(call.operation).or_insert(0) += 1;

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use notify_owner::{NotifyConfig, NotifyOwner};
+use notify_owner::{MessageOutcome, NotifyConfig, NotifyOwner};
 use serde_json::{json, Value};
 use sgwarden_core::settings::from_pairs;
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
@@ -98,7 +98,7 @@ async fn a_tagged_change_mails_the_owners_once_with_group_rule_and_source() {
     let function = w.function(&[]).await;
     let event = world::config_delivery(&[tagged("Yes", "db-team@example.com; lead@example.com")]);
     let report = function.handle(&event, now()).await.unwrap();
-    assert_eq!(report.messages[0].outcome, "mailed");
+    assert_eq!(report.messages[0].outcome, MessageOutcome::Mailed);
     let mails = w.mails();
     assert_eq!(mails.len(), 1);
     let mail = &mails[0];
@@ -123,7 +123,7 @@ async fn a_tagged_change_mails_the_owners_once_with_group_rule_and_source() {
 
     // SNS delivers the same message again: nothing more is sent.
     let again = function.handle(&event, now()).await.unwrap();
-    assert_eq!(again.messages[0].outcome, "duplicate");
+    assert_eq!(again.messages[0].outcome, MessageOutcome::Duplicate);
     assert_eq!(w.mails().len(), 1);
 }
 
@@ -138,7 +138,7 @@ async fn the_opt_in_value_is_case_insensitive_and_no_sends_nothing() {
         )
         .await
         .unwrap();
-    assert_eq!(no.messages[0].outcome, "ignored");
+    assert_eq!(no.messages[0].outcome, MessageOutcome::Ignored);
     let mut untagged = real("config-item-rules-changed.json");
     untagged["configurationItem"]["tags"]["OwnerDL"] = json!("db-team@example.com");
     function
@@ -153,7 +153,7 @@ async fn the_opt_in_value_is_case_insensitive_and_no_sends_nothing() {
         )
         .await
         .unwrap();
-    assert_eq!(yes.messages[0].outcome, "mailed");
+    assert_eq!(yes.messages[0].outcome, MessageOutcome::Mailed);
     assert_eq!(w.mails().len(), 1);
 }
 
@@ -183,7 +183,7 @@ async fn invalid_disallowed_and_injected_recipients_get_nothing() {
         .handle(&world::config_delivery(&[injected]), now())
         .await
         .unwrap();
-    assert_eq!(report.messages[0].outcome, "ignored");
+    assert_eq!(report.messages[0].outcome, MessageOutcome::Ignored);
     assert_eq!(w.mails().len(), 1, "no second mail");
     let everyone: Vec<String> = w.mails().iter().flat_map(to).collect();
     assert!(everyone.iter().all(|a| !a.contains("evil")));
@@ -198,7 +198,10 @@ async fn other_message_types_and_resource_types_are_ignored() {
     let event = world::config_delivery(&[sample("config-sns-other-message-type.json"), instance]);
     let report = function.handle(&event, now()).await.unwrap();
     assert_eq!(report.messages.len(), 2);
-    assert!(report.messages.iter().all(|m| m.outcome == "ignored"));
+    assert!(report
+        .messages
+        .iter()
+        .all(|m| m.outcome == MessageOutcome::Ignored));
     assert!(w.emulator.calls().is_empty(), "not even a dedup write");
 }
 
@@ -212,8 +215,15 @@ async fn a_batch_of_records_sends_one_mail_each() {
     let event =
         world::config_delivery(&[first, second, sample("config-sns-other-message-type.json")]);
     let report = function.handle(&event, now()).await.unwrap();
-    let outcomes: Vec<&str> = report.messages.iter().map(|m| m.outcome).collect();
-    assert_eq!(outcomes, vec!["mailed", "mailed", "ignored"]);
+    let outcomes: Vec<MessageOutcome> = report.messages.iter().map(|m| m.outcome).collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            MessageOutcome::Mailed,
+            MessageOutcome::Mailed,
+            MessageOutcome::Ignored
+        ]
+    );
     let recipients: Vec<Vec<String>> = w.mails().iter().map(to).collect();
     assert_eq!(
         recipients,
@@ -233,7 +243,7 @@ async fn a_relationship_only_change_sends_nothing() {
         .handle(&world::config_delivery(&[message]), now())
         .await
         .unwrap();
-    assert_eq!(report.messages[0].outcome, "ignored");
+    assert_eq!(report.messages[0].outcome, MessageOutcome::Ignored);
     assert!(report.messages[0]
         .reason
         .as_deref()
@@ -280,7 +290,11 @@ async fn an_oversized_notification_is_resolved_through_config_history() {
         .handle(&world::config_delivery(&[summary.clone()]), now())
         .await
         .unwrap();
-    assert_eq!(report.messages[0].outcome, "mailed", "{report:?}");
+    assert_eq!(
+        report.messages[0].outcome,
+        MessageOutcome::Mailed,
+        "{report:?}"
+    );
     let body = text(&w.mails()[0]);
     assert!(body.contains("+ ingress  tcp/8443  0.0.0.0/0"), "{body}");
     assert!(body.contains("- ingress  tcp/22  0.0.0.0/0"), "{body}");
@@ -329,8 +343,16 @@ async fn creation_and_deletion_of_an_opted_in_group_are_reported() {
         .handle(&world::config_delivery(&[created, deleted]), now())
         .await
         .unwrap();
-    assert_eq!(report.messages[0].outcome, "mailed", "{report:?}");
-    assert_eq!(report.messages[1].outcome, "mailed", "{report:?}");
+    assert_eq!(
+        report.messages[0].outcome,
+        MessageOutcome::Mailed,
+        "{report:?}"
+    );
+    assert_eq!(
+        report.messages[1].outcome,
+        MessageOutcome::Mailed,
+        "{report:?}"
+    );
     let mails = w.mails();
     assert!(
         subject(&mails[0]).contains("created"),
@@ -389,7 +411,7 @@ async fn ses_faults_fail_only_when_a_retry_helps_and_the_retry_mails_once() {
     w.emulator.set_service_outage(REGION, "ses", Outage::None);
     w.emulator.clear_calls();
     let retried = function.handle(&event, now()).await.unwrap();
-    assert_eq!(retried.messages[0].outcome, "mailed");
+    assert_eq!(retried.messages[0].outcome, MessageOutcome::Mailed);
     assert_eq!(w.mails().len(), 1);
 
     // An unverified sender is refused by SES for good: logged, reported, not retried.
@@ -402,7 +424,11 @@ async fn ses_faults_fail_only_when_a_retry_helps_and_the_retry_mails_once() {
         .handle(&world::config_delivery(&[other]), now())
         .await
         .unwrap();
-    assert_eq!(report.messages[0].outcome, "failed", "{report:?}");
+    assert_eq!(
+        report.messages[0].outcome,
+        MessageOutcome::Failed,
+        "{report:?}"
+    );
 }
 
 #[tokio::test]

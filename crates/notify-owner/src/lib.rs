@@ -38,7 +38,7 @@ use sgwarden_core::event::config::SECURITY_GROUP;
 use sgwarden_core::event::{
     ChangeType, ConfigMessage, ConfigurationItem, OversizedItem, SecurityGroupDiff,
 };
-use sgwarden_core::notify::{opted_in, recipients, Mailer, Notice, NoticeFacts, RenderError};
+use sgwarden_core::notify::{opted_in, recipients, Mail, Mailer, Notice, NoticeFacts, RenderError};
 use sgwarden_core::{ParseError, Trigger};
 
 pub use config::NotifyConfig;
@@ -104,24 +104,23 @@ impl sgwarden_lambda::Measured for Report {
 
     /// Mails sent and failed, and messages already mailed by an earlier delivery.
     fn counts(&self) -> Vec<(&'static str, u64)> {
-        let count = |outcome: &str| {
+        let count = |outcome: MessageOutcome| {
             self.messages
                 .iter()
                 .filter(|m| m.outcome == outcome)
                 .count() as u64
         };
         vec![
-            ("MailsSent", count("mailed")),
-            ("MailsFailed", count("failed")),
-            ("Duplicates", count("duplicate")),
+            ("MailsSent", count(MessageOutcome::Mailed)),
+            ("MailsFailed", count(MessageOutcome::Failed)),
+            ("Duplicates", count(MessageOutcome::Duplicate)),
         ]
     }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MessageReport {
-    /// `mailed`, `ignored`, `duplicate` or `failed`.
-    pub outcome: &'static str,
+    pub outcome: MessageOutcome,
     pub group_id: Option<String>,
     /// Why it was ignored or failed.
     pub reason: Option<String>,
@@ -131,13 +130,44 @@ pub struct MessageReport {
     pub subject: Option<String>,
 }
 
+/// What became of one Config message; serialized `mailed`, `ignored`, `duplicate`, `failed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageOutcome {
+    Mailed,
+    /// Not a change the owners asked to hear about, or no one to mail it to.
+    #[default]
+    Ignored,
+    /// Mailed already, for an earlier delivery of the same state.
+    Duplicate,
+    /// The mail was refused for good (a retry would not help).
+    Failed,
+}
+
+impl std::fmt::Display for MessageOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MessageOutcome::Mailed => "mailed",
+            MessageOutcome::Ignored => "ignored",
+            MessageOutcome::Duplicate => "duplicate",
+            MessageOutcome::Failed => "failed",
+        })
+    }
+}
+
 fn ignored(group_id: Option<&str>, reason: impl Into<String>) -> MessageReport {
     MessageReport {
-        outcome: "ignored",
+        outcome: MessageOutcome::Ignored,
         group_id: group_id.map(str::to_string),
         reason: Some(reason.into()),
         ..MessageReport::default()
     }
+}
+
+/// Who a notice goes to, and the owner-tag entries that get nothing (with the reason).
+struct Addressees {
+    to: Vec<String>,
+    refused: Vec<String>,
 }
 
 /// A security-group change, whichever message reported it.
@@ -151,7 +181,7 @@ struct Change {
 /// notification still to be resolved through Config.
 enum Prepared {
     Ignore(MessageReport),
-    Change(Change),
+    Change(Box<Change>),
     Oversized(OversizedItem),
 }
 
@@ -165,11 +195,11 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
             Some(&change.item.resource_id),
             format!("{} is not a security group", change.item.resource_type),
         )),
-        ConfigMessage::Change(change) => Prepared::Change(Change {
+        ConfigMessage::Change(change) => Prepared::Change(Box::new(Change {
             diff: change.security_group_diff()?,
             change_type: change.change_type,
             item: change.item,
-        }),
+        })),
         ConfigMessage::Oversized(summary) if summary.resource_type != SECURITY_GROUP => {
             Prepared::Ignore(ignored(
                 Some(&summary.resource_id),
@@ -241,12 +271,12 @@ impl NotifyOwner {
             match self.message(message, now).await {
                 Ok(entry) => {
                     tracing::info!(
-                        outcome = entry.outcome,
+                        outcome = %entry.outcome,
                         group = entry.group_id.as_deref(),
                         reason = entry.reason.as_deref(),
                         "config message handled"
                     );
-                    if entry.outcome == "mailed" {
+                    if entry.outcome == MessageOutcome::Mailed {
                         self.chat.tell(&owner_notice(&entry)).await;
                     }
                     report.messages.push(entry);
@@ -274,62 +304,56 @@ impl NotifyOwner {
                     // last item that still had a configuration.
                     self.tags_before_deletion(&mut change.item).await?;
                 }
-                change
+                *change
             }
-            Prepared::Oversized(summary) => {
-                let region = summary.aws_region.clone().unwrap_or(self.region.clone());
-                let items = self
-                    .history
-                    .get(&region)
-                    .security_group(&summary.resource_id, 2)
-                    .await?;
-                let wanted = summary
-                    .configuration_state_id
-                    .as_ref()
-                    .map(|v| v.to_string().trim_matches('"').to_string());
-                let newest = items.first().and_then(ConfigurationItem::state_id);
-                let behind = match (&wanted, &newest) {
-                    (Some(w), Some(n)) => n.parse::<u128>().ok() < w.parse::<u128>().ok(),
-                    (Some(_), None) => true,
-                    _ => false,
-                };
-                if behind {
-                    return Err(NotifyError::HistoryBehind {
-                        group_id: summary.resource_id,
-                        wanted: wanted.unwrap_or_default(),
-                        newest: newest.unwrap_or_else(|| "none".into()),
-                    });
-                }
-                let mut items = items.into_iter();
-                let Some(mut current) = items.next() else {
-                    return Err(NotifyError::HistoryBehind {
-                        group_id: summary.resource_id,
-                        wanted: wanted.unwrap_or_default(),
-                        newest: "none".into(),
-                    });
-                };
-                let previous = items.next();
-                let change_type = match summary.change_type.as_str() {
-                    "CREATE" => ChangeType::Create,
-                    "DELETE" => ChangeType::Delete,
-                    _ => ChangeType::Update,
-                };
-                let mut diff = current.diff_from(previous.as_ref())?;
-                if change_type == ChangeType::Delete {
-                    // The deleted item's empty tags are not a change to report.
-                    diff.tags.clear();
-                    if let Some(previous) = &previous {
-                        current.tags = previous.tags.clone();
-                    }
-                }
-                Change {
-                    item: current,
-                    change_type,
-                    diff,
-                }
-            }
+            Prepared::Oversized(summary) => self.resolve_oversized(summary).await?,
         };
         self.notify(change, now).await
+    }
+
+    /// The change an oversized notification reports, read from Config's history: the
+    /// group's newest two items (the state the summary names, and the one before). History
+    /// that has not caught up with the summary is retried, never mailed from older state.
+    async fn resolve_oversized(&self, summary: OversizedItem) -> Result<Change, NotifyError> {
+        let region = summary.aws_region.clone().unwrap_or(self.region.clone());
+        let items = self
+            .history
+            .get(&region)
+            .security_group(&summary.resource_id, 2)
+            .await?;
+        let wanted = summary
+            .configuration_state_id
+            .as_ref()
+            .map(|v| v.to_string().trim_matches('"').to_string());
+        let newest = items.first().and_then(ConfigurationItem::state_id);
+        let behind = match (&wanted, &newest) {
+            (Some(w), Some(n)) => n.parse::<u128>().ok() < w.parse::<u128>().ok(),
+            (Some(_), None) => true,
+            _ => false,
+        };
+        let mut items = items.into_iter();
+        let current = items.next().filter(|_| !behind);
+        let Some(mut current) = current else {
+            return Err(NotifyError::HistoryBehind {
+                group_id: summary.resource_id,
+                wanted: wanted.unwrap_or_default(),
+                newest: newest.unwrap_or_else(|| "none".into()),
+            });
+        };
+        let previous = items.next();
+        let mut diff = current.diff_from(previous.as_ref())?;
+        if summary.change_type == ChangeType::Delete {
+            // The deleted item's empty tags are not a change to report.
+            diff.tags.clear();
+            if let Some(previous) = &previous {
+                current.tags = previous.tags.clone();
+            }
+        }
+        Ok(Change {
+            item: current,
+            change_type: summary.change_type,
+            diff,
+        })
     }
 
     fn opted(&self, item: &ConfigurationItem) -> bool {
@@ -356,30 +380,62 @@ impl NotifyOwner {
     }
 
     async fn notify(&self, change: Change, now: u64) -> Result<MessageReport, NotifyError> {
-        let item = &change.item;
-        let group_id = item.resource_id.as_str();
-        if !self.opted(item) {
-            return Ok(ignored(
+        let group_id = change.item.resource_id.as_str();
+        if let Some(reason) = self.not_for_the_owners(&change) {
+            return Ok(ignored(Some(group_id), reason));
+        }
+        let to = self.recipients_of(&change.item);
+        if to.to.is_empty() {
+            let mut entry = ignored(
                 Some(group_id),
-                format!(
-                    "not opted in ({}={} missing)",
-                    self.config.tag, self.config.tag_value
-                ),
+                format!("no valid, allowed recipient in {}", self.config.owner_tag),
+            );
+            entry.refused = to.refused;
+            return Ok(entry);
+        }
+        let key = self.dedup_key(&change.item);
+        if !self.claim(&key, now).await? {
+            return Ok(MessageReport {
+                outcome: MessageOutcome::Duplicate,
+                group_id: Some(group_id.to_string()),
+                reason: Some(format!("{key} was mailed already")),
+                ..MessageReport::default()
+            });
+        }
+        let facts = self.facts(&change.item).await;
+        let mail = self
+            .mailer
+            .render(&Notice::new(facts, change.change_type, &change.diff))?;
+        self.send(group_id, &key, to, mail).await
+    }
+
+    /// Why the owners do not hear of this change: not opted in, or nothing they follow
+    /// changed (an update of relationships only, say).
+    fn not_for_the_owners(&self, change: &Change) -> Option<String> {
+        if !self.opted(&change.item) {
+            return Some(format!(
+                "not opted in ({}={} missing)",
+                self.config.tag, self.config.tag_value
             ));
         }
         let diff = &change.diff;
-        if change.change_type == ChangeType::Update
+        let unchanged = change.change_type == ChangeType::Update
             && diff.added.is_empty()
             && diff.removed.is_empty()
-            && diff.tags.is_empty()
-        {
-            let reason = if diff.relationships_only {
+            && diff.tags.is_empty();
+        unchanged.then(|| {
+            if diff.relationships_only {
                 "only relationships changed (instances or interfaces attached or detached)"
             } else {
                 "no rule and no tag changed"
-            };
-            return Ok(ignored(Some(group_id), reason));
-        }
+            }
+            .to_string()
+        })
+    }
+
+    /// The owner tag's addresses (core: parsed, defaulted, checked against the allowed
+    /// domains); every entry refused is logged and reported.
+    fn recipients_of(&self, item: &ConfigurationItem) -> Addressees {
         let owner_value = item
             .tags
             .as_ref()
@@ -393,42 +449,26 @@ impl NotifyOwner {
         );
         for refused in &to.refused {
             tracing::warn!(
-                group = group_id,
+                group = %item.resource_id,
                 given = %refused.given,
                 reason = %refused.reason,
                 "owner-tag entry gets no mail"
             );
         }
-        let refused: Vec<String> = to
-            .refused
-            .iter()
-            .map(|r| format!("{}: {}", r.given, r.reason))
-            .collect();
-        if to.to.is_empty() {
-            let mut entry = ignored(
-                Some(group_id),
-                format!("no valid, allowed recipient in {}", self.config.owner_tag),
-            );
-            entry.refused = refused;
-            return Ok(entry);
+        Addressees {
+            refused: to
+                .refused
+                .iter()
+                .map(|r| format!("{}: {}", r.given, r.reason))
+                .collect(),
+            to: to.to,
         }
-        let region = item.aws_region.clone().unwrap_or(self.region.clone());
-        let account = item.aws_account_id.clone().unwrap_or_default();
-        let state = item
-            .state_id()
-            .or_else(|| item.configuration_item_capture_time.clone())
-            .unwrap_or_default();
-        let key = format!("{account}/{region}/{group_id}/{state}");
-        if let Some(dedup) = &self.dedup {
-            if dedup.claim(&key, now + CLAIM_DAYS * 86_400).await? == Claim::AlreadyClaimed {
-                return Ok(MessageReport {
-                    outcome: "duplicate",
-                    group_id: Some(group_id.to_string()),
-                    reason: Some(format!("{key} was mailed already")),
-                    ..MessageReport::default()
-                });
-            }
-        }
+    }
+
+    /// What the mail says about the change: where, when, and who (from CloudTrail when the
+    /// item names the event; unknown when the look-up fails).
+    async fn facts(&self, item: &ConfigurationItem) -> NoticeFacts {
+        let region = self.region_of(item);
         let event_id = item
             .related_events
             .as_ref()
@@ -444,26 +484,63 @@ impl NotifyOwner {
                 }
             },
         };
-        let notice = Notice::new(
-            NoticeFacts {
-                account,
-                region,
-                group_id: group_id.to_string(),
-                group_name: item.resource_name.clone(),
-                time: item
-                    .configuration_item_capture_time
-                    .clone()
-                    .unwrap_or_default(),
-                actor,
-                event_id,
-                opt_in_tag: self.config.tag.clone(),
-                opt_in_value: self.config.tag_value.clone(),
-                owner_tag: self.config.owner_tag.clone(),
-            },
-            change.change_type,
-            diff,
-        );
-        let mail = self.mailer.render(&notice)?;
+        NoticeFacts {
+            account: item.aws_account_id.clone().unwrap_or_default(),
+            region,
+            group_id: item.resource_id.clone(),
+            group_name: item.resource_name.clone(),
+            time: item
+                .configuration_item_capture_time
+                .clone()
+                .unwrap_or_default(),
+            actor,
+            event_id,
+            opt_in_tag: self.config.tag.clone(),
+            opt_in_value: self.config.tag_value.clone(),
+            owner_tag: self.config.owner_tag.clone(),
+        }
+    }
+
+    /// The item's region (the function's own when the item does not say).
+    fn region_of(&self, item: &ConfigurationItem) -> String {
+        item.aws_region.clone().unwrap_or(self.region.clone())
+    }
+
+    /// The dedup table's key for one state of one group: a redelivery of the same state is
+    /// mailed once.
+    fn dedup_key(&self, item: &ConfigurationItem) -> String {
+        let state = item
+            .state_id()
+            .or_else(|| item.configuration_item_capture_time.clone())
+            .unwrap_or_default();
+        format!(
+            "{}/{}/{}/{state}",
+            item.aws_account_id.as_deref().unwrap_or_default(),
+            self.region_of(item),
+            item.resource_id
+        )
+    }
+
+    /// Claims `key` in the dedup table; false when an earlier delivery mailed it already.
+    /// Without a table every delivery mails.
+    async fn claim(&self, key: &str, now: u64) -> Result<bool, NotifyError> {
+        match &self.dedup {
+            Some(dedup) => {
+                Ok(dedup.claim(key, now + CLAIM_DAYS * 86_400).await? != Claim::AlreadyClaimed)
+            }
+            None => Ok(true),
+        }
+    }
+
+    /// Sends the mail. A refused send releases the claim, so a retry may mail; a transient
+    /// refusal fails the delivery (SNS retries it), a permanent one is reported.
+    async fn send(
+        &self,
+        group_id: &str,
+        key: &str,
+        to: Addressees,
+        mail: Mail,
+    ) -> Result<MessageReport, NotifyError> {
         let sent = self
             .ses
             .send(Outgoing {
@@ -475,24 +552,24 @@ impl NotifyOwner {
             })
             .await;
         let recipients_text = to.to.join(", ");
+        let mut report = MessageReport {
+            outcome: MessageOutcome::Mailed,
+            group_id: Some(group_id.to_string()),
+            reason: None,
+            recipients: to.to,
+            refused: to.refused,
+            subject: Some(mail.subject),
+        };
         match sent {
             Ok(message_id) => {
                 tracing::info!(
                     group = group_id,
                     recipients = %recipients_text,
-                    subject = %mail.subject,
+                    subject = report.subject.as_deref(),
                     message_id = %message_id,
                     notification = %key,
                     "owner mailed"
                 );
-                Ok(MessageReport {
-                    outcome: "mailed",
-                    group_id: Some(group_id.to_string()),
-                    reason: None,
-                    recipients: to.to,
-                    refused,
-                    subject: Some(mail.subject),
-                })
             }
             Err(error) => {
                 tracing::error!(
@@ -502,7 +579,7 @@ impl NotifyOwner {
                     "mail not sent"
                 );
                 if let Some(dedup) = &self.dedup {
-                    if let Err(release) = dedup.release(&key).await {
+                    if let Err(release) = dedup.release(key).await {
                         tracing::error!(notification = %key, error = %release, "claim not released; a retry will not mail");
                     }
                 }
@@ -512,15 +589,10 @@ impl NotifyOwner {
                         source: error,
                     });
                 }
-                Ok(MessageReport {
-                    outcome: "failed",
-                    group_id: Some(group_id.to_string()),
-                    reason: Some(format!("{error} (a retry would not help)")),
-                    recipients: to.to,
-                    refused,
-                    subject: Some(mail.subject),
-                })
+                report.outcome = MessageOutcome::Failed;
+                report.reason = Some(format!("{error} (a retry would not help)"));
             }
         }
+        Ok(report)
     }
 }

@@ -36,7 +36,8 @@ pub enum ConfigMessage {
 }
 
 /// What kind of change Config reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum ChangeType {
     Create,
     Update,
@@ -290,7 +291,8 @@ impl ItemChange {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OversizedItem {
-    pub change_type: String,
+    /// An unknown value is refused with the message, never read as an update.
+    pub change_type: ChangeType,
     pub resource_type: String,
     pub resource_id: String,
     #[serde(default)]
@@ -400,6 +402,35 @@ mod tests {
     fn a_change_without_its_item_is_refused() {
         let e = parse_message(&json!({"messageType": ITEM_CHANGE})).unwrap_err();
         assert_eq!(e.field, "configurationItem");
+    }
+
+    #[test]
+    fn an_oversized_summary_s_change_type_is_read_or_refused() {
+        let summary = |change_type: &str| {
+            parse_message(&json!({
+                "messageType": OVERSIZED_ITEM_CHANGE,
+                "configurationItemSummary": {
+                    "changeType": change_type,
+                    "resourceType": "AWS::EC2::SecurityGroup",
+                    "resourceId": "sg-1"
+                }
+            }))
+        };
+        for (text, expected) in [
+            ("CREATE", ChangeType::Create),
+            ("UPDATE", ChangeType::Update),
+            ("DELETE", ChangeType::Delete),
+        ] {
+            assert!(
+                matches!(summary(text), Ok(ConfigMessage::Oversized(ref s)) if s.change_type == expected),
+                "{text}"
+            );
+        }
+        let refused = summary("RENAME").unwrap_err();
+        assert_eq!(
+            refused.field, "configurationItemSummary.changeType",
+            "{refused}"
+        );
     }
 
     #[test]
