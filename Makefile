@@ -100,18 +100,24 @@ PACKAGE_VENV := .venv-package
 FUNCTIONS := asg-sync revert-ingress notify-owner
 ARCH ?= x86_64
 LAMBDA_ARCH_FLAG := $(if $(filter arm64,$(ARCH)),--arm64,--x86-64 --compiler cargo)
+# Identical code folding in the linker (rustc links with lld on x86_64 Linux): machine code
+# the SDK's generics produce more than once is kept once. Measured on notify-owner: binary
+# 7.34 -> 7.19 MB, zip 3.02 -> 2.99 MB. Lambda builds only (package, deploy): `make test`
+# does not pay the link time. Not passed to zig for arm64, whose linker was not measured.
+comma := ,
+LAMBDA_RUSTFLAGS := $(if $(filter arm64,$(ARCH)),,-C link-arg=-Wl$(comma)--icf=safe)
 $(PACKAGE_VENV)/.installed: infra/package-tools.lock
 	$(PYTHON) -m venv $(PACKAGE_VENV)
 	$(PACKAGE_VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/package-tools.lock
 	touch $@
 
 package: $(PACKAGE_VENV)/.installed ## build every function for Lambda (ARCH=arm64 for Graviton), print zip sizes
-	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" $(CARGO) lambda build --release --locked \
+	PATH="$(CURDIR)/$(PACKAGE_VENV)/bin:$$PATH" RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(CARGO) lambda build --release --locked \
 	  $(LAMBDA_ARCH_FLAG) --output-format zip $(addprefix -p ,$(FUNCTIONS))
 	@for f in $(FUNCTIONS); do printf '%-16s %s bytes\n' $$f $$(stat -c %s target/lambda/$$f/bootstrap.zip); done
 
 deploy: ## deploy SAM stacks: STACKS="revert-ingress notify-owner" REGIONS="us-east-1 eu-west-1" (DRY_RUN=1 prints)
-	bash infra/deploy.sh
+	RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" bash infra/deploy.sh
 
 release: ## optimised build of the whole workspace
 	$(CARGO) build --release --workspace --locked
