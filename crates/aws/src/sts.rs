@@ -1,5 +1,6 @@
-//! Who this process is: STS `GetCallerIdentity`, read once at cold start so a function can
-//! recognise the calls it made itself.
+//! Who this process is: STS `GetCallerIdentity`. revert-ingress asks it once, at the first
+//! event that needs its own role, when `SGWARDEN_FUNCTION_ROLE_ARN` is not set; the CLI asks
+//! it to name the approver of `sgwarden approve`.
 
 use aws_config::SdkConfig;
 

@@ -620,7 +620,8 @@ impl Policy {
     }
 }
 
-/// The identity a function runs as (STS `GetCallerIdentity`), to recognise its own calls.
+/// The identity a function runs as (its role's ARN, or the session ARN STS reports), to
+/// recognise its own calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity(String);
 
