@@ -6,8 +6,17 @@ stdout, and serves until its standard input closes (the harness holds the pipe, 
 emulator dies with the process that started it, even on SIGKILL: no leaked servers).
 
 Every AWS request passes through `Emulator.__call__`, which
-  * records it (service, region, operation, parameters) for tests to assert on
+  * records it (service, region, account, operation, parameters) for tests to assert on
     (`GET /_sgwarden/calls`, `DELETE /_sgwarden/calls`);
+  * serves several accounts, as moto does: a request acts in the account its access key
+    belongs to. `POST /_sgwarden/account` with `{"account": "222233334444"}` answers an
+    administrator's access key in that account (a test builds a member account's world with
+    it), and credentials from STS AssumeRole act in the role's account. `POST /_sgwarden/role`
+    with `{"account", "name", "path", "trust"}` creates an IAM role there with that trust
+    policy (the tests' member role; the Rust workspace has no IAM client to build it with);
+  * refuses STS AssumeRole, as IAM does, when the role does not exist in its account or its
+    trust policy does not name the caller (its account, its root, or its role): moto 5.2.5
+    hands out credentials for any ARN, which would hide a missing member role;
   * makes a region unreachable on demand (`POST /_sgwarden/outage` with
     `{"region": "us-west-2", "mode": "hang" | "error" | "none"}`): `hang` holds the request
     until the outage ends (a black-holed region, to test client timeouts), `error` answers 503;
@@ -36,8 +45,10 @@ GAPS, each checked against moto 5.2.5 and filled here:
     the API returns them.
   * CloudTrail LookupEvents: moto 5.2.5 does not implement it. Filled from events a test
     seeds with `POST /_sgwarden/cloudtrail-events` (a JSON list of CloudTrail records, each
-    with its `awsRegion`), looked up by the `EventId` lookup attribute, in the API's shape
-    (`CloudTrailEvent` is the record as a JSON string).
+    with its `awsRegion`, and `recipientAccountId` when not the default account), looked up
+    by the `EventId` lookup attribute in the caller's account and region, in the API's shape
+    (`CloudTrailEvent` is the record as a JSON string). Config history items are likewise
+    kept per account (their `accountId`).
   * SESv2 SendEmail: moto keeps only one body part (HTML when both are sent). The recorded
     call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
     (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
@@ -117,6 +128,64 @@ def ec2_error(code: str, message: str, status: int) -> Response:
     return Response(body, status=status, content_type="text/xml")
 
 
+def sts_error(code: str, message: str, status: int) -> Response:
+    body = (
+        '<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        f"<RequestId>{uuid.uuid4()}</RequestId></ErrorResponse>"
+    )
+    return Response(body, status=status, content_type="text/xml")
+
+
+def caller_account(environ: Environ) -> str:
+    """The account a request acts in: moto's, from the access key that signed it."""
+    from moto.iam.models import get_account_id_from
+
+    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return get_account_id_from(match.group(1)) if match else ACCOUNT
+
+
+def caller_role(environ: Environ) -> str | None:
+    """The role an STS-issued access key was assumed from, if it was."""
+    from moto.sts.models import sts_backends
+
+    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if not match:
+        return None
+    for account in list(sts_backends.values()):
+        for backend in list(account.values()):
+            assumed = backend.get_assumed_role_from_access_key(match.group(1))
+            if assumed is not None:
+                return assumed.role_arn
+    return None
+
+
+def trusts(policy: Any, account: str, role: str | None) -> bool:
+    """Whether a trust policy lets `account` (or its `role`) assume the role."""
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return False
+    statements = policy.get("Statement", []) if isinstance(policy, dict) else []
+    if isinstance(statements, dict):
+        statements = [statements]
+    callers = {account, f"arn:aws:iam::{account}:root", role}
+    for statement in statements:
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        principals = (statement.get("Principal") or {})
+        principals = principals.get("AWS", []) if isinstance(principals, dict) else principals
+        principals = [principals] if isinstance(principals, str) else principals
+        if (
+            statement.get("Effect") == "Allow"
+            and any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions)
+            and any(p == "*" or p in callers for p in principals)
+        ):
+            return True
+    return False
+
+
 def access_key_account(environ: Environ) -> str:
     """The signing access key: moto maps each key to its account, so it stands for one here."""
     match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -144,11 +213,12 @@ class Emulator:
         self.outages: dict[str, str] = {}
         self.outage_changed = threading.Condition(self.lock)
         self.lifecycle_completed: set[tuple[str, str, str, str]] = set()
-        self.config_history: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-        self.cloudtrail_events: dict[tuple[str, str], dict[str, Any]] = {}
+        self.config_history: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
+        self.cloudtrail_events: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.throttle: dict[str, float] = {}
         self.latency = 0.0
         self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        self.administrator_keys: dict[str, dict[str, str]] = {}
 
     # -- the WSGI entry point ---------------------------------------------------------------
 
@@ -161,7 +231,8 @@ class Emulator:
         environ["wsgi.input"] = _Replay(body)
         service, region = self.service_and_region(environ)
         operation, params = self.operation(environ, body, service)
-        self.record(service, region, operation, params)
+        account = caller_account(environ)
+        self.record(service, region, account, operation, params)
         if self.latency:
             time.sleep(self.latency)
 
@@ -178,10 +249,37 @@ class Emulator:
             refused = self.throttled(environ, service, region, operation)
         if refused is not None:
             return refused(environ, start_response)
+        if (service, operation) == ("sts", "AssumeRole"):
+            refused = self.assume_role_refused(environ, account, params)
+            if refused is not None:
+                return refused(environ, start_response)
         filler = self.fillers().get((service, operation))
         if filler is not None:
-            return filler(region, params)(environ, start_response)
+            return filler(region, account, params)(environ, start_response)
         return self.moto(environ, start_response)
+
+    @staticmethod
+    def assume_role_refused(environ: Environ, account: str, params: dict[str, Any]) -> Response | None:
+        """IAM's answer when the role is missing or does not trust the caller."""
+        from moto.iam.models import iam_backends
+
+        role_arn = str(params.get("RoleArn", ""))
+        parts = role_arn.split(":", 5)
+        denied = sts_error(
+            "AccessDenied",
+            f"User: {account} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+            403,
+        )
+        if len(parts) != 6 or parts[2] != "iam" or not parts[5].startswith("role/"):
+            return denied
+        name = parts[5].rsplit("/", 1)[-1]
+        backend = iam_backends[parts[4]]["aws"]
+        role = next((r for r in list(backend.roles.values()) if r.name == name), None)
+        if role is None or role.arn != role_arn:
+            return denied
+        if not trusts(role.assume_role_policy_document, account, caller_role(environ)):
+            return denied
+        return None
 
     @staticmethod
     def service_and_region(environ: Environ) -> tuple[str, str]:
@@ -211,12 +309,13 @@ class Emulator:
             params = {"_raw": text}
         return f"{method} {environ.get('PATH_INFO', '')}", params
 
-    def record(self, service: str, region: str, operation: str, params: dict[str, Any]) -> None:
+    def record(self, service: str, region: str, account: str, operation: str, params: dict[str, Any]) -> None:
         with self.lock:
             self.calls.append(
                 {
                     "service": service,
                     "region": region,
+                    "account": account,
                     "operation": operation,
                     "params": params,
                     "at": time.time(),
@@ -269,7 +368,7 @@ class Emulator:
 
     # -- gap fillers ------------------------------------------------------------------------
 
-    def fillers(self) -> dict[tuple[str, str], Callable[[str, dict[str, Any]], Response]]:
+    def fillers(self) -> dict[tuple[str, str], Callable[[str, str, dict[str, Any]], Response]]:
         return {
             ("autoscaling", "CompleteLifecycleAction"): self.complete_lifecycle_action,
             ("events", "TestEventPattern"): self.test_event_pattern,
@@ -297,7 +396,7 @@ class Emulator:
             return key, query_error("ValidationError", f"No Lifecycle Hook found named {hook}")
         return key, None
 
-    def complete_lifecycle_action(self, region: str, params: dict[str, Any]) -> Response:
+    def complete_lifecycle_action(self, region: str, account: str, params: dict[str, Any]) -> Response:
         result = params.get("LifecycleActionResult")
         if result not in ("CONTINUE", "ABANDON"):
             return query_error("ValidationError", "LifecycleActionResult must be CONTINUE or ABANDON")
@@ -310,7 +409,7 @@ class Emulator:
             self.lifecycle_completed.add(key)
         return xml_response("CompleteLifecycleAction")
 
-    def record_heartbeat(self, region: str, params: dict[str, Any]) -> Response:
+    def record_heartbeat(self, region: str, account: str, params: dict[str, Any]) -> Response:
         key, error = self.lifecycle_key(region, params)
         if error is not None:
             return error
@@ -319,7 +418,7 @@ class Emulator:
                 return inactive(key)
         return xml_response("RecordLifecycleActionHeartbeat")
 
-    def test_event_pattern(self, region: str, params: dict[str, Any]) -> Response:
+    def test_event_pattern(self, region: str, account: str, params: dict[str, Any]) -> Response:
         try:
             pattern = EventPattern.load(params["EventPattern"])
             event = json.loads(params["Event"])
@@ -331,10 +430,10 @@ class Emulator:
             content_type="application/x-amz-json-1.1",
         )
 
-    def get_resource_config_history(self, region: str, params: dict[str, Any]) -> Response:
+    def get_resource_config_history(self, region: str, account: str, params: dict[str, Any]) -> Response:
         resource_type = params.get("resourceType", "")
         resource_id = params.get("resourceId", "")
-        items = self.config_history.get((region, resource_type, resource_id))
+        items = self.config_history.get((account, region, resource_type, resource_id))
         if not items:
             return json_error(
                 "ResourceNotDiscoveredException",
@@ -348,7 +447,7 @@ class Emulator:
             content_type="application/x-amz-json-1.1",
         )
 
-    def lookup_events(self, region: str, params: dict[str, Any]) -> Response:
+    def lookup_events(self, region: str, account: str, params: dict[str, Any]) -> Response:
         wanted = [
             a.get("AttributeValue")
             for a in params.get("LookupAttributes") or []
@@ -357,7 +456,7 @@ class Emulator:
         found = []
         with self.lock:
             for event_id in wanted:
-                record = self.cloudtrail_events.get((region, str(event_id)))
+                record = self.cloudtrail_events.get((account, region, str(event_id)))
                 if record is None:
                     continue
                 identity = record.get("userIdentity") or {}
@@ -421,7 +520,7 @@ class Emulator:
                 return Response("need a JSON list of configuration items", status=400)
             with self.lock:
                 for item in items:
-                    key = (item["awsRegion"], item["resourceType"], item["resourceId"])
+                    key = (item.get("accountId") or ACCOUNT, item["awsRegion"], item["resourceType"], item["resourceId"])
                     self.config_history.setdefault(key, []).append(item)
             return Response("ok")
         if path == "/_sgwarden/cloudtrail-events" and method == "POST":
@@ -430,9 +529,43 @@ class Emulator:
                 return Response("need a JSON list of CloudTrail records", status=400)
             with self.lock:
                 for record in records:
-                    self.cloudtrail_events[(record["awsRegion"], record["eventID"])] = record
+                    account = record.get("recipientAccountId") or ACCOUNT
+                    self.cloudtrail_events[(account, record["awsRegion"], record["eventID"])] = record
             return Response("ok")
+        if path == "/_sgwarden/role" and method == "POST":
+            from moto.iam.models import iam_backends
+
+            spec = request.get_json(force=True)
+            role = iam_backends[str(spec["account"])]["aws"].create_role(
+                role_name=spec["name"],
+                assume_role_policy_document=json.dumps(spec["trust"]),
+                path=spec.get("path") or "/",
+                permissions_boundary=None,
+                description="",
+                tags=[],
+                max_session_duration=None,
+            )
+            return Response(json.dumps({"Arn": role.arn}), content_type="application/json")
+        if path == "/_sgwarden/account" and method == "POST":
+            return self.administrator_key(str(request.get_json(force=True).get("account", "")))
         return Response(f"unknown control call {method} {path}", status=404)
+
+    def administrator_key(self, account: str) -> Response:
+        """An access key of an IAM user in `account`: requests it signs act in that account."""
+        from moto.iam.models import iam_backends
+
+        if not re.fullmatch(r"\d{12}", account):
+            return Response("need a 12-digit account", status=400)
+        with self.lock:
+            if account not in self.administrator_keys:
+                backend = iam_backends[account]["aws"]
+                backend.create_user(region_name="us-east-1", user_name="emulator-administrator", path="/")
+                key = backend.create_access_key(user_name="emulator-administrator")
+                self.administrator_keys[account] = {
+                    "AccessKeyId": key.access_key_id,
+                    "SecretAccessKey": key.secret_access_key,
+                }
+            return Response(json.dumps(self.administrator_keys[account]), content_type="application/json")
 
 
 _moto_body_match = FilterPolicyMatcher._body_based_match

@@ -12,6 +12,12 @@ use sgwarden_core::wire::Permissions;
 /// The emulator's account.
 pub const ACCOUNT: &str = "123456789012";
 
+/// The same event as recorded in `account`: its envelope, its record and every ARN in it
+/// name that account instead of the emulator's.
+pub fn in_account(event: &Value, account: &str) -> Value {
+    serde_json::from_str(&event.to_string().replace(ACCOUNT, account)).expect("an event stays JSON")
+}
+
 /// An IAM user as CloudTrail names it.
 pub fn user(name: &str) -> Value {
     json!({

@@ -30,6 +30,8 @@ pub enum Outage {
 pub struct Call {
     pub service: String,
     pub region: String,
+    /// The account the call acted in (its access key's).
+    pub account: String,
     pub operation: String,
     pub params: Value,
 }
@@ -127,6 +129,42 @@ impl Emulator {
             .await
     }
 
+    /// An SDK configuration for `region` that acts in `account` (an administrator's access
+    /// key there): how a test builds a member account's world.
+    pub async fn account_sdk_config(&self, account: &str, region: &str) -> SdkConfig {
+        let body = serde_json::json!({ "account": account }).to_string();
+        let key: Value =
+            serde_json::from_str(&self.control("POST", "/_sgwarden/account", Some(&body)))
+                .expect("an access key as JSON");
+        sgwarden_aws::sdk::bounded(aws_config::defaults(BehaviorVersion::latest()))
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(Credentials::new(
+                key["AccessKeyId"].as_str().expect("AccessKeyId"),
+                key["SecretAccessKey"].as_str().expect("SecretAccessKey"),
+                None,
+                None,
+                "emulator-account",
+            ))
+            .load()
+            .await
+    }
+
+    /// Creates IAM role `path` + `name` in `account`, trusting `trusted` (ARNs or account
+    /// ids) to assume it; returns its ARN. STS AssumeRole checks both, as IAM does.
+    pub fn create_role(&self, account: &str, path: &str, name: &str, trusted: &[&str]) -> String {
+        let body = serde_json::json!({
+            "account": account, "name": name, "path": path,
+            "trust": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": trusted}}]}
+        })
+        .to_string();
+        let created: Value =
+            serde_json::from_str(&self.control("POST", "/_sgwarden/role", Some(&body)))
+                .expect("the role as JSON");
+        created["Arn"].as_str().expect("Arn").to_string()
+    }
+
     /// The environment a function binary needs to use this emulator in `region`: the SDK's
     /// standard variables only, as in Lambda.
     pub fn function_env(&self, region: &str) -> Vec<(&'static str, String)> {
@@ -146,6 +184,7 @@ impl Emulator {
             .map(|c| Call {
                 service: c["service"].as_str().unwrap_or_default().to_string(),
                 region: c["region"].as_str().unwrap_or_default().to_string(),
+                account: c["account"].as_str().unwrap_or_default().to_string(),
                 operation: c["operation"].as_str().unwrap_or_default().to_string(),
                 params: c["params"].clone(),
             })

@@ -11,7 +11,7 @@ use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::Direction;
-use sgwarden_tests::cloudtrail::{self, user};
+use sgwarden_tests::cloudtrail::{self, user, ACCOUNT};
 use sgwarden_tests::imds::Metadata;
 use sgwarden_tests::runtime::binary_path;
 use sgwarden_tests::{world, Emulator};
@@ -222,7 +222,7 @@ async fn plan_revert_ingress_shows_the_sweep_and_exits_2_while_changes_are_pendi
     assert_eq!(
         out.stdout,
         format!(
-            "{REGION} {group}\n  - ingress tcp/22 0.0.0.0/0\n1 change(s) pending in 1 group(s).\n"
+            "{ACCOUNT} {REGION} {group}\n  - ingress tcp/22 0.0.0.0/0\n1 change(s) pending in 1 group(s).\n"
         )
     );
     assert_eq!(
@@ -657,5 +657,55 @@ async fn approvals_round_trip_through_the_table_and_the_revert_honours_them() {
         again.stderr.contains("ApprovalNotFound"),
         "{}",
         again.stderr
+    );
+}
+
+#[tokio::test]
+async fn plan_revert_ingress_covers_every_account_it_sweeps_and_names_those_it_cannot_reach() {
+    const MEMBER: &str = "222233334444";
+    const UNREACHABLE: &str = "333344445555";
+    let emulator = Emulator::start();
+    let mut groups = Vec::new();
+    for account in [ACCOUNT, MEMBER] {
+        let ec2 = Client::new(&emulator.account_sdk_config(account, REGION).await);
+        let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+        let group = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
+        world::hand_rule(&ec2, &group, 22, "0.0.0.0/0", "drift").await;
+        groups.push(group);
+    }
+    emulator.create_role(MEMBER, "/security/", "sgwarden-member", &[ACCOUNT]);
+    let env = [
+        (
+            "REVERT_POLICY",
+            r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}, "directions": ["ingress"]}"#
+                .to_string(),
+        ),
+        ("SGWARDEN_MEMBER_ROLE", "security/sgwarden-member".to_string()),
+        ("SGWARDEN_ACCOUNTS", format!("{UNREACHABLE},{MEMBER}")),
+    ];
+    let out = sgwarden(&emulator, &["plan", "revert-ingress"], &env, None).await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{ACCOUNT} {REGION} {}\n  - ingress tcp/22 0.0.0.0/0\n\
+             {MEMBER} {REGION} {}\n  - ingress tcp/22 0.0.0.0/0\n\
+             2 change(s) pending in 2 group(s).\n",
+            groups[0], groups[1]
+        )
+    );
+    assert!(
+        out.stderr.contains(&format!(
+            "not planned, account {UNREACHABLE} in {REGION}: AssumeRole"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        emulator
+            .calls()
+            .iter()
+            .all(|c| !c.operation.starts_with("Revoke")),
+        "a plan changes nothing"
     );
 }

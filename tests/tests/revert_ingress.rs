@@ -21,6 +21,7 @@ const REGION: &str = "us-east-1";
 const OTHER_REGION: &str = "eu-west-1";
 const APPROVALS: &str = "sgwarden-approvals";
 const ADMIN_ROLE: &str = "arn:aws:iam::123456789012:role/ops/NetworkAdmin";
+const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/sgwarden-revert-ingress";
 
 /// Two groups in one VPC: `protected` carries `Protected=true`, `open` carries nothing.
 /// Each already has a hand-made rule that no test may lose.
@@ -52,8 +53,10 @@ impl World {
         }
     }
 
+    /// The function as the template deploys it: its own role given, in the emulator's account.
     async fn function(&self, vars: &[(&str, &str)]) -> RevertIngress {
-        self.function_as(vars, OwnRole::Unknown).await
+        self.function_as(vars, OwnRole::Known(CallerIdentity::new(FUNCTION_ROLE)))
+            .await
     }
 
     async fn function_as(&self, vars: &[(&str, &str)], own_role: OwnRole) -> RevertIngress {
@@ -859,9 +862,18 @@ async fn the_recorded_real_event_is_handled() {
     let w = World::new().await;
     let text =
         sgwarden_tests::real_event("cloudtrail-authorize-ingress-group-reference.json").to_string();
-    // As recorded: its group is not in this world's scope, so it is skipped without a call.
+    // As recorded: it is another account's call, and this deployment has no member role,
+    // so it is skipped without a call.
     let by_id = format!(r#"{{"scope": {{"group_ids": ["{}"]}}}}"#, w.protected);
     let function = w.function(&[("REVERT_POLICY", &by_id)]).await;
+    let report = function
+        .handle(&serde_json::from_str(&text).unwrap(), now())
+        .await
+        .unwrap();
+    assert!(report.skipped.unwrap().contains("770203350335"));
+    assert!(w.emulator.calls().is_empty());
+    // In this account, its group is not in this world's scope: skipped, still without a call.
+    let text = text.replace("770203350335", cloudtrail::ACCOUNT);
     let report = function
         .handle(&serde_json::from_str(&text).unwrap(), now())
         .await

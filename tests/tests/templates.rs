@@ -369,3 +369,136 @@ async fn notify_owner_receives_security_group_changes_and_nothing_else() {
     let want: Vec<u64> = expected.iter().map(|(n, _)| *n as u64).collect();
     assert_eq!(got, want, "cases by number: {expected:?}");
 }
+
+/// The patterns of a template's plain `AWS::Events::Rule` resources.
+fn rule_patterns(template: &Value) -> Vec<(String, Value)> {
+    template["Resources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Events::Rule")
+        .map(|(name, r)| (name.clone(), r["Properties"]["EventPattern"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn member_accounts_forward_exactly_what_the_central_functions_handle() {
+    let member = template("member.yaml");
+    let forwarded: Vec<Value> = rule_patterns(&member).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(forwarded.len(), 3, "{forwarded:#?}");
+    let config_change = sample("config-eventbridge-security-group-rules-changed.json");
+    let oversized = {
+        let summary = sample("config-sns-oversized.json");
+        let message: Value =
+            serde_json::from_str(summary["Records"][0]["Sns"]["Message"].as_str().unwrap())
+                .unwrap();
+        with(config_change.clone(), "/detail", message)
+    };
+    let mut cases: Vec<(String, Value, bool)> = [
+        "cloudtrail-authorize-ingress.json",
+        "cloudtrail-authorize-egress.json",
+        "cloudtrail-modify-security-group-rules.json",
+    ]
+    .into_iter()
+    .map(|name| (name.to_string(), sample(name), true))
+    .collect();
+    cases.push((
+        "a security group's Config item change".into(),
+        config_change.clone(),
+        true,
+    ));
+    cases.push(("an oversized one".into(), oversized.clone(), true));
+    for (name, event) in [
+        (
+            "a failed call",
+            sample("cloudtrail-authorize-ingress-failed-duplicate.json"),
+        ),
+        (
+            "sgwarden's own revoke",
+            with(
+                sample("cloudtrail-authorize-ingress.json"),
+                "/detail/eventName",
+                json!("RevokeSecurityGroupIngress"),
+            ),
+        ),
+        (
+            "another resource type's Config item change",
+            with(
+                config_change.clone(),
+                "/detail/configurationItem/resourceType",
+                json!("AWS::S3::Bucket"),
+            ),
+        ),
+        (
+            "a compliance change",
+            with(
+                config_change.clone(),
+                "/detail/messageType",
+                json!("ComplianceChangeNotification"),
+            ),
+        ),
+    ] {
+        cases.push((name.to_string(), event, false));
+    }
+    check_rules(&forwarded, cases).await;
+
+    // What arrives on the central bus reaches notify-owner there (full and oversized).
+    let notify = patterns(
+        &template("notify-owner.yaml"),
+        "NotifyOwnerFunction",
+        &BTreeMap::new(),
+    );
+    check_rules(
+        &notify,
+        vec![
+            ("full".into(), config_change, true),
+            ("oversized".into(), oversized, true),
+            (
+                "a CloudTrail call".into(),
+                sample("cloudtrail-authorize-ingress.json"),
+                false,
+            ),
+        ],
+    )
+    .await;
+}
+
+#[test]
+fn the_member_role_trusts_only_the_central_functions_and_never_widens() {
+    let member = template("member.yaml");
+    let role = &member["Resources"]["MemberRole"]["Properties"];
+    assert_eq!(
+        role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["AWS"],
+        json!({"Ref": "CentralFunctionRoleArns"})
+    );
+    let statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let allowed: Vec<&str> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Allow")
+        .flat_map(|s| s["Action"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        allowed.iter().all(|a| a.starts_with("ec2:Describe")
+            || a.starts_with("ec2:Revoke")
+            || *a == "config:GetResourceConfigHistory"
+            || *a == "cloudtrail:LookupEvents"),
+        "{allowed:?}"
+    );
+    let denied: Vec<&str> = statements
+        .iter()
+        .filter(|s| s["Effect"] == "Deny")
+        .flat_map(|s| s["Action"].as_array().unwrap())
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(denied.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+    // The central bus takes events from the organisation only.
+    let central = template("central.yaml");
+    let policy = &central["Resources"]["OrganizationMayPutEvents"]["Properties"]["Statement"];
+    assert_eq!(
+        policy["Condition"]["StringEquals"]["aws:PrincipalOrgID"],
+        json!({"Ref": "OrganizationId"})
+    );
+}

@@ -6,6 +6,9 @@ use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use aws_sdk_cloudtrail::Client;
 use serde_json::Value;
 
+use sgwarden_core::event::Principal;
+use sgwarden_core::notify::Actor;
+
 use crate::error::AwsError;
 
 #[derive(Debug, Clone)]
@@ -22,9 +25,9 @@ impl CloudTrail {
         }
     }
 
-    /// The principal behind event `event_id` (the role for an assumed-role session, else the
-    /// ARN, else the user name), or `None` when CloudTrail does not know the event.
-    pub async fn actor(&self, event_id: &str) -> Result<Option<String>, AwsError> {
+    /// The principal behind event `event_id` as CloudTrail recorded it, or `None` when
+    /// CloudTrail does not know the event.
+    pub async fn actor(&self, event_id: &str) -> Result<Option<Actor>, AwsError> {
         let out = self
             .client
             .lookup_events()
@@ -44,19 +47,20 @@ impl CloudTrail {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("LookupEvents", event_id, &self.region, e))?;
-        Ok(out.events().first().and_then(|event| {
+        Ok(out.events().first().map(|event| {
             let record: Option<Value> = event
                 .cloud_trail_event()
                 .and_then(|text| serde_json::from_str(text).ok());
             let identity = record.as_ref().map(|r| &r["userIdentity"]);
-            let arn = identity.and_then(|i| i["arn"].as_str());
-            let role = identity.and_then(|i| i["sessionContext"]["sessionIssuer"]["arn"].as_str());
-            match (arn, role) {
-                (Some(arn), Some(role)) if arn.contains(":assumed-role/") => {
-                    Some(format!("{arn} (role {role})"))
-                }
-                (Some(arn), _) => Some(arn.to_string()),
-                _ => event.username().map(str::to_string),
+            let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+            Actor {
+                principal: Principal {
+                    kind: text(identity.map(|i| &i["type"])),
+                    arn: text(identity.map(|i| &i["arn"])),
+                    role_arn: text(identity.map(|i| &i["sessionContext"]["sessionIssuer"]["arn"])),
+                    invoked_by: text(identity.map(|i| &i["invokedBy"])),
+                },
+                user_name: event.username().map(str::to_string),
             }
         }))
     }

@@ -1,5 +1,7 @@
 //! `sgwarden plan`: the function's own handler, dry run forced, on the event its schedule
-//! sends; the report's changes printed by region and group.
+//! sends; the report's changes printed by account, region and group. revert-ingress's plan
+//! covers what its sweep covers (`SGWARDEN_ACCOUNTS` × `SGWARDEN_REGIONS`, through
+//! `SGWARDEN_MEMBER_ROLE`), and names the accounts it could not reach.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,6 +11,8 @@ use crate::{for_people, Failure, PlanFunction};
 
 /// One group's pending changes.
 pub struct Pending {
+    /// The group's account, when the plan names it (revert-ingress's does).
+    pub account: Option<String>,
     pub region: String,
     pub group_id: String,
     pub added: Vec<String>,
@@ -61,6 +65,7 @@ pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
                 .groups
                 .into_iter()
                 .map(|g| Pending {
+                    account: None,
                     region: g.region,
                     group_id: g.group_id,
                     added: g.added,
@@ -78,10 +83,17 @@ pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
             if let Some(reason) = report.skipped {
                 return Err(Failure::new("NotPlanned", reason));
             }
+            for unswept in &report.unswept {
+                eprintln!(
+                    "sgwarden: not planned, account {} in {}: {}",
+                    unswept.account, unswept.region, unswept.reason
+                );
+            }
             report
                 .groups
                 .into_iter()
                 .map(|g| Pending {
+                    account: g.account,
                     region: g.region,
                     group_id: g.group_id,
                     added: Vec::new(),
@@ -112,7 +124,8 @@ const RED: &str = "\x1b[31m";
 const BOLD: &str = "\x1b[1m";
 const RESET: &str = "\x1b[0m";
 
-/// The plan as text: a heading per region and group, `+` and `-` lines, a summary.
+/// The plan as text: a heading per account (when known), region and group, `+` and `-`
+/// lines, a summary. Groups come sorted by account, region and group.
 pub fn render(pending: &[Pending], colour: bool) -> String {
     let paint = |code: &str, text: &str| {
         if colour {
@@ -124,15 +137,20 @@ pub fn render(pending: &[Pending], colour: bool) -> String {
     let mut out = String::new();
     let mut changes = 0;
     let mut groups = 0;
-    for group in pending
+    let mut pending: Vec<&Pending> = pending
         .iter()
         .filter(|p| !p.added.is_empty() || !p.removed.is_empty())
-    {
+        .collect();
+    pending.sort_by(|a, b| {
+        (&a.account, &a.region, &a.group_id).cmp(&(&b.account, &b.region, &b.group_id))
+    });
+    for group in pending {
         groups += 1;
-        out.push_str(&paint(
-            BOLD,
-            &format!("{} {}", group.region, group.group_id),
-        ));
+        let heading = match &group.account {
+            Some(account) => format!("{account} {} {}", group.region, group.group_id),
+            None => format!("{} {}", group.region, group.group_id),
+        };
+        out.push_str(&paint(BOLD, &heading));
         out.push('\n');
         for rule in &group.removed {
             out.push_str(&paint(RED, &format!("  - {rule}")));

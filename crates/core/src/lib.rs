@@ -1,5 +1,7 @@
 //! sgwarden-core: what is true about security groups, with no AWS SDK and no I/O.
 //!
+//! - [`accounts`]: one deployment, many accounts: the member role, which account an event
+//!   is acted on in, and the accounts and regions a sweep covers.
 //! - [`chat`]: the custom-notification messages every function sends to its chat topic.
 //! - [`register`]: self-registration of hosts outside Auto Scaling groups: rules owned by the
 //!   instance, and finding them again.
@@ -20,6 +22,7 @@
 //! The core reads no clock and no environment; callers pass both in. Every parser returns a
 //! [`ParseError`] naming the field it could not read, and none panics on any JSON.
 
+pub mod accounts;
 pub mod chat;
 pub mod error;
 pub mod event;

@@ -18,7 +18,8 @@ use std::fmt;
 use email_address::{EmailAddress, Options};
 use serde::Serialize;
 
-use crate::event::{ChangeType, SecurityGroupDiff};
+use crate::accounts::MemberRole;
+use crate::event::{ChangeType, Principal, SecurityGroupDiff};
 use crate::rule::{Rule, RuleInfo, RuleSet};
 
 /// True when `tags` carry the opt-in tag with the opt-in value (trimmed, case-insensitive).
@@ -163,6 +164,35 @@ pub struct Notice {
     pub opt_in_value: String,
     pub owner_tag: String,
     pub console_url: String,
+}
+
+/// Who made a change, as CloudTrail recorded it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Actor {
+    pub principal: Principal,
+    /// The event's `Username` (for a session, its name).
+    pub user_name: Option<String>,
+}
+
+impl Actor {
+    /// The actor as a mail names it: the session and its role, the principal's ARN, or the
+    /// user name. A session of the member role is sgwarden itself acting in that account,
+    /// and is named so, not shown as a stranger's change.
+    pub fn describe(&self, member_role: Option<&MemberRole>) -> Option<String> {
+        let p = &self.principal;
+        if let (Some(role), Some(arn)) = (member_role, &p.arn) {
+            if role.is_session(p) {
+                return Some(format!("sgwarden, through its member role ({arn})"));
+            }
+        }
+        match (&p.arn, &p.role_arn) {
+            (Some(arn), Some(role)) if arn.contains(":assumed-role/") => {
+                Some(format!("{arn} (role {role})"))
+            }
+            (Some(arn), _) => Some(arn.clone()),
+            _ => self.user_name.clone(),
+        }
+    }
 }
 
 /// The facts a [`Notice`] is made from, besides the diff.
@@ -404,6 +434,49 @@ mod tests {
             ChangeType::Update,
             &diff,
         )
+    }
+
+    #[test]
+    fn an_actor_is_named_by_session_arn_or_user_and_sgwarden_s_member_role_as_itself() {
+        let session = Actor {
+            principal: Principal {
+                arn: Some("arn:aws:sts::222233334444:assumed-role/sgwarden-member/sgwarden-revert-ingress".into()),
+                role_arn: Some("arn:aws:iam::222233334444:role/sgwarden-member".into()),
+                ..Principal::default()
+            },
+            user_name: Some("sgwarden-revert-ingress".into()),
+        };
+        let member = MemberRole::parse("sgwarden-member").unwrap();
+        assert_eq!(
+            session.describe(Some(&member)).unwrap(),
+            "sgwarden, through its member role (arn:aws:sts::222233334444:assumed-role/sgwarden-member/sgwarden-revert-ingress)"
+        );
+        assert_eq!(
+            session.describe(None).unwrap(),
+            "arn:aws:sts::222233334444:assumed-role/sgwarden-member/sgwarden-revert-ingress (role arn:aws:iam::222233334444:role/sgwarden-member)"
+        );
+        let other = MemberRole::parse("another-role").unwrap();
+        assert!(!session
+            .describe(Some(&other))
+            .unwrap()
+            .starts_with("sgwarden"));
+        let user = Actor {
+            principal: Principal {
+                arn: Some("arn:aws:iam::222233334444:user/ops".into()),
+                ..Principal::default()
+            },
+            user_name: Some("ops".into()),
+        };
+        assert_eq!(
+            user.describe(Some(&member)).unwrap(),
+            "arn:aws:iam::222233334444:user/ops"
+        );
+        let named = Actor {
+            user_name: Some("ops".into()),
+            ..Actor::default()
+        };
+        assert_eq!(named.describe(None).as_deref(), Some("ops"));
+        assert_eq!(Actor::default().describe(None), None);
     }
 
     #[test]

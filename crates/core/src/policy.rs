@@ -630,6 +630,10 @@ impl CallerIdentity {
         Self(arn.into())
     }
 
+    pub fn arn(&self) -> &str {
+        &self.0
+    }
+
     /// True when `principal` is this identity. The identity is the function's role (its IAM
     /// role ARN, or the assumed-role session ARN STS reports); CloudTrail names a Lambda's
     /// calls by its session and by the role (with its path) that issued it: all are compared

@@ -89,6 +89,26 @@ pub fn topic_arn(
     Ok(Some(arn))
 }
 
+/// An optional IAM role ARN (`arn:<partition>:iam::<account>:role/<path/>name`).
+pub fn role_arn(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(arn) = optional(get, variable) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let valid = matches!(parts.as_slice(),
+        ["arn", partition, "iam", "", account, resource]
+            if !partition.is_empty()
+                && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
+                && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/')));
+    if !valid {
+        return Err(bad(variable, format!("{arn:?} is not an IAM role ARN")));
+    }
+    Ok(Some(arn))
+}
+
 /// True for an EC2 security group id (`sg-` and hex digits).
 pub fn is_group_id(id: &str) -> bool {
     id.strip_prefix("sg-")

@@ -6,7 +6,10 @@
 //! owner-tag entries that are a bare name, e.g. `db-team`).
 
 use email_address::{EmailAddress, Options};
-use sgwarden_core::settings::{bad, comma_list, optional, required, topic_arn, ConfigError};
+use sgwarden_core::accounts::{member_role, MemberRole};
+use sgwarden_core::settings::{
+    bad, comma_list, optional, required, role_arn, topic_arn, ConfigError,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyConfig {
@@ -20,6 +23,11 @@ pub struct NotifyConfig {
     pub allowed_domains: Vec<String>,
     pub dedup_table: Option<String>,
     pub default_domain: Option<String>,
+    /// `SGWARDEN_MEMBER_ROLE`: a central deployment reads member accounts through it.
+    pub member_role: Option<MemberRole>,
+    /// `SGWARDEN_FUNCTION_ROLE_ARN`: the function's own role, so that its account is known
+    /// without asking STS (the template sets it).
+    pub function_role_arn: Option<String>,
 }
 
 fn is_domain(text: &str) -> bool {
@@ -78,6 +86,8 @@ impl NotifyConfig {
             owner_tag: optional(&get, "OWNER_TAG").unwrap_or_else(|| "OwnerDL".into()),
             allowed_domains,
             dedup_table: optional(&get, "NOTIFY_DEDUP_TABLE"),
+            member_role: member_role(&get)?,
+            function_role_arn: role_arn(&get, "SGWARDEN_FUNCTION_ROLE_ARN")?,
             default_domain,
         })
     }
@@ -111,6 +121,8 @@ mod tests {
             ("NOTIFY_SENDER", "a@example.com\r\nBcc: x@evil.example"),
             ("ALLOWED_RECIPIENT_DOMAINS", "example.com, bad domain"),
             ("OWNER_DEFAULT_DOMAIN", "-x"),
+            ("SGWARDEN_MEMBER_ROLE", "not a role"),
+            ("SGWARDEN_FUNCTION_ROLE_ARN", "arn:aws:iam::1:role/x"),
         ] {
             let mut vars = vec![("NOTIFY_SENDER", "sgwarden@example.com")];
             vars.retain(|(k, _)| *k != variable);

@@ -1,9 +1,13 @@
 //! notify-owner: tells a security group's owner, by email, exactly what changed, when AWS
 //! Config reports a change on a group tagged for it.
 //!
-//! One invocation carries one or more SNS records, each a Config message. The whole delivery
-//! is parsed first, so a malformed message fails the invocation before anything is sent.
+//! One invocation carries one or more SNS records, each a Config message, or one EventBridge
+//! `Config Configuration Item Change` (a central deployment's bus). The whole delivery is
+//! parsed first, so a malformed message fails the invocation before anything is sent.
 //! Then, per message:
+//! 0. **where**: an item of another account is read there through the member role
+//!    (`SGWARDEN_MEMBER_ROLE`: Config history and CloudTrail look-ups), or ignored with the
+//!    reason when none is set; the mail goes out from this account's SES either way;
 //! 1. **ignore, on purpose**: other message types, other resource types, groups not opted
 //!    in (`NOTIFY_TAG`=`NOTIFY_TAG_VALUE`, value case-insensitive), updates that change no
 //!    rule and no tag (relationship-only changes among them), groups whose owner tag names
@@ -26,6 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_config::SdkConfig;
 use serde::Serialize;
 use serde_json::Value;
+use sgwarden_aws::accounts::{Place, Sessions};
 use sgwarden_aws::cloudtrail::CloudTrail;
 use sgwarden_aws::config_history::ConfigHistory;
 use sgwarden_aws::dedup::{Claim, Dedup};
@@ -219,7 +224,40 @@ pub struct NotifyOwner {
     dedup: Option<Dedup>,
     history: Regional<ConfigHistory>,
     cloudtrail: Regional<CloudTrail>,
+    sessions: Sessions,
     chat: Chat,
+}
+
+/// The clients that read an item's account: Config's history and CloudTrail, in the item's
+/// region, with the own credentials or the member role's.
+struct Readers {
+    history: ConfigHistory,
+    cloudtrail: CloudTrail,
+}
+
+impl Prepared {
+    /// The account and region (when the message says) of the item it reports.
+    fn origin(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Prepared::Ignore(_) => (None, None),
+            Prepared::Change(change) => (
+                change.item.aws_account_id.as_deref(),
+                change.item.aws_region.as_deref(),
+            ),
+            Prepared::Oversized(summary) => (
+                summary.aws_account_id.as_deref(),
+                summary.aws_region.as_deref(),
+            ),
+        }
+    }
+
+    fn group_id(&self) -> Option<&str> {
+        match self {
+            Prepared::Ignore(entry) => entry.group_id.as_deref(),
+            Prepared::Change(change) => Some(&change.item.resource_id),
+            Prepared::Oversized(summary) => Some(&summary.resource_id),
+        }
+    }
 }
 
 /// The chat message for a notice mailed to a group's owners, threaded by group.
@@ -245,6 +283,12 @@ impl NotifyOwner {
             dedup: config.dedup_table.as_deref().map(|t| Dedup::new(sdk, t)),
             history: Regional::new(sdk, ConfigHistory::new),
             cloudtrail: Regional::new(sdk, CloudTrail::new),
+            sessions: Sessions::new(
+                sdk,
+                FUNCTION,
+                config.member_role.clone(),
+                config.function_role_arn.clone(),
+            ),
             chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
             config,
         })
@@ -296,29 +340,53 @@ impl NotifyOwner {
     }
 
     async fn message(&self, message: Prepared, now: u64) -> Result<MessageReport, NotifyError> {
+        let readers = match self.readers_for(&message).await? {
+            Ok(readers) => readers,
+            Err(reason) => return Ok(ignored(message.group_id(), reason)),
+        };
         let change = match message {
             Prepared::Ignore(entry) => return Ok(entry),
             Prepared::Change(mut change) => {
                 if change.change_type == ChangeType::Delete && !self.opted(&change.item) {
                     // A deleted group's last item may carry no tags: take them from the
                     // last item that still had a configuration.
-                    self.tags_before_deletion(&mut change.item).await?;
+                    self.tags_before_deletion(&readers, &mut change.item)
+                        .await?;
                 }
                 *change
             }
-            Prepared::Oversized(summary) => self.resolve_oversized(summary).await?,
+            Prepared::Oversized(summary) => self.resolve_oversized(&readers, summary).await?,
         };
-        self.notify(change, now).await
+        self.notify(&readers, change, now).await
+    }
+
+    /// The readers of the message's account and region, or why the message is not read.
+    async fn readers_for(&self, message: &Prepared) -> Result<Result<Readers, String>, AwsError> {
+        let (account, region) = message.origin();
+        let region = region.unwrap_or(&self.region);
+        Ok(match self.sessions.place(account, region).await? {
+            Place::Own => Ok(Readers {
+                history: self.history.get(region),
+                cloudtrail: self.cloudtrail.get(region),
+            }),
+            Place::Member { sdk, .. } => Ok(Readers {
+                history: ConfigHistory::new(&sdk),
+                cloudtrail: CloudTrail::new(&sdk),
+            }),
+            Place::Skip(reason) => Err(reason),
+        })
     }
 
     /// The change an oversized notification reports, read from Config's history: the
     /// group's newest two items (the state the summary names, and the one before). History
     /// that has not caught up with the summary is retried, never mailed from older state.
-    async fn resolve_oversized(&self, summary: OversizedItem) -> Result<Change, NotifyError> {
-        let region = summary.aws_region.clone().unwrap_or(self.region.clone());
-        let items = self
+    async fn resolve_oversized(
+        &self,
+        readers: &Readers,
+        summary: OversizedItem,
+    ) -> Result<Change, NotifyError> {
+        let items = readers
             .history
-            .get(&region)
             .security_group(&summary.resource_id, 2)
             .await?;
         let wanted = summary
@@ -362,10 +430,12 @@ impl NotifyOwner {
             .is_some_and(|tags| opted_in(tags, &self.config.tag, &self.config.tag_value))
     }
 
-    async fn tags_before_deletion(&self, item: &mut ConfigurationItem) -> Result<(), NotifyError> {
-        let region = item.aws_region.clone().unwrap_or(self.region.clone());
-        let history = self.history.get(&region);
-        match history.security_group(&item.resource_id, 2).await {
+    async fn tags_before_deletion(
+        &self,
+        readers: &Readers,
+        item: &mut ConfigurationItem,
+    ) -> Result<(), NotifyError> {
+        match readers.history.security_group(&item.resource_id, 2).await {
             Ok(items) => {
                 if let Some(last) = items.into_iter().find(|i| i.configuration.is_some()) {
                     item.tags = last.tags;
@@ -379,7 +449,12 @@ impl NotifyOwner {
         }
     }
 
-    async fn notify(&self, change: Change, now: u64) -> Result<MessageReport, NotifyError> {
+    async fn notify(
+        &self,
+        readers: &Readers,
+        change: Change,
+        now: u64,
+    ) -> Result<MessageReport, NotifyError> {
         let group_id = change.item.resource_id.as_str();
         if let Some(reason) = self.not_for_the_owners(&change) {
             return Ok(ignored(Some(group_id), reason));
@@ -402,7 +477,7 @@ impl NotifyOwner {
                 ..MessageReport::default()
             });
         }
-        let facts = self.facts(&change.item).await;
+        let facts = self.facts(readers, &change.item).await;
         let mail = self
             .mailer
             .render(&Notice::new(facts, change.change_type, &change.diff))?;
@@ -467,7 +542,7 @@ impl NotifyOwner {
 
     /// What the mail says about the change: where, when, and who (from CloudTrail when the
     /// item names the event; unknown when the look-up fails).
-    async fn facts(&self, item: &ConfigurationItem) -> NoticeFacts {
+    async fn facts(&self, readers: &Readers, item: &ConfigurationItem) -> NoticeFacts {
         let region = self.region_of(item);
         let event_id = item
             .related_events
@@ -476,8 +551,8 @@ impl NotifyOwner {
             .cloned();
         let actor = match &event_id {
             None => None,
-            Some(id) => match self.cloudtrail.get(&region).actor(id).await {
-                Ok(actor) => actor,
+            Some(id) => match readers.cloudtrail.actor(id).await {
+                Ok(actor) => actor.and_then(|a| a.describe(self.config.member_role.as_ref())),
                 Err(error) => {
                     tracing::warn!(event_id = %id, error = %error, "who made the change is unknown");
                     None

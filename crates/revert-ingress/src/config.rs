@@ -4,9 +4,10 @@
 //! `REVERT_POLICY` is compiled here, at start: a policy with a typo is refused before any
 //! event is judged by it, never applied half-understood.
 
+use sgwarden_core::accounts::Reach;
 use sgwarden_core::policy::Policy;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, flag, optional, topic_arn};
+use sgwarden_core::settings::{bad, flag, optional, role_arn, topic_arn};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevertConfig {
@@ -19,6 +20,9 @@ pub struct RevertConfig {
     pub function_role_arn: Option<String>,
     /// `CHAT_TOPIC_ARN`: one chat message per revert (optional).
     pub chat_topic_arn: Option<String>,
+    /// `SGWARDEN_MEMBER_ROLE`, `SGWARDEN_ACCOUNTS`, `SGWARDEN_REGIONS`: a central
+    /// deployment's member accounts and the regions its sweep covers.
+    pub reach: Reach,
 }
 
 impl RevertConfig {
@@ -60,21 +64,7 @@ impl RevertConfig {
         }
         let notify_topic_arn = topic_arn(&get, "REVERT_NOTIFY_TOPIC_ARN")?;
         let chat_topic_arn = topic_arn(&get, "CHAT_TOPIC_ARN")?;
-        let function_role_arn = optional(&get, "SGWARDEN_FUNCTION_ROLE_ARN");
-        if let Some(arn) = &function_role_arn {
-            let parts: Vec<&str> = arn.splitn(6, ':').collect();
-            let valid = matches!(parts.as_slice(),
-                ["arn", partition, "iam", "", account, resource]
-                    if !partition.is_empty()
-                        && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit())
-                        && resource.strip_prefix("role/").is_some_and(|name| !name.is_empty() && !name.ends_with('/')));
-            if !valid {
-                return Err(bad(
-                    "SGWARDEN_FUNCTION_ROLE_ARN",
-                    format!("{arn:?} is not an IAM role ARN"),
-                ));
-            }
-        }
+        let function_role_arn = role_arn(&get, "SGWARDEN_FUNCTION_ROLE_ARN")?;
         Ok(Self {
             policy,
             approvals_table,
@@ -82,6 +72,7 @@ impl RevertConfig {
             dry_run: flag("REVERT_DRY_RUN", get("REVERT_DRY_RUN"))?,
             function_role_arn,
             chat_topic_arn,
+            reach: Reach::from_lookup(&get)?,
         })
     }
 }

@@ -25,6 +25,14 @@
 //!
 //! `REVERT_DRY_RUN` stops after the plan: it logs what would be revoked or recorded and
 //! writes nothing.
+//!
+//! **Central mode** (SPEC "One deployment, many accounts"): an event from another account is
+//! acted on there through the member role (`SGWARDEN_MEMBER_ROLE`), or skipped with the
+//! reason when none is set; every session of the member role is the function's own. The
+//! sweep covers the own account and `SGWARDEN_ACCOUNTS` in every region of
+//! `SGWARDEN_REGIONS`, [`PLACE_CONCURRENCY`] account-regions at a time; a member account
+//! that cannot be swept (its role missing, access denied) is reported in `unswept` and the
+//! others are swept. Approvals and records stay central, and name the account.
 
 pub mod config;
 pub mod record;
@@ -35,12 +43,14 @@ use aws_config::SdkConfig;
 use futures_util::stream::{self, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use sgwarden_aws::accounts::{Place, Sessions};
 use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::{Chat, Topic};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord};
+use sgwarden_core::accounts::{other_accounts, Accounts};
 use sgwarden_core::chat::ChatMessage;
-use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, RuleChange};
+use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
 use sgwarden_core::policy::{CallerIdentity, Exemption, Grants, GroupFacts, RevertPlan, Verdict};
 use sgwarden_core::{ParseError, RuleSet, Trigger};
 
@@ -55,6 +65,11 @@ pub const FUNCTION: &str = "revert-ingress";
 /// large sweep well inside the bucket's burst, and the EC2 client's adaptive retry slows the
 /// sweep down, rather than failing groups, once the bucket is empty.
 pub const SWEEP_CONCURRENCY: usize = 8;
+
+/// Account-regions a central sweep covers at once. EC2 throttles each account and region on
+/// its own, so places in parallel do not share a bucket; four keep the function's own
+/// connections and memory small while a 100-account organisation is swept in minutes.
+pub const PLACE_CONCURRENCY: usize = 4;
 
 /// Why an invocation failed. Each variant says what an operator must look at.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +95,11 @@ impl sgwarden_lambda::FunctionError for RevertError {
 }
 
 impl RevertError {
+    /// True when trying again later may help (AWS throttled or did not answer).
+    fn is_transient(&self) -> bool {
+        matches!(self, RevertError::Aws(e) | RevertError::Record(e) if e.is_transient())
+    }
+
     /// A stable name for the Lambda error type.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -108,10 +128,22 @@ pub struct Report {
     /// Records published to the topic.
     pub records: usize,
     pub dry_run: bool,
+    /// Member account-regions the sweep could not cover, each with the reason.
+    pub unswept: Vec<Unswept>,
+}
+
+/// A member account-region a sweep could not cover.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unswept {
+    pub account: String,
+    pub region: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct GroupReport {
+    /// The account the group is in, when known (the event's, or the one swept).
+    pub account: Option<String>,
     pub region: String,
     pub group_id: String,
     /// Rules revoked (or, in a dry run, that would be).
@@ -127,10 +159,16 @@ pub struct KeptRule {
 }
 
 impl sgwarden_lambda::Measured for Report {
-    const METRICS: &'static [&'static str] = &["RulesRevoked", "RulesKept", "EventsSkipped"];
+    const METRICS: &'static [&'static str] = &[
+        "RulesRevoked",
+        "RulesKept",
+        "EventsSkipped",
+        "AccountsUnswept",
+    ];
 
     /// `RulesRevoked` counts rules actually revoked (none in a dry run); `RulesKept` the rules
-    /// judged and kept; `EventsSkipped` an event skipped on purpose.
+    /// judged and kept; `EventsSkipped` an event skipped on purpose; `AccountsUnswept` the
+    /// member account-regions a sweep could not cover.
     fn counts(&self) -> Vec<(&'static str, u64)> {
         let sum =
             |f: fn(&GroupReport) -> usize| -> u64 { self.groups.iter().map(|g| f(g) as u64).sum() };
@@ -143,6 +181,7 @@ impl sgwarden_lambda::Measured for Report {
             ("RulesRevoked", revoked),
             ("RulesKept", sum(|g| g.kept.len())),
             ("EventsSkipped", u64::from(self.skipped.is_some())),
+            ("AccountsUnswept", self.unswept.len() as u64),
         ]
     }
 }
@@ -162,6 +201,7 @@ struct JudgedGroup {
 
 /// One group's judgement: the rules as EC2 holds them and why they are being judged.
 struct Judged<'a> {
+    account: Option<&'a str>,
     region: &'a str,
     group_id: &'a str,
     rules: RuleSet,
@@ -213,8 +253,8 @@ pub enum OwnRole {
 pub struct RevertIngress {
     config: RevertConfig,
     own_role: OwnRole,
-    /// The role STS named, once asked ([`OwnRole::AskSts`]); `None` when it could not say.
-    learned_role: tokio::sync::OnceCell<Option<CallerIdentity>>,
+    /// Who the function is, and its member-role sessions in other accounts.
+    sessions: Sessions,
     sdk: SdkConfig,
     region: String,
     /// EC2 clients by region: calls are reverted in the region they were made in.
@@ -239,34 +279,58 @@ impl RevertIngress {
                 .map(|arn| Topic::new(sdk, arn)),
             chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
             ec2: Regional::new(sdk, Ec2::new),
+            sessions: Sessions::new(
+                sdk,
+                FUNCTION,
+                config.reach.member_role.clone(),
+                match &own_role {
+                    OwnRole::Known(identity) => Some(identity.arn().to_string()),
+                    OwnRole::AskSts | OwnRole::Unknown => None,
+                },
+            ),
             region,
             own_role,
-            learned_role: tokio::sync::OnceCell::new(),
             sdk: sdk.clone(),
             config,
         }
     }
 
-    /// This function's own role, when known (asking STS once if so configured). Not knowing
-    /// it is safe: the function only revokes, and revocations are not among its triggers.
-    async fn own_role(&self) -> Option<&CallerIdentity> {
-        match &self.own_role {
-            OwnRole::Known(identity) => Some(identity),
-            OwnRole::Unknown => None,
-            OwnRole::AskSts => self
-                .learned_role
-                .get_or_init(|| async {
-                    match sgwarden_aws::sts::caller_arn(&self.sdk).await {
-                        Ok(arn) => Some(CallerIdentity::new(arn)),
-                        Err(error) => {
-                            tracing::warn!(error = %error, "own role unknown; own calls cannot be recognised");
-                            None
-                        }
-                    }
-                })
-                .await
-                .as_ref(),
+    /// Whether this function made the call: its own role (asking STS once if so
+    /// configured), or any session of the member role. Not knowing its own role is safe: the
+    /// function only revokes, and revocations are not among its triggers.
+    async fn is_own_call(&self, principal: &Principal) -> bool {
+        if self
+            .sessions
+            .member_role()
+            .is_some_and(|role| role.is_session(principal))
+        {
+            return true;
         }
+        match &self.own_role {
+            OwnRole::Known(identity) => identity.is(principal),
+            OwnRole::Unknown => false,
+            OwnRole::AskSts => match self.sessions.own_arn().await {
+                Ok(arn) => CallerIdentity::new(arn).is(principal),
+                Err(error) => {
+                    tracing::warn!(error = %error, "own role unknown; own calls cannot be recognised");
+                    false
+                }
+            },
+        }
+    }
+
+    /// The EC2 client that acts in `account` (the own account when `None`) in `region`, or
+    /// why the account is not acted on.
+    async fn ec2_in(
+        &self,
+        account: Option<&str>,
+        region: &str,
+    ) -> Result<Result<Ec2, String>, AwsError> {
+        Ok(match self.sessions.place(account, region).await? {
+            Place::Own => Ok(self.ec2.get(region)),
+            Place::Member { sdk, .. } => Ok(Ec2::new(&sdk)),
+            Place::Skip(reason) => Err(reason),
+        })
     }
 
     /// Handles one event. `now` decides which approvals are still valid.
@@ -292,10 +356,6 @@ impl RevertIngress {
         }
     }
 
-    fn ec2(&self, region: &str) -> Ec2 {
-        self.ec2.get(region)
-    }
-
     fn report(&self, trigger: &'static str, event_id: Option<&str>) -> Report {
         Report {
             trigger,
@@ -312,7 +372,10 @@ impl RevertIngress {
             Ok(change) => change,
             Err(reason) => return Ok(skipped(report, call, reason)),
         };
-        let ec2 = self.ec2(&call.region);
+        let ec2 = match self.ec2_in(call.account.as_deref(), &call.region).await? {
+            Ok(ec2) => ec2,
+            Err(reason) => return Ok(skipped(report, call, reason)),
+        };
         let target = match self.target(&ec2, change).await? {
             Ok(target) => target,
             Err(reason) => return Ok(skipped(report, call, reason)),
@@ -344,6 +407,7 @@ impl RevertIngress {
             ));
         }
         let judged = Judged {
+            account: call.account.as_deref(),
             region: &call.region,
             group_id: &target.group_id,
             rules,
@@ -364,11 +428,7 @@ impl RevertIngress {
             }
             CallOutcome::Succeeded(change) => change,
         };
-        if self
-            .own_role()
-            .await
-            .is_some_and(|me| me.is(&call.principal))
-        {
+        if self.is_own_call(&call.principal).await {
             return Err("made by this function's own role".into());
         }
         Ok(change)
@@ -510,7 +570,7 @@ impl RevertIngress {
             .policy
             .plan(judged.group_id, &judged.rules, grants, now);
         let mut group = JudgedGroup {
-            report: group_report(judged.region, judged.group_id, &plan),
+            report: group_report(&judged, &plan),
             published: false,
         };
         if plan.revoke.is_empty() {
@@ -547,9 +607,13 @@ impl RevertIngress {
         ec2: &Ec2,
         rules: &RuleSet,
     ) -> Result<Vec<String>, AwsError> {
-        let cause = judged
+        let trigger = judged
             .call
             .map_or_else(|| "sweep".to_string(), |c| format!("event {}", c.event_id));
+        let cause = match judged.account {
+            Some(account) => format!("{trigger} in account {account}"),
+            None => trigger,
+        };
         let applied = ec2
             .revoke(
                 judged.group_id,
@@ -568,15 +632,15 @@ impl RevertIngress {
             .collect())
     }
 
-    /// The sweep: every group of this region in scope, every rule judged, violations
-    /// revoked. A sweep needs a scope: with none, it would judge every group of the account,
-    /// default VPC egress rules included, so it refuses and says so.
+    /// The sweep: every group in scope of every account-region it covers, every rule
+    /// judged, violations revoked. A sweep needs a scope: with none, it would judge every
+    /// group of the account, default VPC egress rules included, so it refuses and says so.
     ///
-    /// It costs what EC2 and DynamoDB cannot do with less: the scope's groups with all their
-    /// rules from one paginated `DescribeSecurityGroups` (in parallel with one read of the
-    /// approvals table), then one revoke per offending group, by permission, at most
-    /// [`SWEEP_CONCURRENCY`] at a time. Rule ids are read only for a group holding a rule of
-    /// the shape of an exemption recorded for one id.
+    /// In each account-region it costs what EC2 cannot do with less: the scope's groups with
+    /// all their rules from one paginated `DescribeSecurityGroups`, then one revoke per
+    /// offending group, by permission, at most [`SWEEP_CONCURRENCY`] at a time. Rule ids are
+    /// read only for a group holding a rule of the shape of an exemption recorded for one id.
+    /// The approvals table is read once, in parallel with finding the places to sweep.
     async fn sweep(&self, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("sweep", None);
         if self.config.policy.scope.is_everything() {
@@ -587,25 +651,35 @@ impl RevertIngress {
             report.skipped = Some(reason);
             return Ok(report);
         }
-        let ec2 = self.ec2(&self.region);
-        let (groups, grants) = tokio::try_join!(self.guarded_groups(&ec2), self.all_grants())?;
-        let groups = with_rule_ids_where_needed(&ec2, groups, &grants).await?;
-        let outcomes: Vec<_> = stream::iter(&groups)
-            .map(|(group_id, rules)| self.sweep_group(&ec2, group_id, rules, &grants, now))
-            .buffered(SWEEP_CONCURRENCY)
+        let (places, grants) = tokio::try_join!(self.sweep_places(), self.all_grants())?;
+        let outcomes: Vec<_> = stream::iter(&places)
+            .map(|place| self.sweep_place(place, &grants, now))
+            .buffered(PLACE_CONCURRENCY)
             .collect()
             .await;
         let mut failed = None;
-        for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
+        for (place, outcome) in places.iter().zip(outcomes) {
             match outcome {
-                Ok(judged) => report.add(judged),
-                // A group deleted since the sweep listed it has nothing left to revert.
-                Err(RevertError::Aws(error)) if error.is_gone() => {
-                    tracing::info!(group = %group_id, reason = %error, "skipped");
+                Ok(swept) => {
+                    swept
+                        .judged
+                        .into_iter()
+                        .for_each(|judged| report.add(judged));
+                    if let Some(reason) = swept.skipped {
+                        report.unswept.push(place.unswept(reason));
+                    }
+                    if let Some(error) = swept.failed {
+                        failed.get_or_insert(error);
+                    }
                 }
-                // One group's failure does not stop the sweep of the others.
+                // A member account that cannot be swept (its role missing, access denied) is
+                // reported; the others are swept, and a retry would not help.
+                Err(error) if place.member && !error.is_transient() => {
+                    tracing::error!(account = %place.account, region = %place.region, error = %error, "account not swept");
+                    report.unswept.push(place.unswept(error.to_string()));
+                }
                 Err(error) => {
-                    tracing::error!(group = %group_id, error = %error, "sweep of group failed");
+                    tracing::error!(account = %place.account, region = %place.region, error = %error, "sweep failed");
                     failed.get_or_insert(error);
                 }
             }
@@ -616,7 +690,81 @@ impl RevertIngress {
         }
     }
 
-    /// The groups of this region the policy guards, each with its rules (without their ids).
+    /// Every account-region the sweep covers: the own account, then `SGWARDEN_ACCOUNTS`
+    /// (listed, or the organisation's active accounts), each in every sweep region.
+    async fn sweep_places(&self) -> Result<Vec<SweepPlace>, AwsError> {
+        let reach = &self.config.reach;
+        let own = self.sessions.own_account().await?.to_string();
+        let members = match &reach.accounts {
+            Accounts::None => Vec::new(),
+            Accounts::Listed(ids) => other_accounts(ids, &own),
+            Accounts::Organization => other_accounts(
+                &sgwarden_aws::accounts::organization_accounts(&self.sdk).await?,
+                &own,
+            ),
+        };
+        let regions = reach.regions_or(&self.region);
+        Ok(std::iter::once((own, false))
+            .chain(members.into_iter().map(|account| (account, true)))
+            .flat_map(|(account, member)| {
+                regions.iter().map(move |region| SweepPlace {
+                    account: account.clone(),
+                    region: region.clone(),
+                    member,
+                })
+            })
+            .collect())
+    }
+
+    /// One account-region of the sweep: its guarded groups judged, [`SWEEP_CONCURRENCY`] at a
+    /// time. An error reading the place fails it; one group's failure does not stop the
+    /// others.
+    async fn sweep_place(
+        &self,
+        place: &SweepPlace,
+        grants: &Grants,
+        now: u64,
+    ) -> Result<PlaceSwept, RevertError> {
+        let ec2 = match self.ec2_in(Some(&place.account), &place.region).await? {
+            Ok(ec2) => ec2,
+            Err(reason) => return Ok(PlaceSwept::skipped(reason)),
+        };
+        let groups = self.guarded_groups(&ec2).await?;
+        let groups = with_rule_ids_where_needed(&ec2, groups, grants).await?;
+        let outcomes: Vec<_> = stream::iter(&groups)
+            .map(|(group_id, rules)| {
+                let judged = Judged {
+                    account: Some(&place.account),
+                    region: &place.region,
+                    group_id,
+                    rules: rules.clone(),
+                    call: None,
+                    reason: SWEEP_REASON.to_string(),
+                };
+                self.judge(judged, &ec2, grants, now)
+            })
+            .buffered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut swept = PlaceSwept::default();
+        for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
+            match outcome {
+                Ok(judged) => swept.judged.push(judged),
+                // A group deleted since the sweep listed it has nothing left to revert.
+                Err(RevertError::Aws(error)) if error.is_gone() => {
+                    tracing::info!(group = %group_id, reason = %error, "skipped");
+                }
+                Err(error) => {
+                    tracing::error!(group = %group_id, account = %place.account, region = %place.region, error = %error, "sweep of group failed");
+                    swept.failed.get_or_insert(error);
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The groups the policy guards among those EC2 lists for its scope, each with its rules
+    /// (without their ids).
     async fn guarded_groups(&self, ec2: &Ec2) -> Result<Vec<(String, RuleSet)>, AwsError> {
         let policy = &self.config.policy;
         Ok(ec2
@@ -641,25 +789,46 @@ impl RevertIngress {
             None => Ok(Grants::default()),
         }
     }
+}
 
-    async fn sweep_group(
-        &self,
-        ec2: &Ec2,
-        group_id: &str,
-        rules: &RuleSet,
-        grants: &Grants,
-        now: u64,
-    ) -> Result<JudgedGroup, RevertError> {
-        let judged = Judged {
-            region: &self.region,
-            group_id,
-            rules: rules.clone(),
-            call: None,
-            reason: "found by the sweep: not allowed by the policy, not approved (or its \
-                     approval expired), not made in this shape by an exempt principal"
-                .to_string(),
-        };
-        self.judge(judged, ec2, grants, now).await
+/// Why the sweep revokes a rule, in the record's words.
+const SWEEP_REASON: &str = "found by the sweep: not allowed by the policy, not approved (or its \
+                            approval expired), not made in this shape by an exempt principal";
+
+/// One account-region a sweep covers.
+struct SweepPlace {
+    account: String,
+    region: String,
+    /// Reached through the member role (not the function's own account).
+    member: bool,
+}
+
+impl SweepPlace {
+    fn unswept(&self, reason: String) -> Unswept {
+        Unswept {
+            account: self.account.clone(),
+            region: self.region.clone(),
+            reason,
+        }
+    }
+}
+
+/// What sweeping one account-region did.
+#[derive(Default)]
+struct PlaceSwept {
+    judged: Vec<JudgedGroup>,
+    /// The first group that failed (the others were still judged).
+    failed: Option<RevertError>,
+    /// Why the place was not swept at all.
+    skipped: Option<String>,
+}
+
+impl PlaceSwept {
+    fn skipped(reason: String) -> Self {
+        Self {
+            skipped: Some(reason),
+            ..Self::default()
+        }
     }
 }
 
@@ -780,7 +949,7 @@ fn revert_record(judged: &Judged<'_>, revoked: &RuleSet, now: u64) -> RevertReco
         function: FUNCTION,
         cause: if call.is_some() { "api-call" } else { "sweep" },
         reason: judged.reason.clone(),
-        account: call.and_then(|c| c.account.clone()),
+        account: judged.account.map(str::to_string),
         region: judged.region.to_string(),
         group_id: judged.group_id.to_string(),
         event_id: call.map(|c| c.event_id.clone()),
@@ -834,10 +1003,11 @@ fn exempt_name(call: &ApiCall) -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn group_report(region: &str, group_id: &str, plan: &RevertPlan) -> GroupReport {
+fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
     GroupReport {
-        region: region.to_string(),
-        group_id: group_id.to_string(),
+        account: judged.account.map(str::to_string),
+        region: judged.region.to_string(),
+        group_id: judged.group_id.to_string(),
         revoked: plan.revoke.rules().map(ToString::to_string).collect(),
         kept: plan
             .kept

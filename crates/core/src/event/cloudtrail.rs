@@ -92,6 +92,7 @@ pub struct ApiCall {
     pub event_time: Option<String>,
     /// The region the call was made in (`awsRegion`): where any revert must happen.
     pub region: String,
+    /// The account the call was made in (the envelope's `account`, which EventBridge sets).
     pub account: Option<String>,
     pub principal: Principal,
     pub outcome: CallOutcome,
@@ -156,6 +157,17 @@ pub fn parse(event: &Value) -> Result<ApiCall, ParseError> {
         ));
     }
     let detail = envelope.detail;
+    // EventBridge sets `account` (where the call was made, also on a central bus); the
+    // record's own `recipientAccountId` must agree, or the event is not believed.
+    let account = match (envelope.account, detail.recipient_account_id) {
+        (Some(envelope), Some(recipient)) if envelope != recipient => {
+            return Err(ParseError::new(
+                "detail.recipientAccountId",
+                format!("{recipient} is not the account the event came from ({envelope})"),
+            ))
+        }
+        (envelope, recipient) => envelope.or(recipient),
+    };
     let principal = detail
         .user_identity
         .map(|u| Principal {
@@ -187,7 +199,7 @@ pub fn parse(event: &Value) -> Result<ApiCall, ParseError> {
         event_name: detail.event_name,
         event_time: detail.event_time,
         region: detail.aws_region,
-        account: detail.recipient_account_id,
+        account,
         principal,
         outcome,
     })
@@ -421,6 +433,26 @@ mod tests {
                 "requestParameters": request, "responseElements": response
             }
         })
+    }
+
+    #[test]
+    fn the_account_is_the_envelope_s_and_the_record_must_agree() {
+        let mut event = call(AUTHORIZE_INGRESS, json!({"groupId": "sg-1"}), json!(null));
+        event["detail"]["errorCode"] = json!("Client.InvalidPermission.Duplicate");
+        assert_eq!(
+            parse(&event).unwrap().account.as_deref(),
+            Some("111122223333")
+        );
+        event["detail"]["recipientAccountId"] = json!("222233334444");
+        assert_eq!(
+            parse(&event).unwrap_err().field,
+            "detail.recipientAccountId"
+        );
+        event.as_object_mut().map(|e| e.remove("account"));
+        assert_eq!(
+            parse(&event).unwrap().account.as_deref(),
+            Some("222233334444")
+        );
     }
 
     #[test]

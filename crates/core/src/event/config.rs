@@ -1,6 +1,8 @@
-//! AWS Config messages, as SNS delivers them to notify-owner.
+//! AWS Config messages, as SNS or EventBridge delivers them to notify-owner.
 //!
-//! Config publishes a JSON *string* in each SNS record's `Message`. The message types that
+//! Config publishes a JSON *string* in each SNS record's `Message`; on EventBridge (a central
+//! deployment's bus, SPEC "One deployment, many accounts") the same message is the `detail`
+//! of a `Config Configuration Item Change` event. The message types that
 //! matter are `ConfigurationItemChangeNotification` (the item and a diff of what changed) and
 //! `OversizedConfigurationItemChangeNotification` (only a summary: the item was too large for
 //! SNS and must be fetched through the Config API). Every other type is kept as
@@ -23,6 +25,8 @@ use crate::wire::Permissions;
 pub const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";
 pub const OVERSIZED_ITEM_CHANGE: &str = "OversizedConfigurationItemChangeNotification";
 pub const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
+/// The EventBridge `detail-type` of a Config item change (source `aws.config`).
+pub const EVENTBRIDGE_ITEM_CHANGE: &str = "Config Configuration Item Change";
 
 /// One Config message.
 #[derive(Debug, Clone, PartialEq)]
@@ -384,10 +388,85 @@ pub(crate) fn parse_sns(event: &Value) -> Result<Vec<ConfigMessage>, ParseError>
         .collect()
 }
 
+#[derive(Deserialize)]
+struct ConfigEnvelope {
+    source: String,
+    #[serde(default)]
+    account: Option<String>,
+    detail: Value,
+}
+
+/// Parses a `Config Configuration Item Change` event. Only AWS Config can send source
+/// `aws.config`, and EventBridge sets `account` to the account the item was recorded in: an
+/// item that names another account is refused, not believed.
+pub(crate) fn parse_eventbridge(event: &Value) -> Result<ConfigMessage, ParseError> {
+    let envelope: ConfigEnvelope = from_value(event)?;
+    if envelope.source != "aws.config" {
+        return Err(ParseError::new(
+            "source",
+            format!("{:?} does not send Config item changes", envelope.source),
+        ));
+    }
+    let message = parse_message(&envelope.detail).map_err(|e| e.within("detail"))?;
+    let item_account = match &message {
+        ConfigMessage::Change(change) => change.item.aws_account_id.as_deref(),
+        ConfigMessage::Oversized(summary) => summary.aws_account_id.as_deref(),
+        ConfigMessage::Other { .. } => None,
+    };
+    if let (Some(item), Some(account)) = (item_account, envelope.account.as_deref()) {
+        if item != account {
+            return Err(ParseError::new(
+                "detail.configurationItem.awsAccountId",
+                format!("{item} is not the account the event came from ({account})"),
+            ));
+        }
+    }
+    Ok(message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_eventbridge_item_change_is_the_sns_message_in_detail() {
+        let detail = json!({
+            "messageType": ITEM_CHANGE,
+            "configurationItemDiff": {"changeType": "UPDATE", "changedProperties": {}},
+            "configurationItem": {"resourceType": SECURITY_GROUP, "resourceId": "sg-1",
+                                  "awsAccountId": "222233334444", "awsRegion": "eu-west-1"}
+        });
+        let event = |source: &str, account: &str| {
+            json!({"detail-type": EVENTBRIDGE_ITEM_CHANGE, "source": source,
+                   "account": account, "region": "eu-west-1", "detail": detail})
+        };
+        let Ok(ConfigMessage::Change(change)) =
+            parse_eventbridge(&event("aws.config", "222233334444"))
+        else {
+            panic!("not read as a change");
+        };
+        assert_eq!(change.item.resource_id, "sg-1");
+        assert_eq!(change.change_type, ChangeType::Update);
+        assert_eq!(
+            parse_eventbridge(&event("aws.config", "999988887777"))
+                .unwrap_err()
+                .field,
+            "detail.configurationItem.awsAccountId"
+        );
+        assert_eq!(
+            parse_eventbridge(&event("my.app", "222233334444"))
+                .unwrap_err()
+                .field,
+            "source"
+        );
+        let mut broken = event("aws.config", "222233334444");
+        broken["detail"]["configurationItemDiff"]["changeType"] = json!("RENAME");
+        assert_eq!(
+            parse_eventbridge(&broken).unwrap_err().field,
+            "detail.configurationItemDiff.changeType"
+        );
+    }
 
     #[test]
     fn other_message_types_are_kept_for_acknowledging() {

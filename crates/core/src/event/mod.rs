@@ -36,7 +36,8 @@ pub enum Trigger {
     TrueUp(TrueUp),
     /// `AWS API Call via CloudTrail` from `aws.ec2`.
     ApiCall(Box<ApiCall>),
-    /// An SNS delivery of AWS Config messages, one per record.
+    /// AWS Config messages: an SNS delivery (one per record) or one EventBridge
+    /// `Config Configuration Item Change`.
     Config(Vec<ConfigMessage>),
 }
 
@@ -70,6 +71,9 @@ impl Trigger {
                 asg::parse_instance_change(event).map(Trigger::InstanceChange)
             }
             asg::SCHEDULED => asg::parse_scheduled(event).map(Trigger::Scheduled),
+            config::EVENTBRIDGE_ITEM_CHANGE => {
+                config::parse_eventbridge(event).map(|message| Trigger::Config(vec![message]))
+            }
             cloudtrail::API_CALL => {
                 cloudtrail::parse(event).map(|call| Trigger::ApiCall(Box::new(call)))
             }
