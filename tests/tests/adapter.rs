@@ -41,10 +41,7 @@ fn owner() -> Owner {
 fn tcp(port: u16, cidr: &str) -> Rule {
     Rule::new(
         Direction::Ingress,
-        Traffic::Tcp(PortRange {
-            from: port,
-            to: port,
-        }),
+        Traffic::Tcp(PortRange::single(port)),
         Peer::cidr(cidr, "test").unwrap(),
     )
 }
@@ -58,7 +55,7 @@ fn owned(rules: &[Rule]) -> RuleSet {
 
 fn audit() -> AuditContext {
     AuditContext {
-        function: "test".into(),
+        function: "test",
         cause: "adapter-test".into(),
     }
 }
@@ -254,7 +251,7 @@ async fn applies_a_plan_in_one_call_per_direction_and_keeps_hand_made_rules() {
     ]);
     let egress = Rule::new(
         Direction::Egress,
-        Traffic::Udp(PortRange { from: 53, to: 53 }),
+        Traffic::Udp(PortRange::single(53)),
         Peer::cidr("2001:db8::/64", "t").unwrap(),
     );
     desired.insert(egress.clone(), RuleInfo::described(owner().describe("dns")));

@@ -570,7 +570,17 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         ("Errors", 0),
     ];
     runtime::assert_metrics(&metrics[0], "asg-sync", &sync_counts);
-    runtime::assert_metrics(&metrics[1], "asg-sync", &[("Errors", 1)]);
+    // A failure writes every metric, as zero.
+    runtime::assert_metrics(
+        &metrics[1],
+        "asg-sync",
+        &[
+            ("RulesAdded", 0),
+            ("RulesRemoved", 0),
+            ("PeerUnreachable", 0),
+            ("Errors", 1),
+        ],
+    );
     // The complete sync says nothing in chat; the failed one does, threaded by cluster.
     let messages = chat.messages().await;
     assert_eq!(messages.len(), 1, "{messages:?}");

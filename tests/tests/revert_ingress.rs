@@ -1095,7 +1095,18 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
         ("Errors", 0),
     ];
     runtime::assert_metrics(&metrics[0], "revert-ingress", &revert_counts);
-    runtime::assert_metrics(&metrics[1], "revert-ingress", &[("Errors", 1)]);
+    // A failure writes every metric, as zero.
+    runtime::assert_metrics(
+        &metrics[1],
+        "revert-ingress",
+        &[
+            ("RulesRevoked", 0),
+            ("RulesKept", 0),
+            ("EventsSkipped", 0),
+            ("AccountsUnswept", 0),
+            ("Errors", 1),
+        ],
+    );
     // One chat message, for the revert, threaded by the group.
     let messages = chat.messages().await;
     assert_eq!(messages.len(), 1, "{messages:?}");

@@ -54,112 +54,141 @@ impl SyncConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let cluster = Owner::new(&required(&get, "SYNC_CLUSTER")?)
             .map_err(|e| bad("SYNC_CLUSTER", e.reason))?;
-        let auto_scaling_groups: BTreeSet<String> =
-            comma_list(&required(&get, "SYNC_AUTO_SCALING_GROUPS")?).collect();
-        if auto_scaling_groups.is_empty() {
-            return Err(bad(
-                "SYNC_AUTO_SCALING_GROUPS",
-                "names no Auto Scaling group",
-            ));
-        }
-        if let Some(wrong) = auto_scaling_groups
-            .iter()
-            .find(|name| name.len() > 255 || name.contains('/'))
-        {
-            return Err(bad(
-                "SYNC_AUTO_SCALING_GROUPS",
-                format!("{wrong:?} is not an Auto Scaling group name"),
-            ));
-        }
         let table = required(&get, "SYNC_TABLE")?;
-        let security_group_ids: Vec<String> =
-            comma_list(&required(&get, "SYNC_SECURITY_GROUP_IDS")?).collect();
-        if let Some(wrong) = security_group_ids.iter().find(|id| !is_group_id(id)) {
-            return Err(bad(
-                "SYNC_SECURITY_GROUP_IDS",
-                format!("{wrong:?} is not a security group id"),
-            ));
-        }
-        let mut peers = Vec::new();
-        for entry in get("SYNC_PEERS").unwrap_or_default().split_whitespace() {
-            let parts: Vec<&str> = entry.split('/').collect();
-            let (region, group_id, peer_table) = match parts.as_slice() {
-                [region, group] => (*region, *group, table.as_str()),
-                [region, group, table] => (*region, *group, *table),
-                _ => {
-                    return Err(bad(
-                        "SYNC_PEERS",
-                        format!("{entry:?} is not region/sg-id[/table]"),
-                    ))
-                }
-            };
-            if region.is_empty() || !is_group_id(group_id) || peer_table.is_empty() {
-                return Err(bad(
-                    "SYNC_PEERS",
-                    format!("{entry:?} is not region/sg-id[/table]"),
-                ));
-            }
-            peers.push(PeerGroup {
-                region: region.to_string(),
-                group_id: group_id.to_string(),
-                table: peer_table.to_string(),
-            });
-        }
-        let ports = parse_ports(&get("SYNC_PORTS").unwrap_or_else(|| "all".to_string()))
-            .map_err(|e| bad("SYNC_PORTS", e.reason))?;
-        let address = get("SYNC_ADDRESS")
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| v.parse::<AddressKind>())
-            .transpose()
-            .map_err(|e| bad("SYNC_ADDRESS", e.reason))?
-            .unwrap_or(AddressKind::Public);
-        let on_failure = match get("SYNC_ON_FAILURE")
-            .map(|v| v.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("") | Some("continue") => LifecycleResult::Continue,
-            Some("abandon") => LifecycleResult::Abandon,
-            Some(other) => {
-                return Err(bad(
-                    "SYNC_ON_FAILURE",
-                    format!("{other:?} is not continue or abandon"),
-                ))
-            }
-        };
-        let number = |name: &'static str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match optional(&get, name) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| {
-                        bad(name, format!("{v:?} is not a whole number from 1 to {max}"))
-                    }),
-            }
-        };
         Ok(Self {
             chat_topic_arn: topic_arn(&get, "CHAT_TOPIC_ARN")?,
             cluster,
-            auto_scaling_groups,
+            auto_scaling_groups: auto_scaling_groups(&get)?,
+            security_group_ids: security_group_ids(&get)?,
+            peers: peers(&get, &table)?,
             table,
-            security_group_ids,
-            peers,
-            ports,
-            address,
-            on_failure,
+            ports: parse_ports(&get("SYNC_PORTS").unwrap_or_else(|| "all".to_string()))
+                .map_err(|e| bad("SYNC_PORTS", e.reason))?,
+            address: address(&get)?,
+            on_failure: on_failure(&get)?,
             dry_run: flag("SYNC_DRY_RUN", get("SYNC_DRY_RUN"))?,
             // EC2's largest rules-per-group quota is 1,000.
-            rule_quota: usize::try_from(number("SYNC_RULE_QUOTA", 60, 1_000)?)
+            rule_quota: usize::try_from(whole_number(&get, "SYNC_RULE_QUOTA", 60, 1_000)?)
                 .map_err(|_| bad("SYNC_RULE_QUOTA", "too large"))?,
             // A lifecycle hook's heartbeat timeout is at most 7,200 s: a heartbeat every hour
             // at the most keeps any hook alive, and bounds the timer's arithmetic.
-            heartbeat_every: Duration::from_secs(number(
+            heartbeat_every: Duration::from_secs(whole_number(
+                &get,
                 "SYNC_HEARTBEAT_SECONDS",
                 60,
                 MAX_HEARTBEAT_SECONDS,
             )?),
         })
+    }
+}
+
+/// `SYNC_AUTO_SCALING_GROUPS`: at least one name, each a possible Auto Scaling group name.
+fn auto_scaling_groups(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<BTreeSet<String>, ConfigError> {
+    let names: BTreeSet<String> = comma_list(&required(get, "SYNC_AUTO_SCALING_GROUPS")?).collect();
+    if names.is_empty() {
+        return Err(bad(
+            "SYNC_AUTO_SCALING_GROUPS",
+            "names no Auto Scaling group",
+        ));
+    }
+    if let Some(wrong) = names
+        .iter()
+        .find(|name| name.len() > 255 || name.contains('/'))
+    {
+        return Err(bad(
+            "SYNC_AUTO_SCALING_GROUPS",
+            format!("{wrong:?} is not an Auto Scaling group name"),
+        ));
+    }
+    Ok(names)
+}
+
+/// `SYNC_SECURITY_GROUP_IDS`: security group ids only.
+fn security_group_ids(get: &impl Fn(&str) -> Option<String>) -> Result<Vec<String>, ConfigError> {
+    let ids: Vec<String> = comma_list(&required(get, "SYNC_SECURITY_GROUP_IDS")?).collect();
+    if let Some(wrong) = ids.iter().find(|id| !is_group_id(id)) {
+        return Err(bad(
+            "SYNC_SECURITY_GROUP_IDS",
+            format!("{wrong:?} is not a security group id"),
+        ));
+    }
+    Ok(ids)
+}
+
+/// `SYNC_PEERS`: `region/sg-id[/table]` entries, separated by spaces; the table defaults to
+/// this region's.
+fn peers(
+    get: &impl Fn(&str) -> Option<String>,
+    table: &str,
+) -> Result<Vec<PeerGroup>, ConfigError> {
+    get("SYNC_PEERS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|entry| {
+            let wrong = || {
+                bad(
+                    "SYNC_PEERS",
+                    format!("{entry:?} is not region/sg-id[/table]"),
+                )
+            };
+            let (region, group_id, peer_table) =
+                match entry.split('/').collect::<Vec<_>>().as_slice() {
+                    [region, group] => (*region, *group, table),
+                    [region, group, table] => (*region, *group, *table),
+                    _ => return Err(wrong()),
+                };
+            if region.is_empty() || !is_group_id(group_id) || peer_table.is_empty() {
+                return Err(wrong());
+            }
+            Ok(PeerGroup {
+                region: region.to_string(),
+                group_id: group_id.to_string(),
+                table: peer_table.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `SYNC_ADDRESS`: which address of an instance is synced (default public).
+fn address(get: &impl Fn(&str) -> Option<String>) -> Result<AddressKind, ConfigError> {
+    Ok(optional(get, "SYNC_ADDRESS")
+        .map(|v| v.parse::<AddressKind>())
+        .transpose()
+        .map_err(|e| bad("SYNC_ADDRESS", e.reason))?
+        .unwrap_or(AddressKind::Public))
+}
+
+/// `SYNC_ON_FAILURE`: how a lifecycle action ends when the sync fails (default continue).
+fn on_failure(get: &impl Fn(&str) -> Option<String>) -> Result<LifecycleResult, ConfigError> {
+    match optional(get, "SYNC_ON_FAILURE")
+        .map(|v| v.to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("continue") => Ok(LifecycleResult::Continue),
+        Some("abandon") => Ok(LifecycleResult::Abandon),
+        Some(other) => Err(bad(
+            "SYNC_ON_FAILURE",
+            format!("{other:?} is not continue or abandon"),
+        )),
+    }
+}
+
+/// A whole number from 1 to `max`, `default` when unset.
+fn whole_number(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    match optional(get, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| bad(name, format!("{v:?} is not a whole number from 1 to {max}"))),
     }
 }
 

@@ -81,8 +81,7 @@ impl SyncError {
         match self {
             SyncError::Event(_) => "EventNotUnderstood",
             SyncError::WrongTrigger(_) => "WrongTrigger",
-            SyncError::Aws(e) if e.is_transient() => "AwsUnavailable",
-            SyncError::Aws(_) => "AwsError",
+            SyncError::Aws(e) => e.kind(),
             SyncError::Quota(_) => "QuotaExceeded",
             SyncError::NotInCluster(_) => "GroupNotInCluster",
             SyncError::Gone(_) => "GroupGone",
@@ -119,8 +118,6 @@ pub struct GroupReport {
 }
 
 impl sgwarden_lambda::Measured for Report {
-    const METRICS: &'static [&'static str] = &["RulesAdded", "RulesRemoved", "PeerUnreachable"];
-
     /// Rules added and removed (none in a dry run), and the peer regions that could not be
     /// reached (`PeerUnreachable`, the one asg-sync alarms on).
     fn counts(&self) -> Vec<(&'static str, u64)> {
@@ -518,7 +515,7 @@ impl AsgSync {
         let mut instances = self.local.ec2.instances(&ids).await?;
         for instance in &mut instances {
             if let Some(listed) = listed.iter().find(|l| l.instance_id == instance.id) {
-                instance.lifecycle_state = listed.lifecycle_state.clone();
+                instance.lifecycle = listed.lifecycle;
             }
         }
         let found = member_addresses(&instances, self.config.address, excluded);
@@ -596,23 +593,7 @@ impl AsgSync {
         unreachable: &mut BTreeSet<String>,
         work: &Work,
     ) -> Result<(), SyncError> {
-        let mut groups: Vec<(&RegionClients, GroupState)> = self
-            .local
-            .ec2
-            .read_groups(&self.local.group_ids)
-            .await?
-            .into_iter()
-            .map(|g| (&self.local, g))
-            .collect();
-        for peer in &self.peers {
-            if unreachable.contains(&peer.region) {
-                continue;
-            }
-            match peer.ec2.read_groups(&peer.group_ids).await {
-                Ok(found) => groups.extend(found.into_iter().map(|g| (peer, g))),
-                Err(e) => self.skip_peer(peer, &e, unreachable),
-            }
-        }
+        let groups = self.cluster_groups(unreachable).await?;
         let gone = if work.true_up {
             self.gone_registrants(groups.iter().map(|(_, g)| g)).await
         } else {
@@ -626,7 +607,7 @@ impl AsgSync {
             plans.push((clients, group.group_id, plan));
         }
         let audit = AuditContext {
-            function: FUNCTION.to_string(),
+            function: FUNCTION,
             cause: work.kind.to_string(),
         };
         for (clients, group_id, plan) in plans {
@@ -654,6 +635,33 @@ impl AsgSync {
             }
         }
         Ok(())
+    }
+
+    /// The cluster's groups as EC2 holds them, each with the clients of its region: this
+    /// region's (which must answer), then every reachable peer's (one that does not answer
+    /// is marked unreachable and left out).
+    async fn cluster_groups(
+        &self,
+        unreachable: &mut BTreeSet<String>,
+    ) -> Result<Vec<(&RegionClients, GroupState)>, SyncError> {
+        let mut groups: Vec<(&RegionClients, GroupState)> = self
+            .local
+            .ec2
+            .read_groups(&self.local.group_ids)
+            .await?
+            .into_iter()
+            .map(|g| (&self.local, g))
+            .collect();
+        for peer in &self.peers {
+            if unreachable.contains(&peer.region) {
+                continue;
+            }
+            match peer.ec2.read_groups(&peer.group_ids).await {
+                Ok(found) => groups.extend(found.into_iter().map(|g| (peer, g))),
+                Err(e) => self.skip_peer(peer, &e, unreachable),
+            }
+        }
+        Ok(groups)
     }
 
     /// The self-registered instances (see `sgwarden register`) on these groups that no longer

@@ -23,7 +23,7 @@ use sgwarden_core::policy::{Approval, Exemption, Grants};
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
-use crate::item::{number, text};
+use crate::item::{all_items, number, text, Item};
 
 #[derive(Debug, Clone)]
 pub struct Approvals {
@@ -43,7 +43,7 @@ impl Approvals {
 
     /// The grants of one group (one consistent `Query`, all pages).
     pub async fn for_group(&self, group_id: &str) -> Result<Grants, AwsError> {
-        let mut pages = self
+        let pages = self
             .client
             .query()
             .table_name(&self.table)
@@ -53,19 +53,13 @@ impl Approvals {
             .into_paginator()
             .items()
             .send();
-        let mut grants = Grants::default();
-        while let Some(item) = pages.next().await {
-            let item =
-                item.map_err(|e| AwsError::from_sdk("Query", &self.table, &self.region, e))?;
-            self.add_readable(&item, &mut grants);
-        }
-        Ok(grants)
+        Ok(self.grants(all_items(pages, "Query", &self.table, &self.region).await?))
     }
 
     /// Every grant (one consistent `Scan`, all pages): the sweep's view. The table holds
     /// live and recently expired approvals and one record per exempted rule.
     pub async fn all(&self) -> Result<Grants, AwsError> {
-        let mut pages = self
+        let pages = self
             .client
             .scan()
             .table_name(&self.table)
@@ -73,13 +67,7 @@ impl Approvals {
             .into_paginator()
             .items()
             .send();
-        let mut grants = Grants::default();
-        while let Some(item) = pages.next().await {
-            let item =
-                item.map_err(|e| AwsError::from_sdk("Scan", &self.table, &self.region, e))?;
-            self.add_readable(&item, &mut grants);
-        }
-        Ok(grants)
+        Ok(self.grants(all_items(pages, "Scan", &self.table, &self.region).await?))
     }
 
     /// Records the rules an exempt principal made, one item each: the proof that later
@@ -186,13 +174,16 @@ impl Approvals {
             .await
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("DeleteItem", &self.table, &self.region, e))
-            .map_err(|e| match e.code() {
-                Some("ConditionalCheckFailedException") => AwsError::NotFound {
-                    what: "approval",
-                    id: format!("{group_id} {approval_id}"),
-                    region: self.region.clone(),
-                },
-                _ => e,
+            .map_err(|e| {
+                if e.is_condition_failed() {
+                    AwsError::NotFound {
+                        what: "approval",
+                        id: format!("{group_id} {approval_id}"),
+                        region: self.region.clone(),
+                    }
+                } else {
+                    e
+                }
             });
         self.audit(function, group_id, approval_id, "approval deleted", &result);
         result
@@ -218,7 +209,16 @@ impl Approvals {
         );
     }
 
-    fn add_readable(&self, item: &HashMap<String, AttributeValue>, grants: &mut Grants) {
+    /// The grants among `items`; an item off the schema approves nothing and is logged.
+    fn grants(&self, items: Vec<Item>) -> Grants {
+        let mut grants = Grants::default();
+        for item in &items {
+            self.add_readable(item, &mut grants);
+        }
+        grants
+    }
+
+    fn add_readable(&self, item: &Item, grants: &mut Grants) {
         let read = match item.get("kind") {
             Some(AttributeValue::S(kind)) if kind == EXEMPTION => {
                 exemption_from_item(item).map(|e| grants.exemptions.push(e))

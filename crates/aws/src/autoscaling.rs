@@ -10,6 +10,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_autoscaling::Client;
 use sgwarden_core::event::LifecycleAction;
+use sgwarden_core::sync::Lifecycle;
 
 use crate::error::AwsError;
 
@@ -41,7 +42,7 @@ pub enum Completion {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInstance {
     pub instance_id: String,
-    pub lifecycle_state: String,
+    pub lifecycle: Lifecycle,
 }
 
 /// Auto Scaling in one region.
@@ -85,10 +86,9 @@ impl AutoScaling {
             .filter_map(|i| {
                 Some(GroupInstance {
                     instance_id: i.instance_id()?.to_string(),
-                    lifecycle_state: i
-                        .lifecycle_state()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
+                    lifecycle: Lifecycle::from_state(
+                        i.lifecycle_state().map(|s| s.as_str()).unwrap_or_default(),
+                    ),
                 })
             })
             .collect())

@@ -58,7 +58,7 @@ impl Dedup {
             Ok(_) => Ok(Claim::Claimed),
             Err(e) => {
                 let err = AwsError::from_sdk("PutItem", &self.table, &self.region, e);
-                if err.code() == Some("ConditionalCheckFailedException") {
+                if err.is_condition_failed() {
                     Ok(Claim::AlreadyClaimed)
                 } else {
                     Err(err)

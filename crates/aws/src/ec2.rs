@@ -21,7 +21,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
 use sgwarden_core::policy::Scope;
 use sgwarden_core::rule::{Direction, Rule, RuleInfo, RuleSet};
-use sgwarden_core::sync::Instance;
+use sgwarden_core::sync::{Instance, Lifecycle};
 use sgwarden_core::Plan;
 
 use crate::convert::{permission_from_sdk, permission_to_sdk, security_group_rule_from_sdk};
@@ -59,7 +59,7 @@ pub struct RuleRecord {
 #[derive(Debug, Clone)]
 pub struct AuditContext {
     /// `asg-sync`, `revert-ingress`, `notify-owner`, `cli`, …
-    pub function: String,
+    pub function: &'static str,
     /// What triggered the change: an event id, `true-up`, `sweep`, …
     pub cause: String,
 }
@@ -292,7 +292,7 @@ impl Ec2 {
                 ipv6.dedup();
                 Instance {
                     id: instance.instance_id().unwrap_or_default().to_string(),
-                    lifecycle_state: String::new(),
+                    lifecycle: Lifecycle::Staying,
                     public_ipv4: parse(instance.public_ip_address()),
                     private_ipv4: parse(instance.private_ip_address()),
                     ipv6,
@@ -465,68 +465,22 @@ impl Ec2 {
         rules: &RuleSet,
         applied: &mut Applied,
     ) -> Result<(), AwsError> {
-        let permissions: Vec<IpPermission> = rules
-            .to_permissions(direction)
-            .iter()
-            .map(permission_to_sdk)
-            .collect();
-        let operation = change.operation(direction);
         // A revoke names rules by id when it can: exact, whatever shape the rule was written in.
-        let rule_ids = match change {
-            Change::Revoke => rules.rule_ids(),
+        let target = match change {
+            Change::Revoke => rules.rule_ids().map(Target::Ids),
             Change::Authorize => None,
-        };
-        let (permissions, rule_ids) = match rule_ids {
-            Some(ids) => (None, Some(ids)),
-            None => (Some(permissions), None),
-        };
-        applied.calls += 1;
-        // Rules EC2 reports it did not find among those a revoke named.
-        let mut unknown: Vec<IpPermission> = Vec::new();
-        match (change, direction) {
-            (Change::Authorize, Direction::Ingress) => {
-                self.client
-                    .authorize_security_group_ingress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-            }
-            (Change::Authorize, Direction::Egress) => {
-                self.client
-                    .authorize_security_group_egress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-            }
-            (Change::Revoke, Direction::Ingress) => {
-                let out = self
-                    .client
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .set_security_group_rule_ids(rule_ids)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-                unknown = out.unknown_ip_permissions().to_vec();
-            }
-            (Change::Revoke, Direction::Egress) => {
-                let out = self
-                    .client
-                    .revoke_security_group_egress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .set_security_group_rule_ids(rule_ids)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-                unknown = out.unknown_ip_permissions().to_vec();
-            }
         }
+        .unwrap_or_else(|| {
+            Target::Permissions(
+                rules
+                    .to_permissions(direction)
+                    .iter()
+                    .map(permission_to_sdk)
+                    .collect(),
+            )
+        });
+        applied.calls += 1;
+        let unknown = self.send(change, direction, group_id, target).await?;
         let mut gone = RuleSet::new();
         let unknown: Vec<_> = unknown.iter().map(permission_from_sdk).collect();
         // An unreadable "unknown" list only loses the already-gone detail, never a change.
@@ -542,6 +496,65 @@ impl Ec2 {
             }
         }
         Ok(())
+    }
+
+    /// One authorize or revoke call; returns the permissions a revoke did not find.
+    async fn send(
+        &self,
+        change: Change,
+        direction: Direction,
+        group_id: &str,
+        target: Target,
+    ) -> Result<Vec<IpPermission>, AwsError> {
+        let operation = change.operation(direction);
+        let (permissions, rule_ids) = match target {
+            Target::Ids(ids) => (None, Some(ids)),
+            Target::Permissions(permissions) => (Some(permissions), None),
+        };
+        Ok(match (change, direction) {
+            (Change::Authorize, Direction::Ingress) => {
+                self.client
+                    .authorize_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(permissions)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                Vec::new()
+            }
+            (Change::Authorize, Direction::Egress) => {
+                self.client
+                    .authorize_security_group_egress()
+                    .group_id(group_id)
+                    .set_ip_permissions(permissions)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                Vec::new()
+            }
+            (Change::Revoke, Direction::Ingress) => self
+                .client
+                .revoke_security_group_ingress()
+                .group_id(group_id)
+                .set_ip_permissions(permissions)
+                .set_security_group_rule_ids(rule_ids)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
+                .unknown_ip_permissions()
+                .to_vec(),
+            (Change::Revoke, Direction::Egress) => self
+                .client
+                .revoke_security_group_egress()
+                .group_id(group_id)
+                .set_ip_permissions(permissions)
+                .set_security_group_rule_ids(rule_ids)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
+                .unknown_ip_permissions()
+                .to_vec(),
+        })
     }
 
     fn audit(
@@ -593,6 +606,12 @@ fn id_filter(name: &str, ids: &[String]) -> Filter {
         .name(name)
         .set_values(Some(ids.to_vec()))
         .build()
+}
+
+/// What one call names: rules by their `sgr-` ids, or permissions by shape.
+enum Target {
+    Ids(Vec<String>),
+    Permissions(Vec<IpPermission>),
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -162,6 +162,22 @@ impl AwsError {
     pub fn is_gone(&self) -> bool {
         self.fault() == Fault::Gone
     }
+
+    /// True when a conditional DynamoDB write found its condition false: an answer about the
+    /// table's state (claimed already, newer state, no such item), not a failure.
+    pub fn is_condition_failed(&self) -> bool {
+        self.code() == Some("ConditionalCheckFailedException")
+    }
+
+    /// The Lambda error type of an invocation that failed on this error, for every function:
+    /// `AwsUnavailable` when a retry may help, else `AwsError`.
+    pub fn kind(&self) -> &'static str {
+        if self.is_transient() {
+            "AwsUnavailable"
+        } else {
+            "AwsError"
+        }
+    }
 }
 
 /// The error and its causes on one line: SDK errors keep the useful part in their sources.

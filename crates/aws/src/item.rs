@@ -6,8 +6,34 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_async::future::pagination_stream::PaginationStream;
 use sgwarden_core::ParseError;
+
+use crate::error::AwsError;
+
+/// One item of a table.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Every item of a paginated `Query` or `Scan` (`into_paginator().items().send()`), in order;
+/// the first page that fails fails the read, naming `operation` on `table`.
+pub async fn all_items<E>(
+    mut pages: PaginationStream<Result<Item, SdkError<E, HttpResponse>>>,
+    operation: &'static str,
+    table: &str,
+    region: &str,
+) -> Result<Vec<Item>, AwsError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let mut items = Vec::new();
+    while let Some(item) = pages.next().await {
+        items.push(item.map_err(|e| AwsError::from_sdk(operation, table, region, e))?);
+    }
+    Ok(items)
+}
 
 /// A string attribute.
 pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String, ParseError> {

@@ -15,7 +15,7 @@ use sgwarden_core::sync::Member;
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
-use crate::item::{number, text};
+use crate::item::{all_items, number, text};
 
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,7 +77,7 @@ impl Registry {
             Ok(_) => Ok(Write::Written),
             Err(e) => {
                 let err = AwsError::from_sdk("PutItem", &self.table, &self.region, e);
-                if err.code() == Some("ConditionalCheckFailedException") {
+                if err.is_condition_failed() {
                     Ok(Write::Stale)
                 } else {
                     Err(err)
@@ -101,7 +101,7 @@ impl Registry {
 
     /// Every member of `cluster`, with a consistent read, all pages.
     pub async fn members(&self, cluster: &str) -> Result<Vec<Member>, AwsError> {
-        let mut pages = self
+        let pages = self
             .client
             .query()
             .table_name(&self.table)
@@ -112,20 +112,18 @@ impl Registry {
             .into_paginator()
             .items()
             .send();
-        let mut members = Vec::new();
-        while let Some(item) = pages.next().await {
-            let item =
-                item.map_err(|e| AwsError::from_sdk("Query", &self.table, &self.region, e))?;
-            members.push(
-                member_from_item(&item).map_err(|source| AwsError::Unreadable {
+        all_items(pages, "Query", &self.table, &self.region)
+            .await?
+            .iter()
+            .map(|item| {
+                member_from_item(item).map_err(|source| AwsError::Unreadable {
                     operation: "Query",
                     resource: self.table.clone(),
                     region: self.region.clone(),
                     source,
-                })?,
-            );
-        }
-        Ok(members)
+                })
+            })
+            .collect()
     }
 }
 

@@ -17,13 +17,13 @@ use crate::Failure;
 const FUNCTION: &str = "cli";
 
 /// `sgwarden approve`.
-pub struct Approve {
-    pub table: String,
-    pub group_id: String,
-    pub rule: String,
-    pub duration: String,
-    pub reason: String,
-    pub allow_anywhere: bool,
+pub(crate) struct Approve {
+    pub(crate) table: String,
+    pub(crate) group_id: String,
+    pub(crate) rule: String,
+    pub(crate) duration: String,
+    pub(crate) reason: String,
+    pub(crate) allow_anywhere: bool,
 }
 
 fn now() -> Result<u64, Failure> {
@@ -43,7 +43,7 @@ fn table(table: Option<&str>) -> Result<&str, Failure> {
     })
 }
 
-pub async fn approve(args: Approve) -> Result<ExitCode, Failure> {
+pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
     let table_name = table(Some(&args.table))?.to_string();
     let request = ApprovalRequest {
         group_id: args.group_id,
@@ -83,7 +83,10 @@ pub async fn approve(args: Approve) -> Result<ExitCode, Failure> {
 }
 
 /// `sgwarden approvals [--group-id …]`: a table of approvals and exemption records.
-pub async fn list(table_name: Option<&str>, group_id: Option<&str>) -> Result<ExitCode, Failure> {
+pub(crate) async fn list(
+    table_name: Option<&str>,
+    group_id: Option<&str>,
+) -> Result<ExitCode, Failure> {
     let table_name = table(table_name)?;
     let sdk = sgwarden_aws::sdk::load().await;
     let approvals = Approvals::new(&sdk, table_name);
@@ -97,7 +100,7 @@ pub async fn list(table_name: Option<&str>, group_id: Option<&str>) -> Result<Ex
 }
 
 /// `sgwarden approvals revoke <group-id> <approval-id>`.
-pub async fn revoke(
+pub(crate) async fn revoke(
     table_name: Option<&str>,
     group_id: &str,
     approval_id: &str,

@@ -194,13 +194,13 @@ enum PlanFunction {
 
 /// A failure: its error type (as the Lambda would report it) and message.
 #[derive(Debug)]
-pub struct Failure {
-    pub kind: &'static str,
-    pub message: String,
+pub(crate) struct Failure {
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 impl Failure {
-    pub fn new(kind: &'static str, message: impl ToString) -> Self {
+    pub(crate) fn new(kind: &'static str, message: impl ToString) -> Self {
         Self {
             kind,
             message: message.to_string(),
@@ -321,6 +321,6 @@ async fn run(function: Function, source: &str) -> Result<ExitCode, Failure> {
 
 /// True when `stream` is a terminal and NO_COLOR is unset: colour and progress are for
 /// people, never for pipes and logs.
-pub fn for_people(stream: &impl IsTerminal) -> bool {
+pub(crate) fn for_people(stream: &impl IsTerminal) -> bool {
     stream.is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -10,13 +10,13 @@ use std::time::{Instant, SystemTime};
 use crate::{for_people, Failure, PlanFunction};
 
 /// One group's pending changes.
-pub struct Pending {
+pub(crate) struct Pending {
     /// The group's account, when the plan names it (revert-ingress's does).
-    pub account: Option<String>,
-    pub region: String,
-    pub group_id: String,
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
+    pub(crate) account: Option<String>,
+    pub(crate) region: String,
+    pub(crate) group_id: String,
+    pub(crate) added: Vec<String>,
+    pub(crate) removed: Vec<String>,
 }
 
 /// The function's settings from the environment, with its dry run forced on.
@@ -30,7 +30,7 @@ fn dry_run_env(dry_run_variable: &'static str) -> impl Fn(&str) -> Option<String
     }
 }
 
-pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
+pub(crate) async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
     let sdk = sgwarden_aws::sdk::load().await;
     let region = sgwarden_aws::sdk::region_of(&sdk);
     let now = SystemTime::now();
@@ -40,83 +40,94 @@ pub async fn plan(function: PlanFunction) -> Result<ExitCode, Failure> {
     );
     let progress = for_people(&std::io::stderr());
     let started = Instant::now();
-    let name = match function {
-        PlanFunction::AsgSync => "asg-sync true-up",
-        PlanFunction::RevertIngress => "revert-ingress sweep",
-    };
     if progress {
+        let name = match function {
+            PlanFunction::AsgSync => "asg-sync true-up",
+            PlanFunction::RevertIngress => "revert-ingress sweep",
+        };
         eprint!("planning the {name} in {region} …");
         let _ = std::io::stderr().flush();
     }
-    let pending: Vec<Pending> = match function {
-        PlanFunction::AsgSync => {
-            let config = asg_sync::SyncConfig::from_lookup(dry_run_env("SYNC_DRY_RUN"))?;
-            let report = asg_sync::AsgSync::new(config, &sdk)
-                .handle(&schedule, now)
-                .await
-                .map_err(|e| Failure::new(e.kind(), e))?;
-            if !report.unreachable.is_empty() {
-                eprintln!(
-                    "sgwarden: not planned, unreachable: {}",
-                    report.unreachable.join(", ")
-                );
-            }
-            report
-                .groups
-                .into_iter()
-                .map(|g| Pending {
-                    account: None,
-                    region: g.region,
-                    group_id: g.group_id,
-                    added: g.added,
-                    removed: g.removed,
-                })
-                .collect()
-        }
-        PlanFunction::RevertIngress => {
-            let config = revert_ingress::RevertConfig::from_lookup(dry_run_env("REVERT_DRY_RUN"))?;
-            let report =
-                revert_ingress::RevertIngress::new(config, &sdk, revert_ingress::OwnRole::Unknown)
-                    .handle(&schedule, now)
-                    .await
-                    .map_err(|e| Failure::new(e.kind(), e))?;
-            if let Some(reason) = report.skipped {
-                return Err(Failure::new("NotPlanned", reason));
-            }
-            for unswept in &report.unswept {
-                eprintln!(
-                    "sgwarden: not planned, account {} in {}: {}",
-                    unswept.account, unswept.region, unswept.reason
-                );
-            }
-            report
-                .groups
-                .into_iter()
-                .map(|g| Pending {
-                    account: g.account,
-                    region: g.region,
-                    group_id: g.group_id,
-                    added: Vec::new(),
-                    removed: g.revoked,
-                })
-                .collect()
-        }
+    let pending = match function {
+        PlanFunction::AsgSync => true_up_pending(&sdk, &schedule, now).await?,
+        PlanFunction::RevertIngress => sweep_pending(&sdk, &schedule, now).await?,
     };
     if progress {
         eprintln!(" done in {:.1} s", started.elapsed().as_secs_f64());
     }
-    let text = render(&pending, for_people(&std::io::stdout()));
-    print!("{text}");
-    Ok(
-        if pending
-            .iter()
-            .any(|p| !p.added.is_empty() || !p.removed.is_empty())
-        {
-            ExitCode::from(2)
-        } else {
-            ExitCode::SUCCESS
-        },
-    )
+    print!("{}", render(&pending, for_people(&std::io::stdout())));
+    let changes = pending
+        .iter()
+        .any(|p| !p.added.is_empty() || !p.removed.is_empty());
+    Ok(if changes {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// What asg-sync's true-up would change (peers it cannot reach named on stderr).
+async fn true_up_pending(
+    sdk: &aws_config::SdkConfig,
+    schedule: &serde_json::Value,
+    now: SystemTime,
+) -> Result<Vec<Pending>, Failure> {
+    let config = asg_sync::SyncConfig::from_lookup(dry_run_env("SYNC_DRY_RUN"))?;
+    let report = asg_sync::AsgSync::new(config, sdk)
+        .handle(schedule, now)
+        .await
+        .map_err(|e| Failure::new(e.kind(), e))?;
+    if !report.unreachable.is_empty() {
+        eprintln!(
+            "sgwarden: not planned, unreachable: {}",
+            report.unreachable.join(", ")
+        );
+    }
+    Ok(report
+        .groups
+        .into_iter()
+        .map(|g| Pending {
+            account: None,
+            region: g.region,
+            group_id: g.group_id,
+            added: g.added,
+            removed: g.removed,
+        })
+        .collect())
+}
+
+/// What revert-ingress's sweep would revoke, in every account and region it covers (those
+/// it cannot reach named on stderr).
+async fn sweep_pending(
+    sdk: &aws_config::SdkConfig,
+    schedule: &serde_json::Value,
+    now: SystemTime,
+) -> Result<Vec<Pending>, Failure> {
+    let config = revert_ingress::RevertConfig::from_lookup(dry_run_env("REVERT_DRY_RUN"))?;
+    let report = revert_ingress::RevertIngress::new(config, sdk, revert_ingress::OwnRole::Unknown)
+        .handle(schedule, now)
+        .await
+        .map_err(|e| Failure::new(e.kind(), e))?;
+    if let Some(reason) = report.skipped {
+        return Err(Failure::new("NotPlanned", reason));
+    }
+    for unswept in &report.unswept {
+        eprintln!(
+            "sgwarden: not planned, account {} in {}: {}",
+            unswept.account, unswept.region, unswept.reason
+        );
+    }
+    Ok(report
+        .groups
+        .into_iter()
+        .map(|g| Pending {
+            account: g.account,
+            region: g.region,
+            group_id: g.group_id,
+            added: Vec::new(),
+            removed: g.revoked,
+        })
+        .collect())
 }
 
 const GREEN: &str = "\x1b[32m";
@@ -126,7 +137,7 @@ const RESET: &str = "\x1b[0m";
 
 /// The plan as text: a heading per account (when known), region and group, `+` and `-`
 /// lines, a summary. Groups come sorted by account, region and group.
-pub fn render(pending: &[Pending], colour: bool) -> String {
+pub(crate) fn render(pending: &[Pending], colour: bool) -> String {
     let paint = |code: &str, text: &str| {
         if colour {
             format!("{code}{text}{RESET}")

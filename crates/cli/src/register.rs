@@ -48,7 +48,7 @@ async fn registrant(host: &HostArgs, metadata: &Metadata) -> Result<Registrant, 
     Registrant::new(&instance_id, &region).map_err(|e| Failure::new("BadArgument", e))
 }
 
-pub async fn register(args: RegisterArgs) -> Result<ExitCode, Failure> {
+pub(crate) async fn register(args: RegisterArgs) -> Result<ExitCode, Failure> {
     let ports = parse_ports(&args.ports)
         .map_err(|e| Failure::new("BadArgument", format!("--ports: {e}")))?;
     let metadata = Metadata::new();
@@ -81,7 +81,7 @@ pub async fn register(args: RegisterArgs) -> Result<ExitCode, Failure> {
     .await
 }
 
-pub async fn deregister(args: DeregisterArgs) -> Result<ExitCode, Failure> {
+pub(crate) async fn deregister(args: DeregisterArgs) -> Result<ExitCode, Failure> {
     let host = registrant(&args.host, &Metadata::new()).await?;
     change(&args.host, &host, &RuleSet::new(), None, "deregister").await
 }
@@ -96,16 +96,7 @@ async fn change(
 ) -> Result<ExitCode, Failure> {
     let sdk = sgwarden_aws::sdk::in_region(&sgwarden_aws::sdk::load().await, &args.region);
     let ec2 = Ec2::new(&sdk);
-    let aws = |e: sgwarden_aws::AwsError| {
-        Failure::new(
-            if e.is_transient() {
-                "AwsUnavailable"
-            } else {
-                "AwsError"
-            },
-            e,
-        )
-    };
+    let aws = |e: sgwarden_aws::AwsError| Failure::new(e.kind(), e);
     let group = ec2.read_group(&args.group_id).await.map_err(aws)?;
     let planned: Plan = plan(&group.rules, desired, host.owner());
     if let Some(quota) = quota {
@@ -125,7 +116,7 @@ async fn change(
         return Ok(ExitCode::SUCCESS);
     }
     let audit = AuditContext {
-        function: "sgwarden-cli".to_string(),
+        function: "sgwarden-cli",
         cause: format!("{} {what}", host.instance_id),
     };
     ec2.apply(&group.group_id, &planned, &audit)

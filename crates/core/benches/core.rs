@@ -25,10 +25,7 @@ fn group(owner: &Owner, offset: u32) -> RuleSet {
             let n = i + offset;
             let rule = Rule::new(
                 Direction::Ingress,
-                Traffic::Tcp(PortRange {
-                    from: 9042,
-                    to: 9042,
-                }),
+                Traffic::Tcp(PortRange::single(9042)),
                 Peer::cidr(
                     &format!("10.{}.{}.{}/32", n >> 16 & 255, n >> 8 & 255, n & 255),
                     "bench",

@@ -61,57 +61,50 @@ pub fn recipients(
         });
         return result;
     }
+    for given in value
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        match recipient(given, default_domain, allowed_domains) {
+            Ok(address) if result.to.iter().any(|a| a.eq_ignore_ascii_case(&address)) => {}
+            Ok(address) => result.to.push(address),
+            Err(reason) => result.refused.push(Refused {
+                given: given.to_string(),
+                reason,
+            }),
+        }
+    }
+    result
+}
+
+/// One owner-tag entry as the address it is mailed to, or why it gets nothing.
+fn recipient(
+    given: &str,
+    default_domain: Option<&str>,
+    allowed_domains: &[String],
+) -> Result<String, String> {
+    let full = match (given.contains('@'), default_domain) {
+        (true, _) => given.to_string(),
+        (false, Some(domain)) => format!("{given}@{domain}"),
+        (false, None) => return Err("not an address, and no default domain is set".into()),
+    };
     let options = Options {
         minimum_sub_domains: 2,
         allow_domain_literal: false,
         allow_display_text: false,
     };
-    for given in value
-        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-    {
-        let refuse = |reason: String| Refused {
-            given: given.to_string(),
-            reason,
-        };
-        let full = match (given.contains('@'), default_domain) {
-            (true, _) => given.to_string(),
-            (false, Some(domain)) => format!("{given}@{domain}"),
-            (false, None) => {
-                result.refused.push(refuse(
-                    "not an address, and no default domain is set".into(),
-                ));
-                continue;
-            }
-        };
-        let address = match EmailAddress::parse_with_options(&full, options) {
-            Ok(address) if full.is_ascii() => address,
-            Ok(_) => {
-                result
-                    .refused
-                    .push(refuse("non-ASCII addresses are not sent to".into()));
-                continue;
-            }
-            Err(error) => {
-                result
-                    .refused
-                    .push(refuse(format!("not a valid address: {error}")));
-                continue;
-            }
-        };
-        let domain = address.domain().to_ascii_lowercase();
-        if !allowed_domains.is_empty() && !allowed_domains.contains(&domain) {
-            result.refused.push(refuse(format!(
-                "domain {domain} is not in ALLOWED_RECIPIENT_DOMAINS"
-            )));
-            continue;
-        }
-        let address = address.as_str().to_string();
-        if !result.to.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
-            result.to.push(address);
-        }
+    let address = EmailAddress::parse_with_options(&full, options)
+        .map_err(|error| format!("not a valid address: {error}"))?;
+    if !full.is_ascii() {
+        return Err("non-ASCII addresses are not sent to".into());
     }
-    result
+    let domain = address.domain().to_ascii_lowercase();
+    if !allowed_domains.is_empty() && !allowed_domains.contains(&domain) {
+        return Err(format!(
+            "domain {domain} is not in ALLOWED_RECIPIENT_DOMAINS"
+        ));
+    }
+    Ok(address.as_str().to_string())
 }
 
 /// One rule as the mail shows it.

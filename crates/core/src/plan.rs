@@ -197,10 +197,7 @@ mod tests {
     fn rule(direction: Direction, port: u16, last: u8) -> Rule {
         Rule::new(
             direction,
-            Traffic::Tcp(PortRange {
-                from: port,
-                to: port,
-            }),
+            Traffic::Tcp(PortRange::single(port)),
             Peer::cidr(&format!("10.0.0.{last}/32"), "x").unwrap(),
         )
     }

@@ -414,13 +414,14 @@ pub struct RevertPlan {
     pub kept: Vec<(Rule, Verdict)>,
 }
 
-/// The compiled `REVERT_POLICY`.
+/// The compiled `REVERT_POLICY`: read only through its questions, so nothing outside the
+/// core can change what was checked when it was compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    pub scope: Scope,
-    pub exempt: Exempt,
-    pub allow: Vec<AllowEntry>,
-    pub directions: BTreeSet<Direction>,
+    scope: Scope,
+    exempt: Exempt,
+    allow: Vec<AllowEntry>,
+    directions: BTreeSet<Direction>,
 }
 
 /// The default: every change, everywhere, in both directions, is reverted.
@@ -517,6 +518,21 @@ impl AllowDocument {
 }
 
 impl Policy {
+    /// The groups the policy guards (a sweep lists them with it).
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// True when changes in `direction` are judged at all.
+    pub fn guards_direction(&self, direction: Direction) -> bool {
+        self.directions.contains(&direction)
+    }
+
+    /// True when some principals' changes are exempt (and so recorded, not judged).
+    pub fn exempts_principals(&self) -> bool {
+        !self.exempt.principals.is_empty()
+    }
+
     /// Compiles a `REVERT_POLICY` document. Unknown fields are refused.
     pub fn from_json(text: &str) -> Result<Self, ParseError> {
         let doc: PolicyDocument = from_str(text)?;

@@ -44,11 +44,12 @@ impl fmt::Display for Direction {
     }
 }
 
-/// An inclusive TCP or UDP port range.
+/// An inclusive TCP or UDP port range, never backwards: built only by [`PortRange::new`]
+/// (which refuses one) and [`PortRange::single`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PortRange {
-    pub from: u16,
-    pub to: u16,
+    pub(crate) from: u16,
+    pub(crate) to: u16,
 }
 
 impl PortRange {
@@ -60,6 +61,14 @@ impl PortRange {
             ));
         }
         Ok(Self { from, to })
+    }
+
+    /// One port.
+    pub fn single(port: u16) -> Self {
+        Self {
+            from: port,
+            to: port,
+        }
     }
 
     /// True when every port of `other` lies inside `self`.

@@ -71,12 +71,32 @@ pub fn parse_ports(text: &str) -> Result<Vec<Traffic>, ParseError> {
     Ok(ports)
 }
 
+/// Where an instance is in its Auto Scaling group's lifecycle, as far as asg-sync cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Launching or in service (or not known: EC2 alone does not say).
+    #[default]
+    Staying,
+    /// `Terminating`, `Terminating:Wait`, `Terminating:Proceed` or `Terminated`.
+    Leaving,
+}
+
+impl Lifecycle {
+    /// Reads an Auto Scaling lifecycle state (`Pending:Wait`, `InService`, `Terminating:Wait`, …).
+    pub fn from_state(state: &str) -> Self {
+        if state.starts_with("Terminating") || state == "Terminated" {
+            Lifecycle::Leaving
+        } else {
+            Lifecycle::Staying
+        }
+    }
+}
+
 /// What asg-sync knows of one instance of an Auto Scaling group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Instance {
     pub id: String,
-    /// The Auto Scaling lifecycle state (`Pending:Wait`, `InService`, `Terminating:Wait`, …).
-    pub lifecycle_state: String,
+    pub lifecycle: Lifecycle,
     pub public_ipv4: Option<IpAddr>,
     pub private_ipv4: Option<IpAddr>,
     pub ipv6: Vec<IpAddr>,
@@ -85,7 +105,7 @@ pub struct Instance {
 impl Instance {
     /// True for instances on their way out: never in the desired set.
     pub fn is_leaving(&self) -> bool {
-        self.lifecycle_state.starts_with("Terminating") || self.lifecycle_state == "Terminated"
+        self.lifecycle == Lifecycle::Leaving
     }
 
     fn addresses(&self, kind: AddressKind) -> Vec<IpAddr> {
@@ -257,7 +277,7 @@ mod tests {
     fn instance(id: &str, state: &str, public: Option<&str>) -> Instance {
         Instance {
             id: id.into(),
-            lifecycle_state: state.into(),
+            lifecycle: Lifecycle::from_state(state),
             public_ipv4: public.map(ip),
             private_ipv4: Some(ip("10.0.0.1")),
             ipv6: vec![],

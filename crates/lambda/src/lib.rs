@@ -32,12 +32,11 @@ use sgwarden_core::settings::ConfigError;
 /// The CloudWatch namespace of every sgwarden metric.
 pub const NAMESPACE: &str = "sgwarden";
 
-/// What an invocation counted, by SPEC metric name (README, "Running it").
-pub trait Measured {
-    /// Every metric the function writes besides `Errors`: a failed invocation writes each
-    /// as zero, so every metric has a data point per invocation.
-    const METRICS: &'static [&'static str];
-    /// Each of [`Measured::METRICS`] with its count.
+/// What an invocation counted, by SPEC metric name (README, "Running it"). A failed
+/// invocation writes the counts of an empty report (`Default`: every metric, as zero), so every
+/// metric has a data point per invocation and the names are written in one place.
+pub trait Measured: Default {
+    /// Each metric the function writes besides `Errors`, with its count.
     fn counts(&self) -> Vec<(&'static str, u64)>;
 }
 
@@ -137,8 +136,7 @@ where
                     Ok(serde_json::to_value(report).unwrap_or(Value::Null))
                 }
                 Err(failure) => {
-                    let mut counts: Vec<(&'static str, u64)> =
-                        R::METRICS.iter().map(|name| (*name, 0)).collect();
+                    let mut counts = R::default().counts();
                     counts.push(("Errors", 1));
                     emit(function, &counts);
                     Err(failure)

@@ -83,8 +83,7 @@ impl NotifyError {
         match self {
             NotifyError::Event(_) => "EventNotUnderstood",
             NotifyError::WrongTrigger(_) => "WrongTrigger",
-            NotifyError::Aws(e) if e.is_transient() => "AwsUnavailable",
-            NotifyError::Aws(_) => "AwsError",
+            NotifyError::Aws(e) => e.kind(),
             NotifyError::HistoryBehind { .. } => "ConfigHistoryBehind",
             NotifyError::Send { .. } => "MailNotSent",
             NotifyError::Render(_) => "TemplateError",
@@ -105,8 +104,6 @@ pub struct Report {
 }
 
 impl sgwarden_lambda::Measured for Report {
-    const METRICS: &'static [&'static str] = &["MailsSent", "MailsFailed", "Duplicates"];
-
     /// Mails sent and failed, and messages already mailed by an earlier delivery.
     fn counts(&self) -> Vec<(&'static str, u64)> {
         let count = |outcome: MessageOutcome| {
@@ -607,6 +604,15 @@ impl NotifyOwner {
         }
     }
 
+    /// Gives a claim back after a refused send, so that a retry may mail.
+    async fn release(&self, key: &str) {
+        if let Some(dedup) = &self.dedup {
+            if let Err(error) = dedup.release(key).await {
+                tracing::error!(notification = %key, error = %error, "claim not released; a retry will not mail");
+            }
+        }
+    }
+
     /// Sends the mail. A refused send releases the claim, so a retry may mail; a transient
     /// refusal fails the delivery (SNS retries it), a permanent one is reported.
     async fn send(
@@ -653,11 +659,7 @@ impl NotifyOwner {
                     error = %error,
                     "mail not sent"
                 );
-                if let Some(dedup) = &self.dedup {
-                    if let Err(release) = dedup.release(key).await {
-                        tracing::error!(notification = %key, error = %release, "claim not released; a retry will not mail");
-                    }
-                }
+                self.release(key).await;
                 if error.is_transient() {
                     return Err(NotifyError::Send {
                         recipients: recipients_text,

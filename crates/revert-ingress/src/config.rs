@@ -55,7 +55,7 @@ impl RevertConfig {
         // An exempt principal's change is kept only on the strength of its record in the
         // approvals table; without one it would be kept by the event and reverted by the next
         // sweep. Refused at start, so the operator learns it before the first exempt change.
-        if !policy.exempt.principals.is_empty() && approvals_table.is_none() {
+        if policy.exempts_principals() && approvals_table.is_none() {
             return Err(bad(
                 "REVERT_APPROVALS_TABLE",
                 "required when REVERT_POLICY exempts principals: their changes are recorded \
@@ -156,7 +156,7 @@ mod tests {
             ("REVERT_APPROVALS_TABLE", "sgwarden-approvals"),
         ])
         .unwrap();
-        assert_eq!(ok.policy.exempt.principals.len(), 1);
+        assert!(ok.policy.exempts_principals());
         // An exempt tag needs no table: it exempts a whole group, decided on the group's tags.
         assert!(config(&[(
             "REVERT_POLICY",

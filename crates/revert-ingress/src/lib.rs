@@ -105,8 +105,7 @@ impl RevertError {
         match self {
             RevertError::Event(_) => "EventNotUnderstood",
             RevertError::WrongTrigger(_) => "WrongTrigger",
-            RevertError::Aws(e) if e.is_transient() => "AwsUnavailable",
-            RevertError::Aws(_) => "AwsError",
+            RevertError::Aws(e) => e.kind(),
             RevertError::Record(_) | RevertError::RecordUnwritable(_) => "RecordNotPublished",
             RevertError::Clock => "ClockError",
         }
@@ -159,13 +158,6 @@ pub struct KeptRule {
 }
 
 impl sgwarden_lambda::Measured for Report {
-    const METRICS: &'static [&'static str] = &[
-        "RulesRevoked",
-        "RulesKept",
-        "EventsSkipped",
-        "AccountsUnswept",
-    ];
-
     /// `RulesRevoked` counts rules actually revoked (none in a dry run); `RulesKept` the rules
     /// judged and kept; `EventsSkipped` an event skipped on purpose; `AccountsUnswept` the
     /// member account-regions a sweep could not cover.
@@ -449,7 +441,7 @@ impl RevertIngress {
                 requested,
                 created,
             } => {
-                if !policy.directions.contains(direction) {
+                if !policy.guards_direction(*direction) {
                     return Ok(Err(format!("{direction} is not guarded by the policy")));
                 }
                 let group_id = match group {
@@ -469,7 +461,7 @@ impl RevertIngress {
                 named: Named::Modified(rules.iter().map(|r| r.rule_id.clone()).collect()),
             },
         };
-        if policy.scope.excludes_id(&target.group_id) {
+        if policy.scope().excludes_id(&target.group_id) {
             return Ok(Err(format!(
                 "{} is outside the policy's scope",
                 target.group_id
@@ -619,7 +611,7 @@ impl RevertIngress {
                 judged.group_id,
                 rules,
                 &AuditContext {
-                    function: FUNCTION.to_string(),
+                    function: FUNCTION,
                     cause,
                 },
             )
@@ -643,7 +635,7 @@ impl RevertIngress {
     /// The approvals table is read once, in parallel with finding the places to sweep.
     async fn sweep(&self, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("sweep", None);
-        if self.config.policy.scope.is_everything() {
+        if self.config.policy.scope().is_everything() {
             let reason = "the sweep needs a scope (group_ids, vpc_ids or tag) in REVERT_POLICY; \
                           with none it would judge every group of the account"
                 .to_string();
@@ -768,7 +760,7 @@ impl RevertIngress {
     async fn guarded_groups(&self, ec2: &Ec2) -> Result<Vec<(String, RuleSet)>, AwsError> {
         let policy = &self.config.policy;
         Ok(ec2
-            .groups_in_scope(&policy.scope)
+            .groups_in_scope(policy.scope())
             .await?
             .into_iter()
             .filter(|g| {

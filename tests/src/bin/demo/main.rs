@@ -65,7 +65,7 @@ async fn build_site(emulator: &Emulator, region: &'static str, owner: &Owner) ->
     .into_iter()
     .collect();
     let setup = AuditContext {
-        function: "demo-setup".into(),
+        function: "demo-setup",
         cause: "world".into(),
     };
     ec2.apply(&group_id, &plan(&RuleSet::new(), &stale, owner), &setup)
