@@ -43,10 +43,6 @@ impl MemberRole {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The role's ARN in `account` (whose partition `region` is in).
     pub fn arn(&self, account: &str, region: &str) -> String {
         format!(
@@ -301,6 +297,11 @@ mod tests {
         ] {
             assert!(MemberRole::parse(wrong).is_err(), "{wrong}");
         }
+        // IAM's limits, exactly: a 64-character name, a 512-character path.
+        assert!(MemberRole::parse(&"n".repeat(64)).is_ok());
+        let path = |length: usize| format!("/{}/member", "p".repeat(length - 2));
+        assert!(MemberRole::parse(&path(512)).is_ok());
+        assert!(MemberRole::parse(&path(513)).is_err());
     }
 
     #[test]
@@ -432,6 +433,19 @@ mod tests {
         );
         assert_eq!(account_of("arn:aws:iam::1:role/x"), None);
         assert!(is_region("us-gov-west-1") && is_region("ap-southeast-2"));
-        assert!(!is_region("eu-west-") && !is_region("-west-1") && !is_region("eu-1"));
+        for wrong in [
+            "eu-west-",
+            "-west-1",
+            "eu-1",
+            "eu--1",
+            "eu-WEST-1",
+            "EU-west-1",
+            "eu-west-x",
+        ] {
+            assert!(!is_region(wrong), "{wrong}");
+        }
+        assert!(names_an_account(Some("111122223333")));
+        assert!(!names_an_account(Some("0123456789")));
+        assert!(!names_an_account(None));
     }
 }

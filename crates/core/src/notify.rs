@@ -464,6 +464,19 @@ mod tests {
             user.describe(Some(&member)).unwrap(),
             "arn:aws:iam::222233334444:user/ops"
         );
+        // Only a session is named with the role it was issued from.
+        let federated = Actor {
+            principal: Principal {
+                arn: Some("arn:aws:sts::222233334444:federated-user/ops".into()),
+                role_arn: Some("arn:aws:iam::222233334444:role/Ops".into()),
+                ..Principal::default()
+            },
+            user_name: None,
+        };
+        assert_eq!(
+            federated.describe(None).unwrap(),
+            "arn:aws:sts::222233334444:federated-user/ops"
+        );
         let named = Actor {
             user_name: Some("ops".into()),
             ..Actor::default()

@@ -1248,6 +1248,21 @@ mod tests {
     }
 
     #[test]
+    fn a_compiled_policy_answers_its_questions() {
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        assert!(policy.guards_direction(Direction::Ingress));
+        assert!(!policy.guards_direction(Direction::Egress));
+        assert!(policy.exempts_principals());
+        assert!(!policy.scope().is_everything());
+        let default = Policy::default();
+        assert!(default.guards_direction(Direction::Egress));
+        assert!(!default.exempts_principals());
+        assert!(default.scope().is_everything());
+        let arn = "arn:aws:iam::111122223333:role/revert";
+        assert_eq!(CallerIdentity::new(arn).arn(), arn);
+    }
+
+    #[test]
     fn the_function_s_role_given_by_its_arn_recognises_its_sessions() {
         let me = CallerIdentity::new("arn:aws:iam::111122223333:role/service/revert-role");
         let session = |arn: &str| Principal {

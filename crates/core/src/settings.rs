@@ -141,6 +141,28 @@ mod tests {
     }
 
     #[test]
+    fn role_arns_are_checked_and_absent_is_fine() {
+        let read = |value: &str| role_arn(&from_pairs(&[("R", value)]), "R");
+        for good in [
+            "arn:aws:iam::111122223333:role/revert",
+            "arn:aws-cn:iam::111122223333:role/service/revert",
+        ] {
+            assert_eq!(read(good), Ok(Some(good.to_string())));
+        }
+        assert_eq!(read(" "), Ok(None));
+        for wrong in [
+            "arn:aws:sts::111122223333:assumed-role/revert/fn",
+            "arn:aws:iam::111122223333:role/",
+            "arn:aws:iam::111122223333:role/service/",
+            "arn:aws:iam::1111:role/revert",
+            "arn:aws:iam::111122223333:user/x",
+            "arn::iam::111122223333:role/revert",
+        ] {
+            assert_eq!(read(wrong).map_err(|e| e.variable), Err("R"), "{wrong}");
+        }
+    }
+
+    #[test]
     fn blank_is_unset_and_values_are_trimmed() {
         let get = from_pairs(&[("A", "  x "), ("B", "   ")]);
         assert_eq!(optional(&get, "A").as_deref(), Some("x"));

@@ -8,8 +8,10 @@
 //! events and samples to show how each trigger reads. Then revert-ingress guards a protected
 //! group (`revert.rs`): a port opened by hand is closed again, with the record its SNS topic
 //! delivers; an exempt administrator's change stays; drift is swept. Last, notify-owner
-//! (`notify.rs`) mails a group's owners what a developer changed, once.
+//! (`notify.rs`) mails a group's owners what a developer changed, once; and one central
+//! revert-ingress guards a member account through its member role (`central.rs`).
 
+mod central;
 mod notify;
 mod revert;
 
@@ -334,5 +336,6 @@ async fn main() {
     show_events();
     revert::run(&emulator).await;
     notify::run(&emulator).await;
+    central::run(&emulator).await;
     println!("\nDone; the emulator stops with this process.");
 }
