@@ -89,11 +89,15 @@ async fn a_member_account_s_change_is_reverted_there_through_the_member_role() {
     let emulator = Emulator::start();
     let (ec2, group) = member(&emulator, MEMBER).await;
     let role = emulator.create_role(MEMBER, "/", MEMBER_ROLE, &[CENTRAL]);
+    // Records stay central: the topic is the central account's.
+    let sns = aws_sdk_sns::Client::new(&emulator.sdk_config(REGION).await);
+    let topic = world::topic(&sns, "sgwarden-reverts").await;
     let function = revert_ingress(
         &emulator,
         &[
             ("REVERT_POLICY", POLICY),
             ("SGWARDEN_MEMBER_ROLE", MEMBER_ROLE),
+            ("REVERT_NOTIFY_TOPIC_ARN", &topic),
         ],
     )
     .await;
@@ -115,6 +119,13 @@ async fn a_member_account_s_change_is_reverted_there_through_the_member_role() {
     let revokes = emulator.calls_of("RevokeSecurityGroupIngress");
     assert_eq!(revokes.len(), 1);
     assert_eq!(revokes[0].account, MEMBER, "revoked in the member account");
+    let published = emulator.calls_of("Publish");
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].account, CENTRAL);
+    let record: Value =
+        serde_json::from_str(published[0].params["Message"].as_str().unwrap()).unwrap();
+    assert_eq!(record["account"], MEMBER, "{record}");
+    assert_eq!(record["group_id"], group.as_str(), "{record}");
 
     // A second change from the same account reuses the session: no second AssumeRole.
     let event = opened_in(&ec2, MEMBER, &group, user("mallory")).await;
@@ -387,6 +398,57 @@ async fn a_member_account_s_config_change_on_eventbridge_mails_its_owner() {
         .as_str()
         .unwrap();
     assert!(body.contains("sgwarden, through its member role"), "{body}");
+
+    // An oversized item is resolved from the member account's Config history.
+    let history_item = |state: u64, ports: &[u16]| {
+        let permissions: Vec<Value> = ports
+            .iter()
+            .map(|p| {
+                json!({"fromPort": p, "toPort": p, "ipProtocol": "tcp",
+                            "ipv4Ranges": [{"cidrIp": "0.0.0.0/0"}], "ipRanges": ["0.0.0.0/0"],
+                            "ipv6Ranges": [], "prefixListIds": [], "userIdGroupPairs": []})
+            })
+            .collect();
+        json!({"version": "1.3", "accountId": MEMBER, "awsRegion": REGION,
+               "configurationItemCaptureTime": 1_700_000_000 + state,
+               "configurationItemStatus": "OK", "configurationStateId": state.to_string(),
+               "resourceType": "AWS::EC2::SecurityGroup", "resourceId": "sg-0big",
+               "resourceName": "big", "relatedEvents": [],
+               "tags": {"NotifyOnChange": "Yes", "OwnerDL": "db-team@example.com"},
+               "configuration": json!({"groupId": "sg-0big", "groupName": "big",
+                   "ipPermissions": permissions, "ipPermissionsEgress": []}).to_string()})
+    };
+    emulator.seed_config_history(&json!([
+        history_item(1, &[443]),
+        history_item(2, &[443, 22])
+    ]));
+    let mut oversized = config_item_change(MEMBER, "ev-alice");
+    oversized["detail"] = json!({
+        "messageType": "OversizedConfigurationItemChangeNotification",
+        "configurationItemSummary": {
+            "changeType": "UPDATE", "resourceType": "AWS::EC2::SecurityGroup",
+            "resourceId": "sg-0big", "awsAccountId": MEMBER, "awsRegion": REGION,
+            "configurationStateId": 2
+        }
+    });
+    emulator.clear_calls();
+    let report = function
+        .handle(&oversized, SystemTime::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.messages[0].outcome,
+        MessageOutcome::Mailed,
+        "{report:?}"
+    );
+    let history = emulator.calls_of("GetResourceConfigHistory");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].account, MEMBER, "read in the member's Config");
+    let mails = emulator.calls_of("POST /v2/email/outbound-emails");
+    let body = mails[0].params["Content"]["Simple"]["Body"]["Text"]["Data"]
+        .as_str()
+        .unwrap();
+    assert!(body.contains("+ ingress  tcp/22  0.0.0.0/0"), "{body}");
 
     // Without a member role, another account's item is not this deployment's: ignored,
     // with the reason, and nothing is read or sent.
