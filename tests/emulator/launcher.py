@@ -137,24 +137,30 @@ def sts_error(code: str, message: str, status: int) -> Response:
     return Response(body, status=status, content_type="text/xml")
 
 
+def access_key(environ: Environ) -> str | None:
+    """The access key that signed a request (moto maps each key to its account)."""
+    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else None
+
+
 def caller_account(environ: Environ) -> str:
     """The account a request acts in: moto's, from the access key that signed it."""
     from moto.iam.models import get_account_id_from
 
-    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return get_account_id_from(match.group(1)) if match else ACCOUNT
+    key = access_key(environ)
+    return get_account_id_from(key) if key else ACCOUNT
 
 
 def caller_role(environ: Environ) -> str | None:
     """The role an STS-issued access key was assumed from, if it was."""
     from moto.sts.models import sts_backends
 
-    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if not match:
+    key = access_key(environ)
+    if key is None:
         return None
     for account in list(sts_backends.values()):
         for backend in list(account.values()):
-            assumed = backend.get_assumed_role_from_access_key(match.group(1))
+            assumed = backend.get_assumed_role_from_access_key(key)
             if assumed is not None:
                 return assumed.role_arn
     return None
@@ -184,12 +190,6 @@ def trusts(policy: Any, account: str, role: str | None) -> bool:
         ):
             return True
     return False
-
-
-def access_key_account(environ: Environ) -> str:
-    """The signing access key: moto maps each key to its account, so it stands for one here."""
-    match = ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
-    return match.group(1) if match else "unknown"
 
 
 def inactive(key: tuple[str, str, str, str]) -> Response:
@@ -246,7 +246,7 @@ class Emulator:
 
         refused = self.filter_limit(service, params)
         if refused is None:
-            refused = self.throttled(environ, service, region, operation)
+            refused = self.throttled(account, service, region, operation)
         if refused is not None:
             return refused(environ, start_response)
         if (service, operation) == ("sts", "AssumeRole"):
@@ -348,11 +348,10 @@ class Emulator:
             )
         return None
 
-    def throttled(self, environ: Environ, service: str, region: str, operation: str) -> Response | None:
+    def throttled(self, account: str, service: str, region: str, operation: str) -> Response | None:
         """EC2's request-token bucket for mutating calls: refilled continuously, one token a call."""
         if service != "ec2" or not MUTATING.match(operation):
             return None
-        account = access_key_account(environ)
         with self.lock:
             if not self.throttle:
                 return None

@@ -36,6 +36,17 @@ pub struct Call {
     pub params: Value,
 }
 
+impl Call {
+    /// The text part of a SESv2 `SendEmail` this call made (the launcher keeps the whole
+    /// request; moto keeps one part only).
+    pub fn mail_text(&self) -> String {
+        self.params["Content"]["Simple"]["Body"]["Text"]["Data"]
+            .as_str()
+            .expect("a SendEmail call with a text part")
+            .to_string()
+    }
+}
+
 /// A running emulator. Dropping it stops the process.
 pub struct Emulator {
     child: Child,

@@ -368,10 +368,7 @@ async fn a_member_account_s_config_change_on_eventbridge_mails_its_owner() {
         mails[0].account, CENTRAL,
         "mailed from the central account's SES"
     );
-    let body = mails[0].params["Content"]["Simple"]["Body"]["Text"]["Data"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let body = mails[0].mail_text();
     assert!(
         body.contains("arn:aws:iam::222233334444:user/alice"),
         "{body}"
@@ -394,9 +391,7 @@ async fn a_member_account_s_config_change_on_eventbridge_mails_its_owner() {
     change["detail"]["configurationItem"]["configurationStateId"] = json!(99);
     function.handle(&change, SystemTime::now()).await.unwrap();
     let mails = emulator.calls_of("POST /v2/email/outbound-emails");
-    let body = mails[1].params["Content"]["Simple"]["Body"]["Text"]["Data"]
-        .as_str()
-        .unwrap();
+    let body = mails[1].mail_text();
     assert!(body.contains("sgwarden, through its member role"), "{body}");
 
     // An oversized item is resolved from the member account's Config history.
@@ -445,9 +440,7 @@ async fn a_member_account_s_config_change_on_eventbridge_mails_its_owner() {
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].account, MEMBER, "read in the member's Config");
     let mails = emulator.calls_of("POST /v2/email/outbound-emails");
-    let body = mails[0].params["Content"]["Simple"]["Body"]["Text"]["Data"]
-        .as_str()
-        .unwrap();
+    let body = mails[0].mail_text();
     assert!(body.contains("+ ingress  tcp/22  0.0.0.0/0"), "{body}");
 
     // Without a member role, another account's item is not this deployment's: ignored,
@@ -514,5 +507,55 @@ async fn the_binary_guards_a_member_account_from_its_event_and_its_sweep() {
         &[("RulesRevoked", 1), ("AccountsUnswept", 0), ("Errors", 0)],
     );
     // One session for both invocations.
+    assert_eq!(emulator.calls_of("AssumeRole").len(), 1);
+}
+
+#[tokio::test]
+async fn a_sweep_of_several_regions_assumes_each_member_role_once() {
+    let emulator = Emulator::start();
+    let regions = [REGION, "eu-west-1"];
+    let mut groups = Vec::new();
+    for region in regions {
+        let ec2 = Client::new(&emulator.account_sdk_config(MEMBER, region).await);
+        let group = protected_group(&ec2).await;
+        world::hand_rule(&ec2, &group, 22, "0.0.0.0/0", "by hand").await;
+        groups.push((ec2, group));
+    }
+    emulator.create_role(MEMBER, "/", MEMBER_ROLE, &[CENTRAL]);
+    let function = revert_ingress(
+        &emulator,
+        &[
+            ("REVERT_POLICY", POLICY),
+            ("SGWARDEN_MEMBER_ROLE", MEMBER_ROLE),
+            ("SGWARDEN_ACCOUNTS", MEMBER),
+            ("SGWARDEN_REGIONS", &regions.join(",")),
+        ],
+    )
+    .await;
+    emulator.clear_calls();
+
+    let report = function
+        .handle(&world::scheduled_event(REGION), SystemTime::now())
+        .await
+        .unwrap();
+    let mut swept: Vec<(String, String)> = report
+        .groups
+        .iter()
+        .filter(|g| !g.revoked.is_empty())
+        .map(|g| (g.account.clone().unwrap(), g.region.clone()))
+        .collect();
+    swept.sort();
+    assert_eq!(
+        swept,
+        [
+            (MEMBER.to_string(), "eu-west-1".to_string()),
+            (MEMBER.to_string(), REGION.to_string())
+        ],
+        "{report:?}"
+    );
+    for (ec2, group) in &groups {
+        assert_eq!(rules(ec2, group).await, ["tcp/443 10.0.0.0/8"]);
+    }
+    // Both regions of the member were swept at once, with one session between them.
     assert_eq!(emulator.calls_of("AssumeRole").len(), 1);
 }

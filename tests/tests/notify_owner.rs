@@ -78,13 +78,6 @@ fn to(call: &Call) -> Vec<String> {
         .collect()
 }
 
-fn text(call: &Call) -> String {
-    call.params["Content"]["Simple"]["Body"]["Text"]["Data"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn subject(call: &Call) -> String {
     call.params["Content"]["Simple"]["Subject"]["Data"]
         .as_str()
@@ -109,7 +102,7 @@ async fn a_tagged_change_mails_the_owners_once_with_group_rule_and_source() {
     assert_eq!(mail.params["FromEmailAddress"], SENDER);
     assert_eq!(to(mail), vec!["db-team@example.com", "lead@example.com"]);
     assert!(subject(mail).contains("sg-01234567"), "{}", subject(mail));
-    let body = text(mail);
+    let body = mail.mail_text();
     for expected in [
         "sg-01234567",
         "+ ingress  tcp/22  0.0.0.0/0",
@@ -299,7 +292,7 @@ async fn an_oversized_notification_is_resolved_through_config_history() {
         MessageOutcome::Mailed,
         "{report:?}"
     );
-    let body = text(&w.mails()[0]);
+    let body = w.mails()[0].mail_text();
     assert!(body.contains("+ ingress  tcp/8443  0.0.0.0/0"), "{body}");
     assert!(body.contains("- ingress  tcp/22  0.0.0.0/0"), "{body}");
     assert!(!body.contains("tcp/443 "), "{body}");
@@ -372,7 +365,9 @@ async fn creation_and_deletion_of_an_opted_in_group_are_reported() {
         to(&mails[1]),
         vec!["network-team@example.com", "lead@example.com"]
     );
-    assert!(text(&mails[1]).contains("- ingress  tcp/22  0.0.0.0/0"));
+    assert!(mails[1]
+        .mail_text()
+        .contains("- ingress  tcp/22  0.0.0.0/0"));
 }
 
 #[tokio::test]
@@ -393,7 +388,7 @@ async fn the_mail_says_who_made_the_change_from_cloudtrail() {
         .handle(&world::config_delivery(&[message]), now())
         .await
         .unwrap();
-    let body = text(&w.mails()[0]);
+    let body = w.mails()[0].mail_text();
     assert!(
         body.contains("Who:      arn:aws:sts::123456789012:assumed-role/Developer/alice (role arn:aws:iam::123456789012:role/Developer) (CloudTrail event ev-42)"),
         "{body}"

@@ -5,13 +5,14 @@
 //! own for its own account, the member role's (STS `AssumeRole`, session
 //! `sgwarden-<function>`) for any other, or no credentials at all when no member role is
 //! configured. The member role's credentials are kept per account until five minutes before
-//! they expire, so a burst of events from one account costs one `AssumeRole`.
+//! they expire, so a burst of events from one account costs one `AssumeRole`; concurrent
+//! askers for one account (a sweep's regions of it) wait for the same `AssumeRole`.
 //!
 //! The function's own account comes from its own role's ARN when the template gives it, else
 //! from STS `GetCallerIdentity`, asked once, at the first event that names an account.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -50,7 +51,8 @@ pub struct Sessions {
     /// The function's own ARN when given (`SGWARDEN_FUNCTION_ROLE_ARN`).
     known_arn: Option<String>,
     asked_arn: tokio::sync::OnceCell<String>,
-    sessions: Mutex<HashMap<String, Session>>,
+    /// One slot per member account; its lock is held while the slot is renewed.
+    sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Session>>>>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -132,9 +134,17 @@ impl Sessions {
         role_arn: &str,
         region: &str,
     ) -> Result<SdkConfig, AwsError> {
+        let slot = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(account.to_string())
+            .or_default()
+            .clone();
+        let mut session = slot.lock().await;
         let now = SystemTime::now();
-        if let Some(sdk) = self.cached(account, now) {
-            return Ok(crate::sdk::in_region(&sdk, region));
+        if let Some(fresh) = session.as_ref().filter(|s| now < s.renew_at) {
+            return Ok(crate::sdk::in_region(&fresh.sdk, region));
         }
         let out = aws_sdk_sts::Client::new(&self.base)
             .assume_role()
@@ -171,23 +181,12 @@ impl Sessions {
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .build();
         tracing::info!(account, role = role_arn, session = %self.session_name, "member role assumed");
-        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions.insert(
-            account.to_string(),
-            Session {
-                sdk: sdk.clone(),
-                renew_at: expires.checked_sub(RENEW_BEFORE_EXPIRY).unwrap_or(expires),
-            },
-        );
-        Ok(crate::sdk::in_region(&sdk, region))
-    }
-
-    fn cached(&self, account: &str, now: SystemTime) -> Option<SdkConfig> {
-        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        sessions
-            .get(account)
-            .filter(|s| now < s.renew_at)
-            .map(|s| s.sdk.clone())
+        let in_region = crate::sdk::in_region(&sdk, region);
+        *session = Some(Session {
+            sdk,
+            renew_at: expires.checked_sub(RENEW_BEFORE_EXPIRY).unwrap_or(expires),
+        });
+        Ok(in_region)
     }
 }
 

@@ -198,7 +198,7 @@ struct Judged<'a> {
     group_id: &'a str,
     rules: RuleSet,
     call: Option<&'a ApiCall>,
-    reason: String,
+    reason: &'static str,
 }
 
 /// The group a call changed and how it names the rules it changed.
@@ -404,7 +404,7 @@ impl RevertIngress {
             group_id: &target.group_id,
             rules,
             call: Some(call),
-            reason: revert_reason(change).to_string(),
+            reason: revert_reason(change),
         };
         let grants = self.grants_for(&judged, now).await?;
         report.add(self.judge(judged, &ec2, &grants, now).await?);
@@ -731,7 +731,7 @@ impl RevertIngress {
                     group_id,
                     rules: rules.clone(),
                     call: None,
-                    reason: SWEEP_REASON.to_string(),
+                    reason: SWEEP_REASON,
                 };
                 self.judge(judged, &ec2, grants, now)
             })
@@ -940,7 +940,7 @@ fn revert_record(judged: &Judged<'_>, revoked: &RuleSet, now: u64) -> RevertReco
         schema: SCHEMA,
         function: FUNCTION,
         cause: if call.is_some() { "api-call" } else { "sweep" },
-        reason: judged.reason.clone(),
+        reason: judged.reason.to_string(),
         account: judged.account.map(str::to_string),
         region: judged.region.to_string(),
         group_id: judged.group_id.to_string(),
