@@ -1,0 +1,1 @@
+//! Attacks on notify-owner.
