@@ -10,6 +10,7 @@ pub mod cloudtrail;
 pub mod emulator;
 pub mod http;
 pub mod imds;
+pub mod revert_world;
 pub mod runtime;
 pub mod sink;
 pub mod world;

@@ -173,6 +173,7 @@ async fn more_groups_than_one_filter_takes_are_read_in_parts() {
         .groups_in_scope(&scope)
         .await
         .unwrap()
+        .groups
         .into_iter()
         .map(|g| g.group_id)
         .collect();

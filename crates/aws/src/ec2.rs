@@ -45,6 +45,23 @@ pub struct GroupState {
     pub rules: RuleSet,
 }
 
+/// Groups as one describe read them: those the core can read, and the others.
+#[derive(Debug, Default)]
+pub struct GroupsRead {
+    pub groups: Vec<GroupState>,
+    pub unreadable: Vec<UnreadableGroup>,
+}
+
+/// A group whose rules the core cannot read: what is known of it, and why (an
+/// [`AwsError::Unreadable`] naming the group).
+#[derive(Debug)]
+pub struct UnreadableGroup {
+    pub group_id: String,
+    pub vpc_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub error: AwsError,
+}
+
 /// One rule as `DescribeSecurityGroupRules` reports it: its group and its `sgr-` id. Its tags
 /// are not read: anyone who may tag a rule could write them, so they decide nothing.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +129,11 @@ impl Ec2 {
                 .client
                 .describe_security_groups()
                 .filters(id_filter("group-id", chunk));
-            for state in self.describe_groups(request, &chunk.join(",")).await? {
+            let read = self.describe_groups(request, &chunk.join(",")).await?;
+            if let Some(group) = read.unreadable.into_iter().next() {
+                return Err(group.error);
+            }
+            for state in read.groups {
                 found.insert(state.group_id.clone(), state);
             }
         }
@@ -161,11 +182,13 @@ impl Ec2 {
     }
 
     /// Every group of the region inside `scope`, read in one paginated
-    /// `DescribeSecurityGroups` whose filters are the scope's conditions.
-    pub async fn groups_in_scope(&self, scope: &Scope) -> Result<Vec<GroupState>, AwsError> {
+    /// `DescribeSecurityGroups` whose filters are the scope's conditions. A group whose rules
+    /// the core cannot read is returned as unreadable beside the others, so that one such
+    /// group does not hide every other group of the region from a sweep.
+    pub async fn groups_in_scope(&self, scope: &Scope) -> Result<GroupsRead, AwsError> {
         let ids: Vec<String> = scope.group_ids.iter().cloned().collect();
         let vpcs: Vec<String> = scope.vpc_ids.iter().cloned().collect();
-        let mut groups = Vec::new();
+        let mut groups = GroupsRead::default();
         // EC2 takes at most 200 values per filter: a long list is asked in parts, and every
         // part of the one list is combined with every part of the other.
         for id_part in filter_parts(&ids) {
@@ -183,7 +206,9 @@ impl Ec2 {
                         std::slice::from_ref(&tag.value),
                     ));
                 }
-                groups.extend(self.describe_groups(request, "scope").await?);
+                let read = self.describe_groups(request, "scope").await?;
+                groups.groups.extend(read.groups);
+                groups.unreadable.extend(read.unreadable);
             }
         }
         Ok(groups)
@@ -194,16 +219,24 @@ impl Ec2 {
         &self,
         request: aws_sdk_ec2::operation::describe_security_groups::builders::DescribeSecurityGroupsFluentBuilder,
         resource: &str,
-    ) -> Result<Vec<GroupState>, AwsError> {
+    ) -> Result<GroupsRead, AwsError> {
         let mut pages = request.max_results(1000).into_paginator().items().send();
-        let mut groups = Vec::new();
+        let mut read = GroupsRead::default();
         while let Some(group) = pages.next().await {
             let group = group.map_err(|e| {
                 AwsError::from_sdk("DescribeSecurityGroups", resource, &self.region, e)
             })?;
-            groups.push(self.group_state(&group)?);
+            match self.group_state(&group) {
+                Ok(state) => read.groups.push(state),
+                Err(error) => read.unreadable.push(UnreadableGroup {
+                    group_id: group.group_id().unwrap_or_default().to_string(),
+                    vpc_id: group.vpc_id().map(str::to_string),
+                    tags: tags_of(&group),
+                    error,
+                }),
+            }
         }
-        Ok(groups)
+        Ok(read)
     }
 
     /// The rules of `group_ids`, with their ids (`DescribeSecurityGroupRules`, filtered by
@@ -372,11 +405,7 @@ impl Ec2 {
             group_name: group.group_name().map(str::to_string),
             vpc_id: group.vpc_id().map(str::to_string),
             owner_id: group.owner_id().map(str::to_string),
-            tags: group
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
-                .collect(),
+            tags: tags_of(group),
             rules,
             group_id,
         })
@@ -588,6 +617,14 @@ impl Ec2 {
             "security group changed"
         );
     }
+}
+
+fn tags_of(group: &SecurityGroup) -> BTreeMap<String, String> {
+    group
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or("").to_string())))
+        .collect()
 }
 
 /// A filter's values in parts EC2 accepts; `[None]` (no filter) for an empty list.

@@ -21,11 +21,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::Deserialize;
 
 use crate::error::{from_str, ParseError};
-use crate::event::Principal;
+use crate::event::{ApiCall, Principal, RuleChange};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 
 /// A tag condition: key and exact value.
@@ -82,12 +83,31 @@ impl Scope {
     }
 }
 
-/// Whose changes stand: principals (IAM ARNs; an assumed-role session matches its role) and
-/// groups carrying a tag.
+/// Whose changes stand: principals (IAM ARNs; an assumed-role session matches its role), each
+/// with its bounds, and groups carrying a tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Exempt {
-    pub principals: BTreeSet<String>,
+    pub principals: BTreeMap<String, Bounds>,
     pub tag: Option<TagCondition>,
+}
+
+/// Which rules an exempt principal's calls may make and have stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bounds {
+    /// Any rule it makes (a network administrator's role).
+    Unbounded,
+    /// Only rules inside one of these shapes; anything else it makes is judged like anyone's
+    /// (a host role that may add only `tcp/443` from its own address).
+    Within(Vec<AllowEntry>),
+}
+
+impl Bounds {
+    fn admit(&self, rule: &Rule, caller: Option<IpAddr>) -> bool {
+        match self {
+            Bounds::Unbounded => true,
+            Bounds::Within(shapes) => shapes.iter().any(|s| s.covers_from(rule, caller)),
+        }
+    }
 }
 
 /// Where an allowed rule may come from.
@@ -97,24 +117,47 @@ pub enum Source {
     Cidr(Peer),
     /// A security group (`sg-…`) or managed prefix list (`pl-…`), by id.
     Id(String),
+    /// `caller`, in an exempt principal's bounds only: the one address the call came from
+    /// (CloudTrail's `sourceIPAddress`, which AWS records and the caller cannot write), as a
+    /// `/32` or `/128`.
+    Caller,
 }
 
+/// The word for [`Source::Caller`] in a policy document.
+const CALLER: &str = "caller";
+
 impl Source {
-    fn parse(text: &str) -> Result<Self, ParseError> {
+    fn parse(text: &str, caller_allowed: bool) -> Result<Self, ParseError> {
         let text = text.trim();
         if text.starts_with("sg-") || text.starts_with("pl-") {
             Ok(Source::Id(text.to_string()))
+        } else if text == CALLER {
+            if caller_allowed {
+                Ok(Source::Caller)
+            } else {
+                Err(ParseError::new(
+                    "",
+                    "\"caller\" is the address an exempt call came from: it belongs in an \
+                     exempt principal's bounds, not in an allow entry",
+                ))
+            }
         } else {
             Peer::cidr(text, "").map(Source::Cidr)
         }
     }
 
-    fn contains(&self, peer: &Peer) -> bool {
+    fn contains(&self, peer: &Peer, caller: Option<IpAddr>) -> bool {
         match (self, peer) {
             (Source::Cidr(Peer::Ipv4(net)), Peer::Ipv4(p)) => net.contains(p),
             (Source::Cidr(Peer::Ipv6(net)), Peer::Ipv6(p)) => net.contains(p),
             (Source::Id(id), Peer::Group(g)) => *id == g.id,
             (Source::Id(id), Peer::PrefixList(p)) => id == p,
+            (Source::Caller, Peer::Ipv4(p)) => {
+                p.prefix_len() == 32 && caller == Some(IpAddr::V4(p.addr()))
+            }
+            (Source::Caller, Peer::Ipv6(p)) => {
+                p.prefix_len() == 128 && caller == Some(IpAddr::V6(p.addr()))
+            }
             _ => false,
         }
     }
@@ -125,6 +168,7 @@ impl fmt::Display for Source {
         match self {
             Source::Cidr(peer) => write!(f, "{peer}"),
             Source::Id(id) => f.write_str(id),
+            Source::Caller => f.write_str(CALLER),
         }
     }
 }
@@ -140,9 +184,15 @@ pub struct AllowEntry {
 
 impl AllowEntry {
     pub fn covers(&self, rule: &Rule) -> bool {
+        self.covers_from(rule, None)
+    }
+
+    /// Whether the entry covers `rule` made by a call from `caller` (what [`Source::Caller`]
+    /// stands for).
+    fn covers_from(&self, rule: &Rule, caller: Option<IpAddr>) -> bool {
         self.direction.is_none_or(|d| d == rule.direction)
             && self.traffic.contains(&rule.traffic)
-            && self.sources.iter().any(|s| s.contains(&rule.peer))
+            && self.sources.iter().any(|s| s.contains(&rule.peer, caller))
     }
 }
 
@@ -464,9 +514,65 @@ struct ScopeDocument {
 #[serde(deny_unknown_fields)]
 struct ExemptDocument {
     #[serde(default)]
-    principals: BTreeSet<String>,
+    principals: Vec<PrincipalDocument>,
     #[serde(default)]
     tag: Option<TagCondition>,
+}
+
+/// An exempt principal: its ARN alone (unbounded), or with the shapes it may make.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PrincipalDocument {
+    Unbounded(String),
+    Bounded(BoundedDocument),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoundedDocument {
+    principal: String,
+    bounds: Vec<AllowDocument>,
+}
+
+impl ExemptDocument {
+    fn compile(self) -> Result<Exempt, ParseError> {
+        let mut principals = BTreeMap::new();
+        for (i, listed) in self.principals.into_iter().enumerate() {
+            let at = |e: ParseError| e.within(&format!("exempt.principals[{i}]"));
+            let (arn, bounds) = match listed {
+                PrincipalDocument::Unbounded(arn) => (arn, Bounds::Unbounded),
+                PrincipalDocument::Bounded(doc) => {
+                    if doc.bounds.is_empty() {
+                        return Err(at(ParseError::new(
+                            "bounds",
+                            "lists no shape: leave the principal out instead",
+                        )));
+                    }
+                    let shapes = doc
+                        .bounds
+                        .iter()
+                        .enumerate()
+                        .map(|(j, b)| {
+                            b.compile(true)
+                                .map_err(|e| e.within(&format!("bounds[{j}]")))
+                        })
+                        .collect::<Result<_, _>>()
+                        .map_err(at)?;
+                    (doc.principal, Bounds::Within(shapes))
+                }
+            };
+            if principals.insert(arn.clone(), bounds).is_some() {
+                return Err(at(ParseError::new(
+                    "",
+                    format!("{arn} is listed twice: say its bounds once"),
+                )));
+            }
+        }
+        Ok(Exempt {
+            principals,
+            tag: self.tag,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -481,7 +587,9 @@ struct AllowDocument {
 }
 
 impl AllowDocument {
-    fn compile(&self) -> Result<AllowEntry, ParseError> {
+    /// The entry; `caller_allowed` lets its sources name `caller` (an exempt principal's
+    /// bounds).
+    fn compile(&self, caller_allowed: bool) -> Result<AllowEntry, ParseError> {
         let protocol = match self.protocol.trim().to_ascii_lowercase().as_str() {
             "6" => "tcp".to_string(),
             "17" => "udp".to_string(),
@@ -506,7 +614,7 @@ impl AllowDocument {
             .sources
             .iter()
             .enumerate()
-            .map(|(i, s)| Source::parse(s).map_err(|e| e.within(&format!("[{i}]"))))
+            .map(|(i, s)| Source::parse(s, caller_allowed).map_err(|e| e.within(&format!("[{i}]"))))
             .collect::<Result<_, _>>()
             .map_err(|e| e.within("sources"))?;
         Ok(AllowEntry {
@@ -540,7 +648,10 @@ impl Policy {
             .allow
             .iter()
             .enumerate()
-            .map(|(i, a)| a.compile().map_err(|e| e.within(&format!("allow[{i}]"))))
+            .map(|(i, a)| {
+                a.compile(false)
+                    .map_err(|e| e.within(&format!("allow[{i}]")))
+            })
             .collect::<Result<_, _>>()?;
         let directions = match doc.directions {
             None => Policy::default().directions,
@@ -558,10 +669,7 @@ impl Policy {
                 vpc_ids: doc.scope.vpc_ids,
                 tag: doc.scope.tag,
             },
-            exempt: Exempt {
-                principals: doc.exempt.principals,
-                tag: doc.exempt.tag,
-            },
+            exempt: doc.exempt.compile()?,
             allow,
             directions,
         })
@@ -582,13 +690,41 @@ impl Policy {
                 .is_none_or(|t| !t.holds(&group.tags))
     }
 
-    /// True when the principal's changes stand: its ARN, or the role of its assumed-role
-    /// session, is listed.
+    /// True when the principal is exempt, within its bounds: its ARN, or the role of its
+    /// assumed-role session, is listed.
     pub fn exempts(&self, principal: &Principal) -> bool {
+        self.bounds_of(principal).next().is_some()
+    }
+
+    /// The bounds of every listing that names the principal (its ARN, its session's role).
+    fn bounds_of<'a>(&'a self, principal: &'a Principal) -> impl Iterator<Item = &'a Bounds> {
         [&principal.arn, &principal.role_arn]
             .into_iter()
             .flatten()
-            .any(|arn| self.exempt.principals.contains(arn))
+            .filter_map(|arn| self.exempt.principals.get(arn))
+    }
+
+    /// Splits the rules an exempt principal's call names, as EC2 holds them now, into those
+    /// that stand (the call made them in exactly this shape, inside the principal's bounds:
+    /// they are recorded as exemptions) and those judged like anyone's: a rule reshaped since
+    /// the call (a race between the exempt change and its event), or one outside the bounds.
+    pub fn split_exempt(
+        &self,
+        call: &ApiCall,
+        change: &RuleChange,
+        rules: &RuleSet,
+    ) -> (RuleSet, RuleSet) {
+        let mut stand = RuleSet::new();
+        let mut judged = RuleSet::new();
+        for (rule, info) in rules {
+            let admitted = change.made(rule, info)
+                && self
+                    .bounds_of(&call.principal)
+                    .any(|b| b.admit(rule, call.source_address));
+            let side = if admitted { &mut stand } else { &mut judged };
+            side.insert(rule.clone(), info.clone());
+        }
+        (stand, judged)
     }
 
     /// Judges one rule of `group_id` as EC2 holds it now (`info` carries its `sgr-` id).
@@ -1027,6 +1163,212 @@ mod tests {
         assert_eq!(
             exemption("udp/53 10.0.0.0/8", Some("sgr-4")).record_id(3),
             "exempt:sgr-4"
+        );
+    }
+
+    /// An authorize by `principal` from `caller` that created `rules` (text, `sgr-` id).
+    fn exempt_call(principal: &str, caller: &str, rules: &[(&str, &str)]) -> (ApiCall, RuleChange) {
+        let created: RuleSet = rules
+            .iter()
+            .map(|(text, id)| (rule(text), with_id(id)))
+            .collect();
+        let change = RuleChange::Authorize {
+            group: crate::event::GroupSelector::Id("sg-1".into()),
+            direction: Direction::Ingress,
+            requested: RuleSet::new(),
+            created,
+        };
+        let call = ApiCall {
+            event_id: "e-1".into(),
+            event_name: "AuthorizeSecurityGroupIngress".into(),
+            event_time: None,
+            region: "us-east-1".into(),
+            account: None,
+            principal: Principal {
+                arn: Some(format!("{principal}/session")),
+                role_arn: Some(principal.into()),
+                ..Principal::default()
+            },
+            source_address: caller.parse().ok(),
+            outcome: crate::event::CallOutcome::Succeeded(change.clone()),
+        };
+        (call, change)
+    }
+
+    fn texts(rules: &RuleSet) -> Vec<String> {
+        rules.rules().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_exemption_covers_only_what_the_exempt_call_made_in_that_shape() {
+        // Attack 1: the exempt call made sgr-1 as tcp/5432 10.2.0.0/16; before its event was
+        // handled somebody reshaped sgr-1 into ssh from anywhere.
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        let admin = "arn:aws:iam::111122223333:role/NetworkAdmin";
+        let (call, change) = exempt_call(
+            admin,
+            "198.51.100.7",
+            &[
+                ("tcp/5432 10.2.0.0/16", "sgr-1"),
+                ("tcp/5433 10.2.0.0/16", "sgr-2"),
+            ],
+        );
+        let now: RuleSet = [
+            (rule("tcp/22 0.0.0.0/0"), with_id("sgr-1")),
+            (rule("tcp/5433 10.2.0.0/16"), with_id("sgr-2")),
+            // A rule of the created shape but another id is not the call's either.
+            (rule("tcp/5432 10.2.0.0/16"), with_id("sgr-9")),
+        ]
+        .into_iter()
+        .collect();
+        let (stand, judged) = policy.split_exempt(&call, &change, &now);
+        assert_eq!(texts(&stand), vec!["ingress tcp/5433 10.2.0.0/16"]);
+        assert_eq!(
+            texts(&judged),
+            vec!["ingress tcp/22 0.0.0.0/0", "ingress tcp/5432 10.2.0.0/16"]
+        );
+        // Nobody else's call is exempt at all.
+        let (mallory, _) = exempt_call("arn:aws:iam::111122223333:role/Dev", "198.51.100.7", &[]);
+        let (stand, judged) = policy.split_exempt(&mallory, &change, &now);
+        assert!(stand.is_empty());
+        assert_eq!(judged.len(), 3);
+    }
+
+    #[test]
+    fn a_modify_by_an_exempt_principal_stands_only_in_the_shape_it_set() {
+        let policy = Policy::from_json(EXAMPLE).unwrap();
+        let (call, _) = exempt_call("arn:aws:iam::111122223333:role/NetworkAdmin", "", &[]);
+        let set = rule("tcp/5432 10.2.0.0/16");
+        let change = RuleChange::Modify {
+            group_id: "sg-1".into(),
+            rules: vec![crate::event::ModifiedRule {
+                rule_id: "sgr-1".into(),
+                traffic: set.traffic,
+                peer: set.peer.clone(),
+                description: None,
+            }],
+        };
+        assert!(change.made(&set, &with_id("sgr-1")));
+        // Another id, another shape, a rule read without its id: not what the modify set.
+        assert!(!change.made(&set, &with_id("sgr-2")));
+        assert!(!change.made(&rule("tcp/5432 10.3.0.0/16"), &with_id("sgr-1")));
+        assert!(!change.made(&rule("tcp/5433 10.2.0.0/16"), &with_id("sgr-1")));
+        assert!(!change.made(&set, &RuleInfo::default()));
+        let now: RuleSet = [(rule("tcp/22 0.0.0.0/0"), with_id("sgr-1"))]
+            .into_iter()
+            .collect();
+        let (stand, judged) = policy.split_exempt(&call, &change, &now);
+        assert!(stand.is_empty());
+        assert_eq!(judged.len(), 1);
+    }
+
+    #[test]
+    fn an_authorize_without_rule_ids_made_exactly_the_rules_it_requested() {
+        let requested: RuleSet = [(rule("udp/53 10.0.0.0/8"), RuleInfo::default())]
+            .into_iter()
+            .collect();
+        let change = RuleChange::Authorize {
+            group: crate::event::GroupSelector::Id("sg-1".into()),
+            direction: Direction::Ingress,
+            requested,
+            created: RuleSet::new(),
+        };
+        assert!(change.made(&rule("udp/53 10.0.0.0/8"), &with_id("sgr-5")));
+        assert!(!change.made(&rule("udp/53 10.0.0.0/9"), &with_id("sgr-5")));
+    }
+
+    const HOST_ROLE: &str = "arn:aws:iam::111122223333:role/HostRole";
+
+    fn bounded_policy() -> Policy {
+        Policy::from_json(&format!(
+            r#"{{"exempt": {{"principals": [
+                 "arn:aws:iam::111122223333:role/NetworkAdmin",
+                 {{"principal": "{HOST_ROLE}",
+                   "bounds": [{{"protocol": "tcp", "ports": "443", "sources": ["caller"]}},
+                              {{"protocol": "udp", "ports": "8125", "sources": ["10.0.0.0/8"]}}]}}]}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_bounded_exempt_principal_stands_only_inside_its_bounds() {
+        let policy = bounded_policy();
+        let made = [
+            ("tcp/443 198.51.100.7/32", "sgr-1"),
+            ("tcp/443 198.51.100.8/32", "sgr-2"),
+            ("tcp/443 198.51.100.0/24", "sgr-3"),
+            ("tcp/22 198.51.100.7/32", "sgr-4"),
+            ("udp/8125 10.1.2.3/32", "sgr-5"),
+            ("udp/8125 0.0.0.0/0", "sgr-6"),
+        ];
+        let (call, change) = exempt_call(HOST_ROLE, "198.51.100.7", &made);
+        let now: RuleSet = made.iter().map(|(t, id)| (rule(t), with_id(id))).collect();
+        let (stand, judged) = policy.split_exempt(&call, &change, &now);
+        // Its own address on 443, and statsd from inside 10/8; nothing else.
+        assert_eq!(
+            texts(&stand),
+            vec![
+                "ingress tcp/443 198.51.100.7/32",
+                "ingress udp/8125 10.1.2.3/32"
+            ]
+        );
+        assert_eq!(judged.len(), 4);
+        // The caller's address over IPv6, as a /128.
+        let (call, change) = exempt_call(
+            HOST_ROLE,
+            "2001:db8::7",
+            &[
+                ("tcp/443 2001:db8::7/128", "sgr-7"),
+                ("tcp/443 2001:db8::/64", "sgr-8"),
+            ],
+        );
+        let now: RuleSet = [
+            ("tcp/443 2001:db8::7/128", "sgr-7"),
+            ("tcp/443 2001:db8::/64", "sgr-8"),
+        ]
+        .iter()
+        .map(|(t, id)| (rule(t), with_id(id)))
+        .collect();
+        let (stand, _) = policy.split_exempt(&call, &change, &now);
+        assert_eq!(texts(&stand), vec!["ingress tcp/443 2001:db8::7/128"]);
+        // A call with no address (a service made it) has no caller to match.
+        let now: RuleSet = made.iter().map(|(t, id)| (rule(t), with_id(id))).collect();
+        let (call, change) = exempt_call(HOST_ROLE, "ec2.amazonaws.com", &made);
+        let (stand, judged) = policy.split_exempt(&call, &change, &now);
+        assert_eq!(texts(&stand), vec!["ingress udp/8125 10.1.2.3/32"]);
+        assert_eq!(judged.len(), 5);
+        // The unbounded principal beside it is still unbounded.
+        let (call, change) = exempt_call("arn:aws:iam::111122223333:role/NetworkAdmin", "", &made);
+        assert_eq!(policy.split_exempt(&call, &change, &now).0.len(), 6);
+        assert!(policy.exempts(&call.principal));
+    }
+
+    #[test]
+    fn exempt_bounds_are_checked_when_the_policy_is_compiled() {
+        let refused = |text: &str| Policy::from_json(text).unwrap_err().field;
+        assert_eq!(
+            refused(
+                r#"{"exempt": {"principals": [{"principal": "arn:aws:iam::1:role/H", "bounds": []}]}}"#
+            ),
+            "exempt.principals[0].bounds"
+        );
+        assert_eq!(
+            refused(
+                r#"{"exempt": {"principals": ["arn:aws:iam::1:role/H", {"principal": "arn:aws:iam::1:role/H", "bounds": [{"protocol": "tcp", "sources": ["caller"]}]}]}}"#
+            ),
+            "exempt.principals[1]"
+        );
+        assert_eq!(
+            refused(
+                r#"{"exempt": {"principals": [{"principal": "arn:aws:iam::1:role/H", "bounds": [{"protocol": "tcp", "sources": ["nowhere"]}]}]}}"#
+            ),
+            "exempt.principals[0].bounds[0].sources[0]"
+        );
+        assert!(Policy::from_json(r#"{"exempt": {"principals": [{"principal": "arn:aws:iam::1:role/H", "bounds": [{"protocol": "tcp", "sources": ["caller"]}], "extra": 1}]}}"#).is_err());
+        // `caller` means nothing without a call: not in an allow entry.
+        assert_eq!(
+            refused(r#"{"allow": [{"protocol": "tcp", "ports": "443", "sources": ["caller"]}]}"#),
+            "allow[0].sources[0]"
         );
     }
 

@@ -37,6 +37,7 @@
 pub mod config;
 pub mod record;
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -379,14 +380,24 @@ impl RevertIngress {
         if let Err(reason) = guarded {
             return Ok(skipped(report, call, reason));
         }
-        if self.config.policy.exempts(&call.principal) {
-            let reason = self
-                .record_exemptions(call, &target.group_id, &named.now, &mut report)
+        let (rules, reason) = if self.config.policy.exempts(&call.principal) {
+            // What the exempt call made, in the shape it made it and inside its bounds,
+            // stands; a rule reshaped since (or outside the bounds) is judged like anyone's.
+            let (stand, judged) = self.config.policy.split_exempt(call, change, &named.now);
+            let exempt = self
+                .record_exemptions(call, &target.group_id, &stand, &mut report)
                 .await?;
-            return Ok(skipped(report, call, reason));
-        }
-        let mut rules = named.now;
-        rules.extend_from(&named.gone);
+            if judged.is_empty() {
+                return Ok(skipped(report, call, exempt));
+            }
+            let texts: Vec<String> = judged.rules().map(ToString::to_string).collect();
+            tracing::warn!(group = %target.group_id, exempted = %report.exempted.join("; "), judged = %texts.join("; "), "an exempt call's rules judged: reshaped since the call, or outside the principal's bounds");
+            (judged, EXEMPT_REASON)
+        } else {
+            let mut rules = named.now;
+            rules.extend_from(&named.gone);
+            (rules, revert_reason(change))
+        };
         if rules.is_empty() {
             // Removed since (by hand, or with the group): there is nothing left to judge.
             return Ok(skipped(
@@ -404,7 +415,7 @@ impl RevertIngress {
             group_id: &target.group_id,
             rules,
             call: Some(call),
-            reason: revert_reason(change),
+            reason,
         };
         let grants = self.grants_for(&judged, now).await?;
         report.add(self.judge(judged, &ec2, &grants, now).await?);
@@ -721,7 +732,7 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
-        let groups = self.guarded_groups(&ec2).await?;
+        let (groups, unreadable) = self.guarded_groups(&ec2).await?;
         let groups = with_rule_ids_where_needed(&ec2, groups, grants).await?;
         let outcomes: Vec<_> = stream::iter(&groups)
             .map(|(group_id, rules)| {
@@ -739,6 +750,12 @@ impl RevertIngress {
             .collect()
             .await;
         let mut swept = PlaceSwept::default();
+        // A group whose rules cannot be read is not judged, and fails the sweep once the
+        // others are done: it could be holding anything open.
+        for error in unreadable {
+            tracing::error!(account = %place.account, region = %place.region, error = %error, "group not swept: its rules cannot be read; the others were swept");
+            swept.failed.get_or_insert(error.into());
+        }
         for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
             match outcome {
                 Ok(judged) => swept.judged.push(judged),
@@ -756,22 +773,33 @@ impl RevertIngress {
     }
 
     /// The groups the policy guards among those EC2 lists for its scope, each with its rules
-    /// (without their ids).
-    async fn guarded_groups(&self, ec2: &Ec2) -> Result<Vec<(String, RuleSet)>, AwsError> {
+    /// (without their ids), and why each group that could not be read was not.
+    async fn guarded_groups(
+        &self,
+        ec2: &Ec2,
+    ) -> Result<(Vec<(String, RuleSet)>, Vec<AwsError>), AwsError> {
         let policy = &self.config.policy;
-        Ok(ec2
-            .groups_in_scope(policy.scope())
-            .await?
-            .into_iter()
-            .filter(|g| {
-                policy.guards_group(&GroupFacts {
-                    group_id: g.group_id.clone(),
-                    vpc_id: g.vpc_id.clone(),
-                    tags: g.tags.clone(),
-                })
+        let guards = |group_id: &str, vpc_id: &Option<String>, tags: &BTreeMap<String, String>| {
+            policy.guards_group(&GroupFacts {
+                group_id: group_id.to_string(),
+                vpc_id: vpc_id.clone(),
+                tags: tags.clone(),
             })
+        };
+        let read = ec2.groups_in_scope(policy.scope()).await?;
+        let guarded = read
+            .groups
+            .into_iter()
+            .filter(|g| guards(&g.group_id, &g.vpc_id, &g.tags))
             .map(|g| (g.group_id, g.rules))
-            .collect())
+            .collect();
+        let unreadable = read
+            .unreadable
+            .into_iter()
+            .filter(|g| guards(&g.group_id, &g.vpc_id, &g.tags))
+            .map(|g| g.error)
+            .collect();
+        Ok((guarded, unreadable))
     }
 
     /// Every approval and exemption of the table (none without one).
@@ -906,6 +934,11 @@ fn rules_in(records: &[RuleRecord], group_id: &str, only: Option<&RuleSet>) -> R
         .map(|r| (r.rule.clone(), r.info.clone()))
         .collect()
 }
+
+/// Why rules an exempt principal's call names are revoked, in the record's words.
+const EXEMPT_REASON: &str = "named by an exempt principal's call, but not in the shape that call \
+                             made them (reshaped since) or outside the principal's bounds, and \
+                             not allowed by the policy";
 
 /// Why the rules of an unapproved change are revoked, in the record's words.
 fn revert_reason(change: &RuleChange) -> &'static str {

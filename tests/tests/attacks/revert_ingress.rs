@@ -1,1 +1,339 @@
-//! Attacks on revert-ingress.
+//! Attacks on revert-ingress: an insider with ordinary EC2 rights tries to keep a port open
+//! past the real binary (served through the Lambda Runtime API, read back from EC2).
+
+use aws_sdk_ec2::types::{IpPermission, IpRange, UserIdGroupPair};
+use serde_json::{json, Value};
+use sgwarden_tests::cloudtrail::{self, api_call, session, user};
+use sgwarden_tests::revert_world::*;
+use sgwarden_tests::{runtime::Outcome, world};
+
+// The first wave (SPEC "Trust"): a forged tag, a reshaped exempt rule, an event's false
+// claims.
+
+#[tokio::test]
+async fn a_forged_exempt_tag_keeps_no_rule() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    // Mallory opens ssh and tags the rule as if the exempt role had made it.
+    let created =
+        cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    let rule_id = created[0]["securityGroupRuleId"].as_str().unwrap();
+    for key in ["sgwarden:exempt", "sgwarden:approved"] {
+        w.ec2
+            .create_tags()
+            .resources(rule_id)
+            .tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(key)
+                    .value(ADMIN_ROLE)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
+    assert_eq!(
+        response(&outcomes[0])["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}
+
+#[tokio::test]
+async fn reshaping_an_exempt_role_s_rule_is_judged_on_its_new_shape() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let made = w.admin_opens(5432, "10.2.0.0/16", true).await;
+    let rule_id = created_rule_id(&made);
+    // The exempt role's change is handled first, then the binary is stopped; mallory reshapes
+    // the same rule into ssh from anywhere.
+    let first = w.serve(&vars, vec![made]).await;
+    assert!(response(&first[0])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("exempt principal"));
+    let modify = w.modify_by_hand(&rule_id, (22, 22), "0.0.0.0/0").await;
+    let outcomes = w.serve(&vars, vec![modify]).await;
+    assert_eq!(
+        response(&outcomes[0])["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+}
+
+#[tokio::test]
+async fn an_event_s_claims_about_rules_are_checked_against_ec2() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let https = cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(443, "0.0.0.0/0")]))
+        .await
+        .remove(0);
+    let https_id = https["securityGroupRuleId"].as_str().unwrap().to_string();
+    let other_group_rule = cloudtrail::rules(&w.ec2, &w.open)
+        .await
+        .into_iter()
+        .find(|r| r["isEgress"] == false)
+        .unwrap();
+    // A forged call: "ssh from anywhere was added", naming the allowed https rule's id and a
+    // rule of another group.
+    let claim = |id: &str| {
+        json!({"groupOwnerId": cloudtrail::ACCOUNT, "groupId": w.protected,
+               "securityGroupRuleId": id, "isEgress": false, "ipProtocol": "tcp",
+               "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"})
+    };
+    let forged = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": w.protected, "ipPermissions": {"items": [tcp(22, "0.0.0.0/0")]}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": [
+            claim(&https_id),
+            claim(other_group_rule["securityGroupRuleId"].as_str().unwrap())
+        ]}}),
+    );
+    // The same forgery in the exempt role's name, on a group outside the scope: nothing may
+    // be recorded for rules the policy does not guard.
+    let mut exempt_forgery = forged.clone();
+    exempt_forgery["detail"]["userIdentity"] = session("ops/", "NetworkAdmin", "bob");
+    exempt_forgery["detail"]["requestParameters"]["groupId"] = json!(w.open);
+    let mut allow_https = vars.clone();
+    allow_https[0].1 = exempt_policy().replace(
+        r#""ports": "443", "sources": ["10.0.0.0/8"]"#,
+        r#""ports": "443", "sources": ["0.0.0.0/0"]"#,
+    );
+    w.emulator.clear_calls();
+    let outcomes = w.serve(&allow_https, vec![forged, exempt_forgery]).await;
+    let judged = &response(&outcomes[0])["groups"][0];
+    assert_eq!(judged["revoked"], json!([]));
+    assert_eq!(judged["kept"][0]["rule"], "ingress tcp/443 0.0.0.0/0");
+    assert!(response(&outcomes[1])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("outside the policy's scope"));
+    assert!(w.writes().is_empty(), "{:?}", w.writes());
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/443 0.0.0.0/0", PRE_EXISTING]
+    );
+    assert_eq!(w.rules(&w.open).await, vec![PRE_EXISTING]);
+}
+
+// The second move (issue 21).
+
+/// Attack 1. The exempt NetworkAdmin adds `tcp/5432 10.2.0.0/16`; before its event arrives
+/// mallory reshapes that very rule into ssh from anywhere. The exemption must cover what the
+/// exempt call made, in the shape it made it: the ssh shape is judged like anyone's, nothing
+/// is recorded for it, and neither the reshape's own event nor the next sweep keeps it.
+#[tokio::test]
+async fn racing_an_exempt_change_keeps_nothing_the_exempt_call_did_not_make() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let made = w.admin_opens(5432, "10.2.0.0/16", true).await;
+    let rule_id = created_rule_id(&made);
+    let reshape = w.modify_by_hand(&rule_id, (22, 22), "0.0.0.0/0").await;
+    let outcomes = w
+        .serve(&vars, vec![made, reshape, world::scheduled_event(REGION)])
+        .await;
+    let first = response(&outcomes[0]);
+    assert_eq!(
+        first["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    assert_eq!(first["exempted"], json!([]));
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    assert!(w.exemption_records(&w.protected).await.is_empty());
+    // The reshape's event finds nothing left, and the sweep finds nothing to keep or revoke.
+    assert!(response(&outcomes[1])["skipped"]
+        .as_str()
+        .unwrap()
+        .contains("no longer in"));
+    let sweep = &response(&outcomes[2])["groups"][0];
+    assert_eq!(sweep["revoked"], json!([]));
+    assert!(!sweep["kept"].to_string().contains("exempt"), "{sweep}");
+}
+
+/// The design gap beside attack 1: a self-registering host's role was made an exempt
+/// principal, so whoever runs code on the host could open anything for good. Bounded, the
+/// role's calls stand only for `tcp/443` from the address the call came from.
+#[tokio::test]
+async fn a_host_role_exempt_within_bounds_keeps_only_its_own_address() {
+    let w = World::new().await;
+    w.approvals().await;
+    let host_role = "arn:aws:iam::123456789012:role/HostRole";
+    let policy = format!(
+        r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}},
+            "exempt": {{"principals": [{{"principal": "{host_role}",
+                "bounds": [{{"protocol": "tcp", "ports": "443", "sources": ["caller"]}}]}}]}},
+            "directions": ["ingress"]}}"#
+    );
+    let vars = vec![
+        ("REVERT_POLICY", policy),
+        ("REVERT_APPROVALS_TABLE", APPROVALS.to_string()),
+    ];
+    // The call comes from 198.51.100.23 (the event's sourceIPAddress): its own /32 on 443
+    // stands; the same port to the world and ssh from itself do not.
+    let event = w
+        .authorize(
+            &w.protected,
+            session("", "HostRole", "i-0123456789abcdef0"),
+            json!([
+                tcp(443, "198.51.100.23/32"),
+                tcp(443, "0.0.0.0/0"),
+                tcp(22, "198.51.100.23/32")
+            ]),
+            true,
+        )
+        .await;
+    assert_eq!(event["detail"]["sourceIPAddress"], "198.51.100.23");
+    let outcomes = w.serve(&vars, vec![event]).await;
+    let first = response(&outcomes[0]);
+    assert_eq!(
+        first["exempted"],
+        json!(["ingress tcp/443 198.51.100.23/32"])
+    );
+    let mut revoked: Vec<String> =
+        serde_json::from_value(first["groups"][0]["revoked"].clone()).unwrap();
+    revoked.sort();
+    assert_eq!(
+        revoked,
+        vec![
+            "ingress tcp/22 198.51.100.23/32",
+            "ingress tcp/443 0.0.0.0/0"
+        ]
+    );
+    let mut left = w.rules(&w.protected).await;
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            "ingress tcp/443 10.0.0.0/8",
+            "ingress tcp/443 198.51.100.23/32"
+        ]
+    );
+    // The sweep keeps the recorded registration (this policy allows nothing, so the record
+    // is what keeps the /32) and revokes the hand-made rule nobody exempt made.
+    let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
+    let sweep = response(&outcomes[0]);
+    assert!(sweep["groups"][0]["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["rule"] == "ingress tcp/443 198.51.100.23/32"));
+    assert_eq!(
+        w.rules(&w.protected).await,
+        vec!["ingress tcp/443 198.51.100.23/32"]
+    );
+}
+
+/// Attack 3. In the default VPC, one authorize opens ssh to the internet and names a peer
+/// group by name only. The request cannot say which group that is, but the response lists
+/// every rule EC2 created: the event is read from it and both rules are revoked at once,
+/// instead of the event failing into the dead-letter queue with ssh left open.
+#[tokio::test]
+async fn a_peer_named_only_by_name_does_not_make_the_event_unreadable() {
+    let w = World::new().await;
+    let group_id = w
+        .ec2
+        .create_security_group()
+        .group_name("legacy-db")
+        .description("default VPC group")
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::SecurityGroup)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Protected")
+                        .value("true")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .unwrap()
+        .to_string();
+    let before = cloudtrail::rules(&w.ec2, &group_id).await;
+    w.ec2
+        .authorize_security_group_ingress()
+        .group_id(&group_id)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .user_id_group_pairs(UserIdGroupPair::builder().group_name("default").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let created: Vec<Value> = cloudtrail::rules(&w.ec2, &group_id)
+        .await
+        .into_iter()
+        .filter(|r| !before.contains(r))
+        .collect();
+    assert_eq!(created.len(), 2, "{created:?}");
+    let event = api_call(
+        REGION,
+        "AuthorizeSecurityGroupIngress",
+        user("mallory"),
+        json!({"groupId": group_id, "ipPermissions": {"items": [{
+            "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+            "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+            "groups": {"items": [{"groupName": "default"}]}}]}}),
+        json!({"_return": true, "securityGroupRuleSet": {"items": created}}),
+    );
+    let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#;
+    let outcomes = w
+        .serve(&[("REVERT_POLICY", policy.to_string())], vec![event])
+        .await;
+    let revoked = &response(&outcomes[0])["groups"][0]["revoked"];
+    assert_eq!(revoked.as_array().map(Vec::len), Some(2), "{revoked}");
+    assert!(w.rules(&group_id).await.is_empty());
+}
+
+/// Attack 5, its revert-ingress half. A rule the core cannot read (moto, like a future EC2
+/// field, lets one in: `tcp` from port 100 to 50) on one guarded group used to fail the
+/// whole sweep of its account-region before any group was judged. Now that group is reported
+/// and fails the sweep once the others are swept: ssh opened on another guarded group is
+/// still revoked.
+#[tokio::test]
+async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
+    let w = World::new().await;
+    let odd = world::group(&w.ec2, &w.vpc, "odd", &[("Protected", "true")]).await;
+    w.ec2
+        .authorize_security_group_ingress()
+        .group_id(&odd)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(100)
+                .to_port(50)
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
+                     "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}]}"#;
+    let outcomes = w
+        .serve(
+            &[("REVERT_POLICY", policy.to_string())],
+            vec![world::scheduled_event(REGION)],
+        )
+        .await;
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    match &outcomes[0] {
+        Outcome::Error { body, .. } => {
+            let message = body["errorMessage"].as_str().unwrap();
+            assert!(message.contains(&odd), "{message}");
+        }
+        other => panic!("the unreadable group must fail the sweep: {other:?}"),
+    }
+}

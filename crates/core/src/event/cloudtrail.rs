@@ -10,13 +10,15 @@
 //! `ModifySecurityGroupRules` is recorded with the new definition only (CloudTrail does not
 //! carry the old one) and without the rule's direction; both are for the function to look up.
 
+use std::net::IpAddr;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{from_value, ParseError};
 use crate::rule::{
-    CidrEntry, Direction, Peer, Permission, RuleInfo, RuleSet, SecurityGroupRule, Traffic,
+    CidrEntry, Direction, Peer, Permission, Rule, RuleInfo, RuleSet, SecurityGroupRule, Traffic,
 };
 use crate::wire::Permissions;
 
@@ -74,6 +76,32 @@ pub enum RuleChange {
     },
 }
 
+impl RuleChange {
+    /// True when this call made `rule`, as EC2 holds it now (its `sgr-` id in `info`), in
+    /// exactly that shape: the created rule of that id (or, when the response lists no ids,
+    /// a requested rule) has that shape, or the modify set that id to it. A rule reshaped
+    /// by someone else since the call is not what the call made.
+    pub fn made(&self, rule: &Rule, info: &RuleInfo) -> bool {
+        match self {
+            RuleChange::Authorize {
+                requested, created, ..
+            } => match created.rule_ids() {
+                Some(ids) if !ids.is_empty() => info.rule_id.as_ref().is_some_and(|id| {
+                    created
+                        .iter()
+                        .any(|(r, i)| i.rule_id.as_ref() == Some(id) && r == rule)
+                }),
+                _ => requested.contains(rule),
+            },
+            RuleChange::Modify { rules, .. } => rules.iter().any(|m| {
+                info.rule_id.as_deref() == Some(m.rule_id.as_str())
+                    && m.traffic == rule.traffic
+                    && m.peer == rule.peer
+            }),
+        }
+    }
+}
+
 /// The outcome the event records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallOutcome {
@@ -95,6 +123,10 @@ pub struct ApiCall {
     /// The account the call was made in (the envelope's `account`, which EventBridge sets).
     pub account: Option<String>,
     pub principal: Principal,
+    /// The address the call came from (`sourceIPAddress`), when it is one: AWS records it,
+    /// the caller cannot write it. A call a service made for the principal names the service
+    /// there instead.
+    pub source_address: Option<IpAddr>,
     pub outcome: CallOutcome,
 }
 
@@ -107,6 +139,8 @@ struct Detail {
     #[serde(default)]
     event_time: Option<String>,
     aws_region: String,
+    #[serde(default, rename = "sourceIPAddress")]
+    source_ip_address: Option<String>,
     #[serde(default)]
     recipient_account_id: Option<String>,
     #[serde(default)]
@@ -201,6 +235,9 @@ pub fn parse(event: &Value) -> Result<ApiCall, ParseError> {
         region: detail.aws_region,
         account,
         principal,
+        source_address: detail
+            .source_ip_address
+            .and_then(|address| address.parse().ok()),
         outcome,
     })
 }
@@ -276,9 +313,11 @@ fn parse_authorize(
     })
 }
 
-/// The rules the call asked for. A peer group named only by name
-/// (`sourceSecurityGroupName`) cannot be read exactly from the request: that is refused,
-/// unless the response lists the rules EC2 created (`has_created`), which say it exactly.
+/// The rules the call asked for. A peer group named only by name (`sourceSecurityGroupName`,
+/// or a `groups` item with a `groupName` and no `groupId`, which EC2 accepts in a default
+/// VPC) cannot be read exactly from the request: that is refused, unless the response lists
+/// the rules EC2 created (`has_created`). Those say exactly what the call made, peer ids
+/// included, so they are the truth and the request's name-only peers are left out of it.
 fn requested_rules(
     direction: Direction,
     req: &AuthorizeRequest,
@@ -289,6 +328,9 @@ fn requested_rules(
         .as_ref()
         .map(|p| p.0.clone())
         .unwrap_or_default();
+    if has_created {
+        permissions = without_name_only_peers(permissions);
+    }
     if permissions.is_empty() {
         if req.source_security_group_name.is_some() {
             if has_created {
@@ -324,6 +366,19 @@ fn requested_rules(
         .extend_permissions(direction, &permissions)
         .map_err(|e| e.within("requestParameters.ipPermissions"))?;
     Ok(requested)
+}
+
+/// The permissions without their peer groups named only by name; a permission left with no
+/// peer at all is dropped (it named nothing but such groups).
+fn without_name_only_peers(permissions: Vec<Permission>) -> Vec<Permission> {
+    permissions
+        .into_iter()
+        .filter_map(|mut permission| {
+            let had_peers = permission.peer_count() > 0;
+            permission.groups.retain(|g| g.group_id.is_some());
+            (!had_peers || permission.peer_count() > 0).then_some(permission)
+        })
+        .collect()
 }
 
 /// The rules EC2 reported creating (`responseElements.securityGroupRuleSet`), with their ids.
@@ -515,6 +570,19 @@ mod tests {
         assert_eq!(e.field, "detail.requestParameters.groupId");
     }
 
+    /// The requested and created rules of an authorize with this request and response.
+    fn requested_and_created(request: Value, response: Value) -> (RuleSet, RuleSet) {
+        match parse(&call(AUTHORIZE_INGRESS, request, response))
+            .unwrap()
+            .outcome
+        {
+            CallOutcome::Succeeded(RuleChange::Authorize {
+                requested, created, ..
+            }) => (requested, created),
+            other => panic!("not an authorize: {other:?}"),
+        }
+    }
+
     #[test]
     fn a_peer_named_by_name_is_read_from_the_rules_ec2_created() {
         let request = json!({"groupId": "sg-1", "sourceSecurityGroupName": "app",
@@ -523,13 +591,7 @@ mod tests {
             {"groupId": "sg-1", "securityGroupRuleId": "sgr-9", "isEgress": false,
              "ipProtocol": "-1", "fromPort": -1, "toPort": -1,
              "referencedGroupInfo": {"userId": "111122223333", "groupId": "sg-app"}}]}});
-        let parsed = parse(&call(AUTHORIZE_INGRESS, request.clone(), response)).unwrap();
-        let CallOutcome::Succeeded(RuleChange::Authorize {
-            requested, created, ..
-        }) = parsed.outcome
-        else {
-            panic!("not an authorize")
-        };
+        let (requested, created) = requested_and_created(request.clone(), response);
         assert!(requested.is_empty());
         assert_eq!(created.rule_ids(), Some(vec!["sgr-9".to_string()]));
         assert_eq!(
@@ -539,6 +601,46 @@ mod tests {
         // Without the created rules, the name alone cannot be reverted exactly: refused.
         let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
         assert_eq!(e.field, "detail.requestParameters.sourceSecurityGroupName");
+    }
+
+    #[test]
+    fn a_permission_naming_a_peer_group_by_name_is_read_from_the_rules_ec2_created() {
+        // The default-VPC call of attack 3: the internet and a group named `default`, in one
+        // permission; the response lists both rules EC2 made, the group by its id.
+        let request = json!({"groupId": "sg-1", "ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+             "ipRanges": {"items": [{"cidrIp": "0.0.0.0/0"}]},
+             "groups": {"items": [{"groupName": "default"}]}},
+            {"ipProtocol": "tcp", "fromPort": 25, "toPort": 25,
+             "groups": {"items": [{"groupName": "default"}]}}]}});
+        let response = json!({"_return": true, "securityGroupRuleSet": {"items": [
+            {"groupId": "sg-1", "securityGroupRuleId": "sgr-1", "isEgress": false,
+             "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"},
+            {"groupId": "sg-1", "securityGroupRuleId": "sgr-2", "isEgress": false,
+             "ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
+             "referencedGroupInfo": {"userId": "111122223333", "groupId": "sg-default"}},
+            {"groupId": "sg-1", "securityGroupRuleId": "sgr-3", "isEgress": false,
+             "ipProtocol": "tcp", "fromPort": 25, "toPort": 25,
+             "referencedGroupInfo": {"userId": "111122223333", "groupId": "sg-default"}}]}});
+        let (requested, created) = requested_and_created(request.clone(), response);
+        // What the request says exactly stays; the name-only peers are left to the response.
+        assert_eq!(
+            requested
+                .rules()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            vec!["ingress tcp/22 0.0.0.0/0"]
+        );
+        assert_eq!(
+            created.rule_ids(),
+            Some(vec!["sgr-1".into(), "sgr-2".into(), "sgr-3".into()])
+        );
+        // Without the created rules the name cannot be read exactly: refused, naming it.
+        let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
+        assert_eq!(
+            e.field,
+            "detail.requestParameters.ipPermissions[0].groups[0].groupId"
+        );
     }
 
     #[test]

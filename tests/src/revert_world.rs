@@ -1,0 +1,277 @@
+//! The world most revert-ingress tests share: two groups in one VPC of the emulator, one
+//! guarded (`Protected=true`), one not, each with a hand-made rule no test may lose; changes
+//! made there by hand with the CloudTrail events that record them; the function as a handler
+//! or as the real binary behind the Lambda Runtime API; and the approvals table read back.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_ec2::Client;
+use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
+use serde_json::{json, Value};
+use sgwarden_aws::Ec2;
+use sgwarden_core::policy::CallerIdentity;
+
+use crate::cloudtrail::{self, api_call, session, user};
+use crate::runtime::{self, Outcome};
+use crate::{world, Emulator};
+
+pub const REGION: &str = "us-east-1";
+pub const OTHER_REGION: &str = "eu-west-1";
+pub const APPROVALS: &str = "sgwarden-approvals";
+pub const ADMIN_ROLE: &str = "arn:aws:iam::123456789012:role/ops/NetworkAdmin";
+pub const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/sgwarden-revert-ingress";
+
+/// Two groups in one VPC: `protected` carries `Protected=true`, `open` carries nothing.
+/// Each already has a hand-made rule that no test may lose.
+pub struct World {
+    pub emulator: Emulator,
+    pub ec2: Client,
+    pub vpc: String,
+    pub protected: String,
+    pub open: String,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        let emulator = Emulator::start();
+        let ec2 = Client::new(&emulator.sdk_config(REGION).await);
+        let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+        let protected = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
+        let open = world::group(&ec2, &vpc, "scratch", &[]).await;
+        for group in [&protected, &open] {
+            world::hand_rule(&ec2, group, 443, "10.0.0.0/8", "pre-existing").await;
+        }
+        emulator.clear_calls();
+        Self {
+            emulator,
+            ec2,
+            vpc,
+            protected,
+            open,
+        }
+    }
+
+    /// The function as the template deploys it: its own role given, in the emulator's account.
+    pub async fn function(&self, vars: &[(&str, &str)]) -> RevertIngress {
+        self.function_as(vars, OwnRole::Known(CallerIdentity::new(FUNCTION_ROLE)))
+            .await
+    }
+
+    pub async fn function_as(&self, vars: &[(&str, &str)], own_role: OwnRole) -> RevertIngress {
+        let config = RevertConfig::from_lookup(sgwarden_core::settings::from_pairs(vars))
+            .expect("the test's settings are valid");
+        RevertIngress::new(config, &self.emulator.sdk_config(REGION).await, own_role)
+    }
+
+    /// The group's rules, read back from AWS, as `ingress tcp/22 0.0.0.0/0` lines.
+    pub async fn rules(&self, group_id: &str) -> Vec<String> {
+        rules_in(&self.emulator, REGION, group_id).await
+    }
+
+    /// Authorizes `permissions` by hand on `group_id` as `identity`, and returns the event
+    /// CloudTrail records for it (with the created rules' ids unless `with_ids` is false).
+    pub async fn authorize(
+        &self,
+        group_id: &str,
+        identity: Value,
+        permissions: Value,
+        with_ids: bool,
+    ) -> Value {
+        let event = cloudtrail::opened_by_hand(
+            &self.ec2,
+            REGION,
+            group_id,
+            identity,
+            permissions,
+            with_ids,
+        )
+        .await;
+        self.emulator.clear_calls();
+        event
+    }
+
+    /// The commonest unapproved change: ssh opened to the world by mallory, with rule ids.
+    pub async fn ssh_opened(&self, group_id: &str) -> Value {
+        self.authorize(
+            group_id,
+            user("mallory"),
+            json!([tcp(22, "0.0.0.0/0")]),
+            true,
+        )
+        .await
+    }
+
+    /// Serves `events`, in order, to the real revert-ingress binary configured with `vars`
+    /// (through the Lambda Runtime API) and returns each outcome.
+    pub async fn serve(&self, vars: &[(&'static str, String)], events: Vec<Value>) -> Vec<Outcome> {
+        let mut env = self.emulator.function_env(REGION);
+        env.extend(vars.iter().cloned());
+        runtime::serve_events("revert-ingress", &env, events).await
+    }
+
+    /// Creates the approvals table; returns its client.
+    pub async fn approvals(&self) -> aws_sdk_dynamodb::Client {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.emulator.sdk_config(REGION).await);
+        world::approvals_table(&dynamodb, APPROVALS).await;
+        dynamodb
+    }
+
+    /// The settings of a deployment with the exempt role and its approvals table.
+    pub async fn guarded(&self) -> Vec<(&'static str, String)> {
+        self.approvals().await;
+        vec![
+            ("REVERT_POLICY", exempt_policy()),
+            ("REVERT_APPROVALS_TABLE", APPROVALS.to_string()),
+        ]
+    }
+
+    /// The handler of such a deployment.
+    pub async fn guarded_function(&self) -> RevertIngress {
+        let vars = self.guarded().await;
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.function(&vars).await
+    }
+
+    /// The exempt NetworkAdmin role opens `port` to `cidr` by hand; returns its event.
+    pub async fn admin_opens(&self, port: i32, cidr: &str, with_ids: bool) -> Value {
+        self.authorize(
+            &self.protected,
+            session("ops/", "NetworkAdmin", "bob"),
+            json!([tcp(port, cidr)]),
+            with_ids,
+        )
+        .await
+    }
+
+    /// Mallory reshapes rule `rule_id` of the protected group into tcp `ports` from `cidr`,
+    /// by hand; returns the event CloudTrail records for it (new definition only).
+    pub async fn modify_by_hand(&self, rule_id: &str, ports: (i32, i32), cidr: &str) -> Value {
+        self.ec2
+            .modify_security_group_rules()
+            .group_id(&self.protected)
+            .security_group_rules(
+                aws_sdk_ec2::types::SecurityGroupRuleUpdate::builder()
+                    .security_group_rule_id(rule_id)
+                    .security_group_rule(
+                        aws_sdk_ec2::types::SecurityGroupRuleRequest::builder()
+                            .ip_protocol("tcp")
+                            .from_port(ports.0)
+                            .to_port(ports.1)
+                            .cidr_ipv4(cidr)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("modify the rule by hand");
+        api_call(
+            REGION,
+            "ModifySecurityGroupRules",
+            user("mallory"),
+            json!({"ModifySecurityGroupRulesRequest": {"GroupId": self.protected,
+                "SecurityGroupRule": {"SecurityGroupRuleId": rule_id, "SecurityGroupRule":
+                    {"IpProtocol": "tcp", "FromPort": ports.0, "ToPort": ports.1, "CidrIpv4": cidr}}}}),
+            json!({"_return": true}),
+        )
+    }
+
+    /// The exemption records of a group, as the approvals table holds them.
+    pub async fn exemption_records(&self, group_id: &str) -> Vec<Value> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.emulator.sdk_config(REGION).await);
+        let out = dynamodb
+            .query()
+            .table_name(APPROVALS)
+            .key_condition_expression("group_id = :g")
+            .expression_attribute_values(
+                ":g",
+                aws_sdk_dynamodb::types::AttributeValue::S(group_id.to_string()),
+            )
+            .send()
+            .await
+            .expect("query the approvals table");
+        out.items()
+            .iter()
+            .filter(|item| {
+                item.get("kind")
+                    .and_then(|k| k.as_s().ok())
+                    .map(String::as_str)
+                    == Some("exemption")
+            })
+            .map(|item| {
+                item.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), json!(v.as_s().ok()?))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            })
+            .collect()
+    }
+
+    pub fn writes(&self) -> Vec<String> {
+        self.emulator
+            .calls()
+            .into_iter()
+            .map(|c| c.operation)
+            .filter(|op| {
+                !op.starts_with("Describe")
+                    && !op.starts_with("Get")
+                    && op != "Query"
+                    && op != "Scan"
+            })
+            .collect()
+    }
+}
+
+pub async fn rules_in(emulator: &Emulator, region: &str, group_id: &str) -> Vec<String> {
+    Ec2::new(&emulator.sdk_config(region).await)
+        .read_group(group_id)
+        .await
+        .expect("read the group back")
+        .rules
+        .direction(sgwarden_core::Direction::Ingress)
+        .rules()
+        .map(ToString::to_string)
+        .collect()
+}
+
+pub fn tcp(port: i32, cidr: &str) -> Value {
+    json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": {},
+           "ipRanges": {"items": [{"cidrIp": cidr}]}, "ipv6Ranges": {}, "prefixListIds": {}})
+}
+
+pub fn now() -> SystemTime {
+    SystemTime::now()
+}
+
+pub fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .expect("the clock reads after 1970")
+        .as_secs()
+}
+
+pub fn exempt_policy() -> String {
+    format!(
+        r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}},
+            "exempt": {{"principals": ["{ADMIN_ROLE}"]}},
+            "allow": [{{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}}],
+            "directions": ["ingress"]}}"#
+    )
+}
+
+pub fn response(body: &Outcome) -> &Value {
+    match body {
+        Outcome::Response { body, .. } => body,
+        other => panic!("expected a response: {other:?}"),
+    }
+}
+
+/// The `sgr-` id of the first rule an authorize event says it created.
+pub fn created_rule_id(event: &Value) -> String {
+    event["detail"]["responseElements"]["securityGroupRuleSet"]["items"][0]["securityGroupRuleId"]
+        .as_str()
+        .expect("the event lists the rules it created")
+        .to_string()
+}
+
+/// The hand-made rule every group of the world starts with.
+pub const PRE_EXISTING: &str = "ingress tcp/443 10.0.0.0/8";
