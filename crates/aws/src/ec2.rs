@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
-use sgwarden_core::policy::Scope;
+use sgwarden_core::policy::{GroupFacts, Scope};
 use sgwarden_core::rule::{Direction, Rule, RuleInfo, RuleSet};
 use sgwarden_core::sync::{Instance, Lifecycle};
 use sgwarden_core::Plan;
@@ -50,6 +50,14 @@ pub struct GroupState {
 pub struct GroupsRead {
     pub groups: Vec<GroupState>,
     pub unreadable: Vec<UnreadableGroup>,
+}
+
+/// Rules as one `DescribeSecurityGroupRules` read them: those the core can read, and why
+/// each other one could not be read (an [`AwsError::Unreadable`] naming group and rule).
+#[derive(Debug, Default)]
+pub struct RulesRead {
+    pub records: Vec<RuleRecord>,
+    pub unreadable: Vec<AwsError>,
 }
 
 /// A group whose rules the core cannot read: what is known of it, and why (an
@@ -147,6 +155,38 @@ impl Ec2 {
                 })
             })
             .collect()
+    }
+
+    /// What the policy may ask of one group (its VPC and tags), read even when its rules
+    /// cannot be: an odd rule elsewhere in a group must not stop an event's judgement.
+    pub async fn group_facts(&self, group_id: &str) -> Result<GroupFacts, AwsError> {
+        let request = self
+            .client
+            .describe_security_groups()
+            .filters(id_filter("group-id", &[group_id.to_string()]));
+        let read = self.describe_groups(request, group_id).await?;
+        let facts = read
+            .groups
+            .into_iter()
+            .map(|g| (g.group_id, g.vpc_id, g.tags))
+            .chain(
+                read.unreadable
+                    .into_iter()
+                    .map(|g| (g.group_id, g.vpc_id, g.tags)),
+            )
+            .find(|(id, _, _)| id == group_id);
+        match facts {
+            Some((group_id, vpc_id, tags)) => Ok(GroupFacts {
+                group_id,
+                vpc_id,
+                tags,
+            }),
+            None => Err(AwsError::NotFound {
+                what: "security group",
+                id: group_id.to_string(),
+                region: self.region.clone(),
+            }),
+        }
     }
 
     /// Reads one group.
@@ -256,7 +296,28 @@ impl Ec2 {
         filter: &str,
         values: &[String],
     ) -> Result<Vec<RuleRecord>, AwsError> {
-        let mut records = Vec::new();
+        let read = self.describe_readable_rules(filter, values).await?;
+        match read.unreadable.into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(read.records),
+        }
+    }
+
+    /// The rules of `group_ids` that the core can read, with their ids, and why each other
+    /// rule could not be read: one odd rule does not hide the rules beside it.
+    pub async fn readable_rules_of_groups(
+        &self,
+        group_ids: &[String],
+    ) -> Result<RulesRead, AwsError> {
+        self.describe_readable_rules("group-id", group_ids).await
+    }
+
+    async fn describe_readable_rules(
+        &self,
+        filter: &str,
+        values: &[String],
+    ) -> Result<RulesRead, AwsError> {
+        let mut read = RulesRead::default();
         for chunk in values.chunks(FILTER_VALUES) {
             let resource = chunk.join(",");
             let mut pages = self
@@ -272,21 +333,26 @@ impl Ec2 {
                     AwsError::from_sdk("DescribeSecurityGroupRules", &resource, &self.region, e)
                 })?;
                 let neutral = security_group_rule_from_sdk(&rule);
-                let (core_rule, info) =
-                    neutral.to_rule().map_err(|source| AwsError::Unreadable {
+                let group_id = neutral.group_id.clone().unwrap_or_default();
+                match neutral.to_rule() {
+                    Ok((core_rule, info)) => read.records.push(RuleRecord {
+                        group_id,
+                        rule: core_rule,
+                        info,
+                    }),
+                    Err(source) => read.unreadable.push(AwsError::Unreadable {
                         operation: "DescribeSecurityGroupRules",
-                        resource: resource.clone(),
+                        resource: format!(
+                            "{group_id} {}",
+                            neutral.rule_id.as_deref().unwrap_or("(no rule id)")
+                        ),
                         region: self.region.clone(),
                         source,
-                    })?;
-                records.push(RuleRecord {
-                    group_id: neutral.group_id.unwrap_or_default(),
-                    rule: core_rule,
-                    info,
-                });
+                    }),
+                }
             }
         }
-        Ok(records)
+        Ok(read)
     }
 
     /// Revokes exactly `rules` (by id when every rule of a direction has one), with the

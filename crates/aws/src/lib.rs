@@ -53,5 +53,7 @@ pub mod sns;
 #[cfg(feature = "sts")]
 pub mod sts;
 
-pub use ec2::{Applied, AuditContext, Ec2, GroupState, GroupsRead, RuleRecord, UnreadableGroup};
+pub use ec2::{
+    Applied, AuditContext, Ec2, GroupState, GroupsRead, RuleRecord, RulesRead, UnreadableGroup,
+};
 pub use error::{AwsError, Fault};

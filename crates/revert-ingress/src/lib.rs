@@ -48,7 +48,7 @@ use sgwarden_aws::accounts::{Place, Sessions};
 use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::{Chat, Topic};
-use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord};
+use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
 use sgwarden_core::accounts::{other_accounts, Accounts};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
@@ -486,12 +486,7 @@ impl RevertIngress {
     async fn guards(&self, ec2: &Ec2, group_id: &str) -> Result<Result<(), String>, AwsError> {
         let policy = &self.config.policy;
         let facts = if policy.needs_group_details() {
-            let group = ec2.read_group(group_id).await?;
-            GroupFacts {
-                group_id: group.group_id,
-                vpc_id: group.vpc_id,
-                tags: group.tags,
-            }
+            ec2.group_facts(group_id).await?
         } else {
             GroupFacts {
                 group_id: group_id.to_string(),
@@ -732,8 +727,22 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
-        let (groups, unreadable) = self.guarded_groups(&ec2).await?;
-        let groups = with_rule_ids_where_needed(&ec2, groups, grants).await?;
+        let (mut groups, unreadable) = self.guarded_groups(&ec2).await?;
+        let mut failures: Vec<AwsError> = Vec::new();
+        // A group DescribeSecurityGroups cannot give whole is read rule by rule: what can be
+        // read is judged, and the rest fails the sweep once every group is done (it could
+        // be holding anything open).
+        if !unreadable.is_empty() {
+            let ids: Vec<String> = unreadable.iter().map(|g| g.group_id.clone()).collect();
+            let read = ec2.readable_rules_of_groups(&ids).await?;
+            for id in ids {
+                let rules = rules_in(&read.records, &id, None);
+                groups.push((id, rules));
+            }
+            failures.extend(read.unreadable);
+        }
+        let (groups, odd) = with_rule_ids_where_needed(&ec2, groups, grants).await?;
+        failures.extend(odd);
         let outcomes: Vec<_> = stream::iter(&groups)
             .map(|(group_id, rules)| {
                 let judged = Judged {
@@ -750,10 +759,8 @@ impl RevertIngress {
             .collect()
             .await;
         let mut swept = PlaceSwept::default();
-        // A group whose rules cannot be read is not judged, and fails the sweep once the
-        // others are done: it could be holding anything open.
-        for error in unreadable {
-            tracing::error!(account = %place.account, region = %place.region, error = %error, "group not swept: its rules cannot be read; the others were swept");
+        for error in failures {
+            tracing::error!(account = %place.account, region = %place.region, error = %error, "a rule cannot be read and was not judged; every other rule was");
             swept.failed.get_or_insert(error.into());
         }
         for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
@@ -777,7 +784,7 @@ impl RevertIngress {
     async fn guarded_groups(
         &self,
         ec2: &Ec2,
-    ) -> Result<(Vec<(String, RuleSet)>, Vec<AwsError>), AwsError> {
+    ) -> Result<(Vec<(String, RuleSet)>, Vec<UnreadableGroup>), AwsError> {
         let policy = &self.config.policy;
         let guards = |group_id: &str, vpc_id: &Option<String>, tags: &BTreeMap<String, String>| {
             policy.guards_group(&GroupFacts {
@@ -797,7 +804,6 @@ impl RevertIngress {
             .unreadable
             .into_iter()
             .filter(|g| guards(&g.group_id, &g.vpc_id, &g.tags))
-            .map(|g| g.error)
             .collect();
         Ok((guarded, unreadable))
     }
@@ -853,27 +859,28 @@ impl PlaceSwept {
 }
 
 /// Replaces the rules of each group that needs them with ids (see [`Grants::need_rule_ids`])
-/// by the group's rules as `DescribeSecurityGroupRules` reports them.
+/// by the group's rules as `DescribeSecurityGroupRules` reports them, with why each rule it
+/// reports but the core cannot read was left out.
 async fn with_rule_ids_where_needed(
     ec2: &Ec2,
     mut groups: Vec<(String, RuleSet)>,
     grants: &Grants,
-) -> Result<Vec<(String, RuleSet)>, AwsError> {
+) -> Result<(Vec<(String, RuleSet)>, Vec<AwsError>), AwsError> {
     let needing: Vec<String> = groups
         .iter()
         .filter(|(group_id, rules)| grants.need_rule_ids(group_id, rules))
         .map(|(group_id, _)| group_id.clone())
         .collect();
     if needing.is_empty() {
-        return Ok(groups);
+        return Ok((groups, Vec::new()));
     }
-    let records = ec2.rules_of_groups(&needing).await?;
+    let read = ec2.readable_rules_of_groups(&needing).await?;
     for (group_id, rules) in &mut groups {
         if needing.contains(group_id) {
-            *rules = rules_in(&records, group_id, None);
+            *rules = rules_in(&read.records, group_id, None);
         }
     }
-    Ok(groups)
+    Ok((groups, read.unreadable))
 }
 
 /// The rules a call names, as EC2 holds them now, in the group it names. An id EC2 reports in
@@ -884,10 +891,17 @@ async fn named_rules(ec2: &Ec2, target: &Target) -> Result<NamedRules, AwsError>
         Named::Created(created) => (created.rule_ids().unwrap_or_default(), Some(created)),
         Named::Modified(ids) => (ids.clone(), None),
         // Found among the group's rules, so that they are revoked by id.
+        // An odd rule beside them cannot be of a requested shape (those were read), so it is
+        // logged and left out rather than failing the event.
         Named::Shapes(requested) => {
-            let records = ec2.rules_of_groups(std::slice::from_ref(group_id)).await?;
+            let read = ec2
+                .readable_rules_of_groups(std::slice::from_ref(group_id))
+                .await?;
+            for error in &read.unreadable {
+                tracing::warn!(group = %group_id, error = %error, "a rule of the group cannot be read; not one the call requested");
+            }
             return Ok(NamedRules {
-                now: rules_in(&records, group_id, Some(requested)),
+                now: rules_in(&read.records, group_id, Some(requested)),
                 gone: RuleSet::new(),
             });
         }

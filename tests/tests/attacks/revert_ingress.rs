@@ -298,9 +298,9 @@ async fn a_peer_named_only_by_name_does_not_make_the_event_unreadable() {
 
 /// Attack 5, its revert-ingress half. A rule the core cannot read (moto, like a future EC2
 /// field, lets one in: `tcp` from port 100 to 50) on one guarded group used to fail the
-/// whole sweep of its account-region before any group was judged. Now that group is reported
-/// and fails the sweep once the others are swept: ssh opened on another guarded group is
-/// still revoked.
+/// whole sweep of its account-region before any group was judged. Now every rule that can be
+/// read is judged, that group's too, and the odd rule fails the sweep once all is done: ssh
+/// opened on another guarded group, and beside the odd rule, is revoked.
 #[tokio::test]
 async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
     let w = World::new().await;
@@ -319,7 +319,9 @@ async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
         .send()
         .await
         .unwrap();
-    cloudtrail::authorize(&w.ec2, &w.protected, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    for group in [&w.protected, &odd] {
+        cloudtrail::authorize(&w.ec2, group, false, &json!([tcp(22, "0.0.0.0/0")])).await;
+    }
     let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
                      "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}]}"#;
     let outcomes = w
@@ -329,11 +331,52 @@ async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
         )
         .await;
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    let left = cloudtrail::rules(&w.ec2, &odd).await;
+    assert!(
+        left.iter().all(|r| r["fromPort"] != 22),
+        "ssh beside the odd rule is still open: {left:?}"
+    );
     match &outcomes[0] {
         Outcome::Error { body, .. } => {
             let message = body["errorMessage"].as_str().unwrap();
             assert!(message.contains(&odd), "{message}");
         }
-        other => panic!("the unreadable group must fail the sweep: {other:?}"),
+        other => panic!("the unreadable rule must fail the sweep: {other:?}"),
     }
+}
+
+/// Attack 5's second half: with a scope by tag the event path reads the group for its tags.
+/// An unreadable rule elsewhere in the group must not fail that read, or ssh opened beside
+/// it would wait in the dead-letter queue: the new rule is judged and revoked on its event.
+#[tokio::test]
+async fn an_unreadable_rule_in_a_group_does_not_stop_its_events_being_judged() {
+    let w = World::new().await;
+    w.ec2
+        .authorize_security_group_ingress()
+        .group_id(&w.protected)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(100)
+                .to_port(50)
+                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let event = w.ssh_opened(&w.protected).await;
+    let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#;
+    let outcomes = w
+        .serve(&[("REVERT_POLICY", policy.to_string())], vec![event])
+        .await;
+    assert_eq!(
+        response(&outcomes[0])["groups"][0]["revoked"],
+        json!(["ingress tcp/22 0.0.0.0/0"])
+    );
+    let left = cloudtrail::rules(&w.ec2, &w.protected).await;
+    assert!(
+        left.iter().all(|r| r["fromPort"] != 22),
+        "ssh is still open: {left:?}"
+    );
 }
