@@ -310,6 +310,47 @@ async fn an_oversized_notification_is_resolved_through_config_history() {
 }
 
 #[tokio::test]
+async fn an_oversized_change_that_re_points_the_owner_tag_tells_the_owners_before_it() {
+    let w = World::new().await;
+    w.emulator.seed_config_history(&json!([
+        history_item(
+            1,
+            1_700_000_000,
+            &[443],
+            json!({"NotifyOnChange": "Yes", "OwnerDL": "db-team@example.com"})
+        ),
+        history_item(
+            2,
+            1_700_000_100,
+            &[22, 443],
+            json!({"NotifyOnChange": "Yes", "OwnerDL": "mallory@evil.example"})
+        ),
+    ]));
+    let mut summary = sample("config-sns-oversized.json");
+    summary["configurationItemSummary"]["resourceId"] = json!("sg-0big");
+    summary["configurationItemSummary"]["awsRegion"] = json!(REGION);
+    summary["configurationItemSummary"]["configurationStateId"] = json!(2);
+    let report = w
+        .function(&[("ALLOWED_RECIPIENT_DOMAINS", "example.com")])
+        .await
+        .handle(&world::config_delivery(&[summary]), now())
+        .await
+        .unwrap();
+    let entry = &report.messages[0];
+    assert_eq!(entry.outcome, MessageOutcome::Mailed, "{report:?}");
+    assert_eq!(entry.former_owners, vec!["db-team@example.com"]);
+    assert_eq!(entry.refused.len(), 1, "{report:?}");
+    let mails = w.mails();
+    assert_eq!(to(&mails[0]), vec!["db-team@example.com"]);
+    let body = mails[0].mail_text();
+    assert!(
+        body.contains("OwnerDL: db-team@example.com -> mallory@evil.example"),
+        "{body}"
+    );
+    assert!(body.contains("+ ingress  tcp/22  0.0.0.0/0"), "{body}");
+}
+
+#[tokio::test]
 async fn a_malformed_message_is_an_error_and_sends_nothing() {
     let w = World::new().await;
     let good = tagged("Yes", "db-team@example.com");

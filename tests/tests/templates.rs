@@ -502,3 +502,54 @@ fn the_member_role_trusts_only_the_central_functions_and_never_widens() {
         json!({"Ref": "OrganizationId"})
     );
 }
+
+/// True when `pattern` matches the whole of `value`, as CloudFormation's `AllowedPattern`
+/// does (Python's `re.fullmatch`: the same answer as Java's for a pattern this plain).
+fn allows(pattern: &str, value: &str) -> bool {
+    let out = Command::new(emulator::python())
+        .args([
+            "-c",
+            "import re, sys\nprint(bool(re.fullmatch(sys.argv[1], sys.argv[2])))",
+        ])
+        .args([pattern, value])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
+#[test]
+fn notify_owner_is_deployed_only_with_the_domains_its_mail_may_go_to() {
+    // The owner tag is anyone's to write (ec2:CreateTags): without a domain list, a
+    // re-pointed tag mails a group's changes out of the company. Both templates that deploy
+    // notify-owner require the list and refuse an empty one.
+    for name in ["notify-owner.yaml", "central.yaml"] {
+        let parameter = &template(name)["Parameters"]["AllowedRecipientDomains"];
+        assert!(parameter.get("Default").is_none(), "{name}: {parameter}");
+        let pattern = parameter["AllowedPattern"].as_str().unwrap();
+        for refused in ["", " ", ",", "example", "example.com,", "a@example.com"] {
+            assert!(!allows(pattern, refused), "{name} allows {refused:?}");
+        }
+        for allowed in [
+            "example.com",
+            "Example.com, corp.example.org",
+            "example.com,corp.example.org",
+        ] {
+            assert!(allows(pattern, allowed), "{name} refuses {allowed:?}");
+        }
+    }
+    let central = template("central.yaml");
+    assert_eq!(
+        central["Resources"]["NotifyOwner"]["Properties"]["Parameters"]["AllowedRecipientDomains"],
+        json!({"Ref": "AllowedRecipientDomains"})
+    );
+    let function = &template("notify-owner.yaml")["Resources"]["NotifyOwnerFunction"];
+    assert_eq!(
+        function["Properties"]["Environment"]["Variables"]["ALLOWED_RECIPIENT_DOMAINS"],
+        json!({"Ref": "AllowedRecipientDomains"})
+    );
+}

@@ -7,6 +7,9 @@
 //!   when one is configured; `ALLOWED_RECIPIENT_DOMAINS` is enforced. A tag value carrying a
 //!   control character (a line break above all: the shape of a header injection) is refused
 //!   whole, so no part of it is ever mailed.
+//! - [`OwnerTags::audience`]: who hears of one change, from the group's tags before and
+//!   after it. The opt-in and owner tags are written by anyone with `ec2:CreateTags`, so a
+//!   change to them never silences the owners who had opted in: they are told too.
 //! - [`Notice`] and [`Mailer`]: the mail's content as data, rendered from the templates in
 //!   `templates/` (HTML auto-escaped), never by concatenating strings.
 //!
@@ -107,6 +110,92 @@ fn recipient(
     Ok(address.as_str().to_string())
 }
 
+/// How a group's tags say who hears of its changes: the opt-in tag and value, the owner tag,
+/// and how the owner tag's entries become addresses ([`recipients`]). Built once from the
+/// function's settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerTags {
+    pub opt_in_tag: String,
+    pub opt_in_value: String,
+    pub owner_tag: String,
+    pub default_domain: Option<String>,
+    /// Lower case; empty means every domain.
+    pub allowed_domains: Vec<String>,
+}
+
+/// Who hears of one change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "audience")]
+pub enum Audience {
+    /// The group was opted in neither before the change nor after it.
+    NotOptedIn,
+    /// The owners told: the current ones when the group is opted in now, and the ones it had
+    /// before the change when it was opted in then.
+    Owners {
+        /// Everyone told (current owners first, each address once) and every owner-tag
+        /// entry, of either side, that gets nothing.
+        recipients: Recipients,
+        /// Of `recipients.to`, those told only because they were owners before the change:
+        /// the change re-pointed the owner tag or took the opt-in away.
+        former: Vec<String>,
+    },
+}
+
+impl OwnerTags {
+    /// True when `tags` carry the opt-in tag with the opt-in value.
+    pub fn opted_in(&self, tags: &BTreeMap<String, String>) -> bool {
+        opted_in(tags, &self.opt_in_tag, &self.opt_in_value)
+    }
+
+    /// The owner tag of `tags`, read ([`recipients`]); no tag, no one.
+    pub fn owners(&self, tags: &BTreeMap<String, String>) -> Recipients {
+        recipients(
+            tags.get(&self.owner_tag).map_or("", String::as_str),
+            self.default_domain.as_deref(),
+            &self.allowed_domains,
+        )
+    }
+
+    /// Who hears of a change, from the group's tags before it (`None`: the group is new)
+    /// and after it. A tag anyone with `ec2:CreateTags` can write must not silence the
+    /// owners who opted in: a group opted in before the change is told to the owners it had
+    /// then, as well as to its current owners when it is opted in now. Both sides are read
+    /// alike (validated, defaulted, domain-checked); an address on both is told once.
+    pub fn audience(
+        &self,
+        before: Option<&BTreeMap<String, String>>,
+        after: &BTreeMap<String, String>,
+    ) -> Audience {
+        let now = self.opted_in(after).then(|| self.owners(after));
+        let then = before
+            .filter(|tags| self.opted_in(tags))
+            .map(|tags| self.owners(tags));
+        if now.is_none() && then.is_none() {
+            return Audience::NotOptedIn;
+        }
+        let mut recipients = now.unwrap_or_default();
+        let mut former = Vec::new();
+        if let Some(previous) = then {
+            for address in previous.to {
+                if !recipients
+                    .to
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&address))
+                {
+                    recipients.to.push(address.clone());
+                    former.push(address);
+                }
+            }
+            for refused in previous.refused {
+                if !recipients.refused.contains(&refused) {
+                    recipients.refused.push(refused);
+                }
+            }
+        }
+        Audience::Owners { recipients, former }
+    }
+}
+
 /// One rule as the mail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleRow {
@@ -156,6 +245,8 @@ pub struct Notice {
     pub opt_in_tag: String,
     pub opt_in_value: String,
     pub owner_tag: String,
+    /// Recipients told only because they were owners before this change ([`Audience`]).
+    pub former_owners: Vec<String>,
     pub console_url: String,
 }
 
@@ -201,6 +292,8 @@ pub struct NoticeFacts {
     pub opt_in_tag: String,
     pub opt_in_value: String,
     pub owner_tag: String,
+    /// Recipients told only because they were owners before this change.
+    pub former_owners: Vec<String>,
 }
 
 impl Notice {
@@ -233,6 +326,7 @@ impl Notice {
             opt_in_tag: facts.opt_in_tag,
             opt_in_value: facts.opt_in_value,
             owner_tag: facts.owner_tag,
+            former_owners: facts.former_owners,
         }
     }
 }
@@ -391,6 +485,171 @@ mod tests {
         }
     }
 
+    fn owner_tags(allowed_domains: &[&str]) -> OwnerTags {
+        OwnerTags {
+            opt_in_tag: "NotifyOnChange".into(),
+            opt_in_value: "Yes".into(),
+            owner_tag: "OwnerDL".into(),
+            default_domain: Some("example.com".into()),
+            allowed_domains: allowed(allowed_domains),
+        }
+    }
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The audience's addresses, former owners and refused entries (given only).
+    fn told(audience: Audience) -> (Vec<String>, Vec<String>, Vec<String>) {
+        match audience {
+            Audience::Owners { recipients, former } => (
+                recipients.to,
+                former,
+                recipients.refused.into_iter().map(|r| r.given).collect(),
+            ),
+            Audience::NotOptedIn => panic!("not opted in"),
+        }
+    }
+
+    #[test]
+    fn a_re_pointed_owner_tag_is_told_to_the_owners_before_it_too() {
+        let before = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "db@example.com, lead@example.com"),
+        ]);
+        let after = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "mallory@example.com"),
+        ]);
+        let (to, former, refused) = told(owner_tags(&[]).audience(Some(&before), &after));
+        assert_eq!(
+            to,
+            ["mallory@example.com", "db@example.com", "lead@example.com"]
+        );
+        assert_eq!(former, ["db@example.com", "lead@example.com"]);
+        assert!(refused.is_empty());
+
+        // Mallory outside the allowed domains gets nothing; the owners before still hear.
+        let after = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "mallory@evil.example"),
+        ]);
+        let (to, former, refused) =
+            told(owner_tags(&["example.com"]).audience(Some(&before), &after));
+        assert_eq!(to, ["db@example.com", "lead@example.com"]);
+        assert_eq!(former, to);
+        assert_eq!(refused, ["mallory@evil.example"]);
+    }
+
+    #[test]
+    fn the_owners_before_are_checked_like_the_current_ones() {
+        let before = tags(&[
+            ("NotifyOnChange", "yes"),
+            ("OwnerDL", "db-team outsider@evil.example not@@valid"),
+        ]);
+        let after = tags(&[("NotifyOnChange", "Yes"), ("OwnerDL", "lead@example.com")]);
+        let (to, former, refused) =
+            told(owner_tags(&["example.com"]).audience(Some(&before), &after));
+        // The bare name takes the default domain; the others are refused with a reason.
+        assert_eq!(to, ["lead@example.com", "db-team@example.com"]);
+        assert_eq!(former, ["db-team@example.com"]);
+        assert_eq!(refused, ["outsider@evil.example", "not@@valid"]);
+
+        // A previous owner tag with a line break is refused whole, as a current one is.
+        let injected = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "db@example.com\r\nBcc: x@evil.example"),
+        ]);
+        let (to, former, refused) = told(owner_tags(&[]).audience(Some(&injected), &after));
+        assert_eq!(to, ["lead@example.com"]);
+        assert!(former.is_empty());
+        assert_eq!(refused.len(), 1);
+    }
+
+    #[test]
+    fn a_removed_or_changed_opt_in_is_told_to_the_owners_before_it() {
+        let before = tags(&[("NotifyOnChange", "Yes"), ("OwnerDL", "db@example.com")]);
+        for after in [
+            tags(&[("OwnerDL", "db@example.com")]),
+            tags(&[("NotifyOnChange", "No"), ("OwnerDL", "db@example.com")]),
+            // Both at once: the new owner did not opt in and hears nothing.
+            tags(&[("OwnerDL", "mallory@example.com")]),
+        ] {
+            let (to, former, _) = told(owner_tags(&[]).audience(Some(&before), &after));
+            assert_eq!(to, ["db@example.com"], "{after:?}");
+            assert_eq!(former, ["db@example.com"], "{after:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_side_that_opted_in_is_told() {
+        let owners = owner_tags(&[]);
+        let untagged = tags(&[("OwnerDL", "db@example.com")]);
+        assert_eq!(
+            owners.audience(Some(&untagged), &untagged),
+            Audience::NotOptedIn
+        );
+        assert_eq!(owners.audience(None, &untagged), Audience::NotOptedIn);
+        // Opting in now tells the owners now, not the ones who never asked.
+        let after = tags(&[("NotifyOnChange", "Yes"), ("OwnerDL", "lead@example.com")]);
+        let (to, former, _) = told(owners.audience(Some(&untagged), &after));
+        assert_eq!((to, former), (vec!["lead@example.com".to_string()], vec![]));
+        // A new group has no owners before.
+        let (to, former, _) = told(owners.audience(None, &after));
+        assert_eq!((to, former), (vec!["lead@example.com".to_string()], vec![]));
+        // Opted in on both sides with no owner at all: opted in, no one to tell.
+        let nobody = tags(&[("NotifyOnChange", "Yes")]);
+        let (to, former, refused) = told(owners.audience(Some(&nobody), &nobody));
+        assert!(to.is_empty() && former.is_empty() && refused.is_empty());
+    }
+
+    #[test]
+    fn an_owner_on_both_sides_is_told_once_and_a_refusal_reported_once() {
+        let before = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "DB@example.com not@@valid"),
+        ]);
+        let after = tags(&[
+            ("NotifyOnChange", "Yes"),
+            ("OwnerDL", "db@example.com not@@valid"),
+        ]);
+        let (to, former, refused) = told(owner_tags(&[]).audience(Some(&before), &after));
+        assert_eq!(to, ["db@example.com"]);
+        assert!(former.is_empty());
+        assert_eq!(refused, ["not@@valid"]);
+    }
+
+    #[test]
+    fn the_mail_names_the_owners_before_a_change_and_the_tag_change() {
+        let mut notice = notice();
+        notice.tags.push(TagRow {
+            key: "OwnerDL".into(),
+            before: Some("db@example.com".into()),
+            after: Some("mallory@example.com".into()),
+        });
+        let plain = Mailer::new().unwrap().render(&notice).unwrap();
+        assert!(!plain.text.contains("before this change"), "{}", plain.text);
+        notice.former_owners = vec!["db@example.com".into()];
+        let mail = Mailer::new().unwrap().render(&notice).unwrap();
+        assert!(
+            mail.text
+                .contains("OwnerDL: db@example.com -> mallory@example.com"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.html.contains("mallory@example.com"), "{}", mail.html);
+        for part in [&mail.text, &mail.html] {
+            assert!(part.contains("or did before this change"), "{part}");
+            assert!(
+                part.contains("the owners before it are told too (db@example.com)"),
+                "{part}"
+            );
+        }
+    }
+
     fn notice() -> Notice {
         let mut diff = SecurityGroupDiff::default();
         diff.added.insert(
@@ -423,6 +682,7 @@ mod tests {
                 opt_in_tag: "NotifyOnChange".into(),
                 opt_in_value: "Yes".into(),
                 owner_tag: "OwnerDL".into(),
+                former_owners: Vec::new(),
             },
             ChangeType::Update,
             &diff,

@@ -8,10 +8,12 @@
 //! 0. **where**: an item of another account is read there through the member role
 //!    (`SGWARDEN_MEMBER_ROLE`: Config history and CloudTrail look-ups), or ignored with the
 //!    reason when none is set; the mail goes out from this account's SES either way;
-//! 1. **ignore, on purpose**: other message types, other resource types, groups not opted
-//!    in (`NOTIFY_TAG`=`NOTIFY_TAG_VALUE`, value case-insensitive), updates that change no
-//!    rule and no tag (relationship-only changes among them), groups whose owner tag names
-//!    no valid, allowed recipient;
+//! 1. **ignore, on purpose**: other message types, other resource types, groups opted in
+//!    (`NOTIFY_TAG`=`NOTIFY_TAG_VALUE`, value case-insensitive) neither before the change nor
+//!    after it, updates that change no rule and no tag (relationship-only changes among
+//!    them), groups whose owner tags name no valid, allowed recipient. The owners before the
+//!    change are told too (the core's `OwnerTags::audience`), so a change that re-points the
+//!    owner tag or removes the opt-in reaches the owners who had opted in;
 //! 2. **resolve** an oversized notification through Config's history (current and previous
 //!    items, diffed by the core), and the tags of a deleted group when its last item has
 //!    none;
@@ -25,6 +27,7 @@
 
 pub mod config;
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -43,7 +46,9 @@ use sgwarden_core::event::config::SECURITY_GROUP;
 use sgwarden_core::event::{
     ChangeType, ConfigMessage, ConfigurationItem, OversizedItem, SecurityGroupDiff,
 };
-use sgwarden_core::notify::{opted_in, recipients, Mail, Mailer, Notice, NoticeFacts, RenderError};
+use sgwarden_core::notify::{
+    Audience, Mail, Mailer, Notice, NoticeFacts, OwnerTags, Recipients, RenderError,
+};
 use sgwarden_core::{ParseError, Trigger};
 
 pub use config::NotifyConfig;
@@ -127,6 +132,8 @@ pub struct MessageReport {
     /// Why it was ignored or failed.
     pub reason: Option<String>,
     pub recipients: Vec<String>,
+    /// Of `recipients`, those told only because they were owners before the change.
+    pub former_owners: Vec<String>,
     /// Owner-tag entries that got nothing, with the reason.
     pub refused: Vec<String>,
     pub subject: Option<String>,
@@ -169,6 +176,7 @@ fn ignored(group_id: Option<&str>, reason: impl Into<String>) -> MessageReport {
 /// Who a notice goes to, and the owner-tag entries that get nothing (with the reason).
 struct Addressees {
     to: Vec<String>,
+    former: Vec<String>,
     refused: Vec<String>,
 }
 
@@ -177,6 +185,8 @@ struct Change {
     item: ConfigurationItem,
     change_type: ChangeType,
     diff: SecurityGroupDiff,
+    /// The group's tags before the change (none for a creation): whose owners had opted in.
+    tags_before: Option<BTreeMap<String, String>>,
 }
 
 /// A message, read: ignored with its reason, a change with its diff, or an oversized
@@ -197,11 +207,15 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
             Some(&change.item.resource_id),
             format!("{} is not a security group", change.item.resource_type),
         )),
-        ConfigMessage::Change(change) => Prepared::Change(Box::new(Change {
-            diff: change.security_group_diff()?,
-            change_type: change.change_type,
-            item: change.item,
-        })),
+        ConfigMessage::Change(change) => {
+            let diff = change.security_group_diff()?;
+            Prepared::Change(Box::new(Change {
+                tags_before: change.tags_before(&diff),
+                diff,
+                change_type: change.change_type,
+                item: change.item,
+            }))
+        }
         ConfigMessage::Oversized(summary) if summary.resource_type != SECURITY_GROUP => {
             Prepared::Ignore(ignored(
                 Some(&summary.resource_id),
@@ -215,6 +229,7 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
 /// Clients, settings and templates, built once at cold start.
 pub struct NotifyOwner {
     config: NotifyConfig,
+    owners: OwnerTags,
     mailer: Mailer,
     region: String,
     ses: Ses,
@@ -257,6 +272,28 @@ impl Prepared {
     }
 }
 
+/// The audience's owners as the mail and the report name them; every owner-tag entry refused
+/// is logged.
+fn addressees(group_id: &str, recipients: Recipients, former: Vec<String>) -> Addressees {
+    for refused in &recipients.refused {
+        tracing::warn!(
+            group = %group_id,
+            given = %refused.given,
+            reason = %refused.reason,
+            "owner-tag entry gets no mail"
+        );
+    }
+    Addressees {
+        refused: recipients
+            .refused
+            .iter()
+            .map(|r| format!("{}: {}", r.given, r.reason))
+            .collect(),
+        to: recipients.to,
+        former,
+    }
+}
+
 /// The chat message for a notice mailed to a group's owners, threaded by group.
 fn owner_notice(entry: &MessageReport) -> ChatMessage {
     let group = entry.group_id.as_deref().unwrap_or("a security group");
@@ -287,6 +324,13 @@ impl NotifyOwner {
                 config.function_role_arn.clone(),
             ),
             chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
+            owners: OwnerTags {
+                opt_in_tag: config.tag.clone(),
+                opt_in_value: config.tag_value.clone(),
+                owner_tag: config.owner_tag.clone(),
+                default_domain: config.default_domain.clone(),
+                allowed_domains: config.allowed_domains.clone(),
+            },
             config,
         })
     }
@@ -407,6 +451,9 @@ impl NotifyOwner {
         };
         let previous = items.next();
         let mut diff = current.diff_from(previous.as_ref())?;
+        let tags_before = previous
+            .as_ref()
+            .map(|p| p.tags.clone().unwrap_or_default());
         if summary.change_type == ChangeType::Delete {
             // The deleted item's empty tags are not a change to report.
             diff.tags.clear();
@@ -418,13 +465,14 @@ impl NotifyOwner {
             item: current,
             change_type: summary.change_type,
             diff,
+            tags_before,
         })
     }
 
     fn opted(&self, item: &ConfigurationItem) -> bool {
         item.tags
             .as_ref()
-            .is_some_and(|tags| opted_in(tags, &self.config.tag, &self.config.tag_value))
+            .is_some_and(|tags| self.owners.opted_in(tags))
     }
 
     async fn tags_before_deletion(
@@ -453,10 +501,19 @@ impl NotifyOwner {
         now: u64,
     ) -> Result<MessageReport, NotifyError> {
         let group_id = change.item.resource_id.as_str();
-        if let Some(reason) = self.not_for_the_owners(&change) {
+        let Audience::Owners { recipients, former } = self.audience(&change) else {
+            return Ok(ignored(
+                Some(group_id),
+                format!(
+                    "not opted in ({}={} missing before and after the change)",
+                    self.config.tag, self.config.tag_value
+                ),
+            ));
+        };
+        if let Some(reason) = Self::nothing_to_tell(&change) {
             return Ok(ignored(Some(group_id), reason));
         }
-        let to = self.recipients_of(&change.item);
+        let to = addressees(group_id, recipients, former);
         if to.to.is_empty() {
             let mut entry = ignored(
                 Some(group_id),
@@ -474,22 +531,17 @@ impl NotifyOwner {
                 ..MessageReport::default()
             });
         }
-        let facts = self.facts(readers, &change.item).await;
+        let mut facts = self.facts(readers, &change.item).await;
+        facts.former_owners = to.former.clone();
         let mail = self
             .mailer
             .render(&Notice::new(facts, change.change_type, &change.diff))?;
         self.send(group_id, &key, to, mail).await
     }
 
-    /// Why the owners do not hear of this change: not opted in, or nothing they follow
-    /// changed (an update of relationships only, say).
-    fn not_for_the_owners(&self, change: &Change) -> Option<String> {
-        if !self.opted(&change.item) {
-            return Some(format!(
-                "not opted in ({}={} missing)",
-                self.config.tag, self.config.tag_value
-            ));
-        }
+    /// Why the owners do not hear of this change: nothing they follow changed (an update of
+    /// relationships only, say).
+    fn nothing_to_tell(change: &Change) -> Option<String> {
         let diff = &change.diff;
         let unchanged = change.change_type == ChangeType::Update
             && diff.added.is_empty()
@@ -505,36 +557,13 @@ impl NotifyOwner {
         })
     }
 
-    /// The owner tag's addresses (core: parsed, defaulted, checked against the allowed
-    /// domains); every entry refused is logged and reported.
-    fn recipients_of(&self, item: &ConfigurationItem) -> Addressees {
-        let owner_value = item
-            .tags
-            .as_ref()
-            .and_then(|t| t.get(&self.config.owner_tag))
-            .map(String::as_str)
-            .unwrap_or("");
-        let to = recipients(
-            owner_value,
-            self.config.default_domain.as_deref(),
-            &self.config.allowed_domains,
-        );
-        for refused in &to.refused {
-            tracing::warn!(
-                group = %item.resource_id,
-                given = %refused.given,
-                reason = %refused.reason,
-                "owner-tag entry gets no mail"
-            );
-        }
-        Addressees {
-            refused: to
-                .refused
-                .iter()
-                .map(|r| format!("{}: {}", r.given, r.reason))
-                .collect(),
-            to: to.to,
-        }
+    /// Who hears of the change (core: the owners now and, when the group was opted in
+    /// before the change, the owners then; parsed, defaulted, checked against the allowed
+    /// domains).
+    fn audience(&self, change: &Change) -> Audience {
+        let empty = BTreeMap::new();
+        let after = change.item.tags.as_ref().unwrap_or(&empty);
+        self.owners.audience(change.tags_before.as_ref(), after)
     }
 
     /// What the mail says about the change: where, when, and who (from CloudTrail when the
@@ -570,6 +599,7 @@ impl NotifyOwner {
             opt_in_tag: self.config.tag.clone(),
             opt_in_value: self.config.tag_value.clone(),
             owner_tag: self.config.owner_tag.clone(),
+            former_owners: Vec::new(),
         }
     }
 
@@ -638,6 +668,7 @@ impl NotifyOwner {
             group_id: Some(group_id.to_string()),
             reason: None,
             recipients: to.to,
+            former_owners: to.former,
             refused: to.refused,
             subject: Some(mail.subject),
         };
@@ -646,6 +677,7 @@ impl NotifyOwner {
                 tracing::info!(
                     group = group_id,
                     recipients = %recipients_text,
+                    former_owners = %report.former_owners.join(", "),
                     subject = report.subject.as_deref(),
                     message_id = %message_id,
                     notification = %key,

@@ -197,9 +197,36 @@ pub struct SecurityGroupDiff {
     pub relationships_only: bool,
 }
 
+impl SecurityGroupDiff {
+    /// The tags a group had before this change: `after` (the item's tags) with every tag
+    /// change of the diff undone. notify-owner reads the owners and the opt-in before the
+    /// change from it, so that re-pointing the owner tag or removing the opt-in is told to
+    /// the owners it takes the mail from.
+    pub fn tags_before(&self, after: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut before = after.clone();
+        for (key, (was, _)) in &self.tags {
+            match was {
+                Some(value) => before.insert(key.clone(), value.clone()),
+                None => before.remove(key),
+            };
+        }
+        before
+    }
+}
+
 impl ItemChange {
     pub fn is_security_group(&self) -> bool {
         self.item.resource_type == SECURITY_GROUP
+    }
+
+    /// The group's tags before this change, from the item's tags and the change's diff; none
+    /// for a creation (the group had no state before it).
+    pub fn tags_before(&self, diff: &SecurityGroupDiff) -> Option<BTreeMap<String, String>> {
+        if self.change_type == ChangeType::Create {
+            return None;
+        }
+        let empty = BTreeMap::new();
+        Some(diff.tags_before(self.item.tags.as_ref().unwrap_or(&empty)))
     }
 
     /// The rules and tags this change added and removed.
@@ -259,6 +286,9 @@ impl ItemChange {
             }
             _ => {}
         }
+        // The configuration's tag list is compared index by index: a tag that only moved
+        // (another was added or removed before it) is on both sides, unchanged.
+        diff.tags.retain(|_, (was, is)| was != is);
         diff.added = difference(&after, &before);
         diff.removed = difference(&before, &after);
         diff.relationships_only = only_relationships;
@@ -537,6 +567,112 @@ mod tests {
         assert_eq!(diff.tags["Env"], (None, Some("prod".into())));
         assert!(!diff.relationships_only);
         assert!(diff.added.is_empty() && diff.removed.is_empty());
+    }
+
+    fn tag_change(tags: &[(&str, &str)], changed: Value) -> ItemChange {
+        ItemChange {
+            item: item(&[], tags),
+            change_type: ChangeType::Update,
+            changed_properties: changed.as_object().cloned().unwrap(),
+            notification_time: None,
+        }
+    }
+
+    fn tag_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_tags_before_a_change_are_the_item_s_with_the_diff_undone() {
+        // Config's `Tags.<key>` form: the owner tag re-pointed, the opt-in removed, a tag added.
+        let change = tag_change(
+            &[
+                ("OwnerDL", "mallory@example.com"),
+                ("New", "x"),
+                ("Team", "a"),
+            ],
+            json!({
+                "Tags.OwnerDL": {"previousValue": "db@example.com",
+                                 "updatedValue": "mallory@example.com", "changeType": "UPDATE"},
+                "Tags.NotifyOnChange": {"previousValue": "Yes", "updatedValue": null,
+                                        "changeType": "DELETE"},
+                "Tags.New": {"previousValue": null, "updatedValue": "x", "changeType": "CREATE"}
+            }),
+        );
+        let diff = change.security_group_diff().unwrap();
+        assert_eq!(
+            change.tags_before(&diff).unwrap(),
+            tag_map(&[
+                ("NotifyOnChange", "Yes"),
+                ("OwnerDL", "db@example.com"),
+                ("Team", "a")
+            ])
+        );
+        // The configuration's tag list, whose indexes shift as tags come and go.
+        let change = tag_change(
+            &[("OwnerDL", "mallory@example.com")],
+            json!({
+                "Configuration.Tags.0": {"previousValue": {"key": "NotifyOnChange", "value": "Yes"},
+                                         "updatedValue": {"key": "OwnerDL", "value": "mallory@example.com"},
+                                         "changeType": "UPDATE"},
+                "Configuration.Tags.1": {"previousValue": {"key": "OwnerDL", "value": "db@example.com"},
+                                         "updatedValue": null, "changeType": "DELETE"}
+            }),
+        );
+        let diff = change.security_group_diff().unwrap();
+        assert_eq!(
+            change.tags_before(&diff).unwrap(),
+            tag_map(&[("NotifyOnChange", "Yes"), ("OwnerDL", "db@example.com")])
+        );
+        // The opt-in removed: the owner tag only moved up the list, and is no change.
+        let change = tag_change(
+            &[("OwnerDL", "db@example.com")],
+            json!({
+                "Configuration.Tags.0": {"previousValue": {"key": "NotifyOnChange", "value": "Yes"},
+                                         "updatedValue": {"key": "OwnerDL", "value": "db@example.com"},
+                                         "changeType": "UPDATE"},
+                "Configuration.Tags.1": {"previousValue": {"key": "OwnerDL", "value": "db@example.com"},
+                                         "updatedValue": null, "changeType": "DELETE"}
+            }),
+        );
+        let diff = change.security_group_diff().unwrap();
+        assert_eq!(
+            diff.tags,
+            BTreeMap::from([(
+                "NotifyOnChange".to_string(),
+                (Some("Yes".to_string()), None)
+            )])
+        );
+        assert_eq!(
+            change.tags_before(&diff).unwrap(),
+            tag_map(&[("NotifyOnChange", "Yes"), ("OwnerDL", "db@example.com")])
+        );
+        // No tag changed: the tags before are the tags now; a creation has none before.
+        let untouched = tag_change(&[("OwnerDL", "db@example.com")], json!({}));
+        let diff = untouched.security_group_diff().unwrap();
+        assert_eq!(
+            untouched.tags_before(&diff).unwrap(),
+            tag_map(&[("OwnerDL", "db@example.com")])
+        );
+        let created = ItemChange {
+            change_type: ChangeType::Create,
+            ..untouched
+        };
+        assert_eq!(created.tags_before(&diff), None);
+        // An item without tags still has tags before, from the diff.
+        let mut bare = tag_change(
+            &[],
+            json!({"Tags.OwnerDL": {"previousValue": "db@example.com", "updatedValue": null}}),
+        );
+        bare.item.tags = None;
+        let diff = bare.security_group_diff().unwrap();
+        assert_eq!(
+            bare.tags_before(&diff).unwrap(),
+            tag_map(&[("OwnerDL", "db@example.com")])
+        );
     }
 
     fn item(rules: &[(u16, &str)], tags: &[(&str, &str)]) -> ConfigurationItem {
