@@ -53,5 +53,5 @@ pub mod sns;
 #[cfg(feature = "sts")]
 pub mod sts;
 
-pub use ec2::{Applied, AuditContext, Ec2, GroupState, RuleRecord};
+pub use ec2::{Applied, AuditContext, Ec2, GroupRules, GroupState, RuleRecord};
 pub use error::{AwsError, Fault};

@@ -104,14 +104,6 @@ impl Recorded {
     pub fn ids(&self) -> impl Iterator<Item = &String> {
         self.0.iter()
     }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl Proof for Recorded {
