@@ -923,6 +923,20 @@ mod tests {
         assert!(told["content"]["description"]
             .as_str()
             .is_some_and(|d| d.contains("us-east-1 sg-1: +1 -0")));
+        let skipped = Report {
+            skipped_groups: vec![SkippedGroup {
+                region: "eu-west-1".into(),
+                group_id: "sg-2".into(),
+                reason: "over its quota".into(),
+            }],
+            ..Report::default()
+        };
+        let told = json(chat_message("ring", &Ok(skipped.clone()))).unwrap_or_default();
+        assert!(told["content"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("eu-west-1 sg-2 (over its quota)")));
+        let counts = sgwarden_lambda::Measured::counts(&skipped);
+        assert!(counts.contains(&("PeerUnreachable", 1)), "{counts:?}");
         let failed = json(chat_message(
             "ring",
             &Err(SyncError::NotInCluster("web".into())),
