@@ -56,6 +56,10 @@ GAPS, each checked against moto 5.2.5 and filled here:
   * SNS filter policies with `$or` at the top, scope MessageBody: moto 5.2.5 fails the
     publish with HTTP 500 (it matches the alternatives as message attributes). The policy is
     expanded into its alternatives here, each matched by moto's own body matcher.
+  * EC2 AuthorizeSecurityGroupIngress/Egress with several permissions in one call: moto 5.2.5
+    answers `securityGroupRuleSet` with the rules of the last permission only (AWS lists every
+    rule the call created, and asg-sync records their ids as its proof of ownership). Filled by
+    moto's own handler, answering the rules of every permission.
   * EventBridge TestEventPattern: moto 5.2.5 answers without a `Result`. Filled by moto's own
     pattern engine (`moto.events.models.EventPattern`, the one its rules deliver by), so the
     templates' patterns are checked against sample events by a real matcher, not ours.
@@ -78,6 +82,8 @@ from urllib.parse import parse_qs
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from moto.core.responses import ActionResult
+from moto.ec2.responses.security_groups import SecurityGroups
 from moto.events.exceptions import InvalidEventPatternException
 from moto.events.models import EventPattern
 from moto.sns.utils import FilterPolicyMatcher
@@ -583,6 +589,25 @@ def _body_match_with_or(self: FilterPolicyMatcher, message: dict[str, Any]) -> b
 
 
 FilterPolicyMatcher._body_based_match = _body_match_with_or  # type: ignore[method-assign]
+
+
+def _authorize_answering_every_rule(direction: str) -> Callable[[SecurityGroups], ActionResult]:
+    """moto's Authorize handler, answering the rules of every permission of the call."""
+
+    def authorize(self: SecurityGroups) -> ActionResult:
+        self.error_on_dryrun()
+        backend_call = getattr(self.ec2_backend, f"authorize_security_group_{direction}")
+        created: list[Any] = []
+        for kwargs in self._process_rules_from_querystring():
+            rules, _ = backend_call(**kwargs)
+            created.extend(rules)
+        return ActionResult({"Return": True, "SecurityGroupRules": created})
+
+    return authorize
+
+
+SecurityGroups.authorize_security_group_ingress = _authorize_answering_every_rule("ingress")  # type: ignore[method-assign]
+SecurityGroups.authorize_security_group_egress = _authorize_answering_every_rule("egress")  # type: ignore[method-assign]
 
 
 class _Replay:

@@ -402,3 +402,53 @@ async fn an_unreachable_region_changes_nothing_and_says_so() {
         .direction(Direction::Ingress)
         .is_empty());
 }
+
+#[tokio::test]
+async fn an_apply_answers_the_ids_of_every_rule_it_created_and_reads_them_back_by_group() {
+    let w = world().await;
+    let id = world::group(&w.client, &w.vpc, "db", &[]).await;
+    let empty = world::group(&w.client, &w.vpc, "empty", &[]).await;
+    // Two traffics: two permissions in one authorize call, three rules.
+    let desired = owned(&[
+        tcp(9042, "203.0.113.1/32"),
+        tcp(9042, "203.0.113.2/32"),
+        tcp(7000, "203.0.113.1/32"),
+    ]);
+    let applied = w
+        .ec2
+        .apply(&id, &plan(&RuleSet::new(), &desired, &owner()), &audit())
+        .await
+        .unwrap();
+    let mut created = applied.created_ids.clone();
+    created.sort();
+    let read = w
+        .ec2
+        .read_group_rules(&[id.clone(), empty.clone(), "sg-0123456789abcdef0".into()])
+        .await
+        .unwrap();
+    let group = read[0].as_ref().unwrap();
+    let mut held: Vec<String> = group
+        .rules
+        .iter()
+        .filter(|(r, _)| r.direction == Direction::Ingress)
+        .filter_map(|(_, i)| i.rule_id.clone())
+        .collect();
+    held.sort();
+    assert_eq!(created.len(), 3, "{created:?}");
+    assert_eq!(created, held, "the ids answered are the ids EC2 holds");
+    // A group without a rule left is an empty group; one that does not exist is not.
+    let defaults = read[1].as_ref().unwrap().rules.clone();
+    assert!(!defaults.is_empty(), "a new group allows all egress");
+    w.ec2.revoke(&empty, &defaults, &audit()).await.unwrap();
+    let read = w
+        .ec2
+        .read_group_rules(&[empty.clone(), "sg-0123456789abcdef0".into()])
+        .await
+        .unwrap();
+    assert!(read[0].as_ref().unwrap().rules.is_empty());
+    assert!(
+        matches!(read[1], Err(AwsError::NotFound { ref id, .. }) if id == "sg-0123456789abcdef0"),
+        "{:?}",
+        read[1]
+    );
+}

@@ -179,10 +179,20 @@ async fn launches_in_each_region_bring_both_groups_in_step() {
     assert_eq!(count("PutItem"), 2, "one registry write per region");
     assert_eq!(
         count("Query"),
-        2,
-        "one registry read to plan, one to verify"
+        3,
+        "one registry read to plan, one to verify, one of the peer table's records"
     );
-    assert_eq!(count("DescribeSecurityGroups"), 2, "one read per group");
+    assert_eq!(
+        count("DescribeSecurityGroupRules"),
+        2,
+        "one read per group, rules with their ids"
+    );
+    assert_eq!(count("DescribeSecurityGroups"), 0);
+    assert_eq!(
+        count("UpdateItem"),
+        2,
+        "the created rules' ids recorded, one update per group"
+    );
     assert!(
         count("AuthorizeSecurityGroupIngress") <= 2,
         "at most one per group"
@@ -333,7 +343,8 @@ async fn a_true_up_repairs_drift_and_removes_stale_owned_rules() {
     let local = c.site(LOCAL).instances.clone();
     let site = c.site(LOCAL);
     c.launch(LOCAL, &local[0]).await.unwrap();
-    // Drift: a stale owned rule appears, a desired one is removed by hand.
+    // Drift: a stale rule that asg-sync recorded creating is still there (its member's
+    // address changed while an event was lost), a desired one is removed by hand.
     world::hand_rule(
         &site.ec2,
         &site.group_id,
@@ -342,6 +353,7 @@ async fn a_true_up_repairs_drift_and_removes_stale_owned_rules() {
         &format!("sgwarden:{CLUSTER} {LOCAL}/old"),
     )
     .await;
+    record_as_asg_sync(&c, LOCAL, "198.18.0.1/32").await;
     let address = world::public_addresses(&site.ec2, &[local[0].clone()])
         .await
         .remove(0);
@@ -622,6 +634,30 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// Records the rules of `region`'s group from `cidr` as asg-sync records the rules it
+/// creates (their ids, in the registry of the group's region): a rule an earlier sync made.
+async fn record_as_asg_sync(c: &Cluster, region: &str, cidr: &str) {
+    let config = c.emulator.sdk_config(region).await;
+    let group_id = &c.site(region).group_id;
+    let ids = Ec2::new(&config)
+        .rules_of_groups(std::slice::from_ref(group_id))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.rule.peer.to_string() == cidr)
+        .filter_map(|r| r.info.rule_id)
+        .collect::<BTreeSet<_>>();
+    assert!(!ids.is_empty(), "no rule from {cidr} in {group_id}");
+    let change = sgwarden_core::sync::RecordChange {
+        add: ids,
+        remove: BTreeSet::new(),
+    };
+    sgwarden_aws::registry::Registry::new(&config, TABLE)
+        .record(CLUSTER, group_id, &change)
+        .await
+        .unwrap();
+}
+
 /// The members the registry of `region` holds, by key.
 async fn registry_members(c: &Cluster, region: &str) -> Vec<String> {
     sgwarden_aws::registry::Registry::new(&c.emulator.sdk_config(region).await, TABLE)
@@ -715,6 +751,7 @@ async fn the_scheduled_true_up_drops_a_member_that_is_not_the_cluster_s() {
             &description,
         )
         .await;
+        record_as_asg_sync(&c, region, &format!("{address}/32")).await;
     }
     let outcomes = serve(&c, LOCAL, vec![world::scheduled_event(LOCAL)]).await;
     assert!(

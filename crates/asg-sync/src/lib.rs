@@ -10,8 +10,10 @@
 //!    table and every peer's, each write conditioned on `seq` (a stale invocation cannot
 //!    overwrite newer state);
 //! 4. **reconcile**: read the whole cluster from the local table (it survives any peer's
-//!    outage), plan every local and peer group to exactly addresses × ports (owned rules
-//!    only), check every plan against the quota, then apply;
+//!    outage), plan every local and peer group to exactly addresses × ports (removing only
+//!    rules whose ids the group's region recorded as asg-sync's, `core::sync::plan_group`),
+//!    check every plan against the quota, then apply and record the ids of the rules
+//!    created in the registry of the group's region;
 //! 5. **verify**: read the registry again; if another invocation registered newer state while
 //!    this one was applying, plan and apply again (at most [`ROUNDS`] rounds), so concurrent
 //!    invocations converge on the newest state whichever finishes last;
@@ -19,7 +21,9 @@
 //!    sync failed, with heartbeats while the work runs long.
 //!
 //! A peer region that does not answer is logged, skipped for the rest of the invocation and
-//! healed by the next true-up; it never holds local scaling back.
+//! healed by the next true-up; it never holds local scaling back. So is a peer group that
+//! cannot take its plan (over its quota, access denied, gone): one failure stays one
+//! failure. Only the local groups' own failures fail the invocation.
 
 pub mod config;
 
@@ -30,17 +34,18 @@ use aws_config::SdkConfig;
 use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::autoscaling::{AutoScaling, Completion, LifecycleResult};
-use sgwarden_aws::registry::{Registry, Write};
+use sgwarden_aws::registry::{Records, Registry, Write};
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::Chat;
-use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupState};
+use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupRules};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
 use sgwarden_core::register::{registrations, stale_registrations, Registrant};
 use sgwarden_core::sync::{
-    check_quota, desired_rules, member_addresses, split_strangers, Member, QuotaExceeded,
+    check_quota, desired_rules, member_addresses, plan_group, split_strangers, GroupPlan, Member,
+    QuotaExceeded,
 };
-use sgwarden_core::{plan, ParseError, Plan, RuleSet, Trigger};
+use sgwarden_core::{ParseError, Plan, Recorded, RuleSet, Trigger};
 
 pub use config::{ConfigError, SyncConfig};
 
@@ -103,10 +108,24 @@ pub struct Report {
     pub groups: Vec<GroupReport>,
     /// Peer regions that could not be reached and were skipped.
     pub unreachable: Vec<String>,
+    /// Peer groups that could not take their plan (quota, access denied, gone) and were
+    /// left as they were.
+    pub skipped_groups: Vec<SkippedGroup>,
+    /// Rules that carry the cluster's marker but that asg-sync has no record of creating and
+    /// the cluster does not want (`region group rule`): left alone, for an operator to judge.
+    pub unproven: Vec<String>,
     pub rounds: usize,
     pub dry_run: bool,
     /// `CONTINUE`, `ABANDON`, `already-completed`, or absent when there was no action.
     pub lifecycle: Option<String>,
+}
+
+/// A peer group left out of this invocation, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SkippedGroup {
+    pub region: String,
+    pub group_id: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -119,7 +138,8 @@ pub struct GroupReport {
 
 impl sgwarden_lambda::Measured for Report {
     /// Rules added and removed (none in a dry run), and the peer regions that could not be
-    /// reached (`PeerUnreachable`, the one asg-sync alarms on).
+    /// reached plus the peer groups that could not take their plan (`PeerUnreachable`, the
+    /// one asg-sync alarms on: either way a peer keeps old addresses until a later sync).
     fn counts(&self) -> Vec<(&'static str, u64)> {
         let sum = |f: fn(&GroupReport) -> usize| -> u64 {
             if self.dry_run {
@@ -130,7 +150,10 @@ impl sgwarden_lambda::Measured for Report {
         vec![
             ("RulesAdded", sum(|g| g.added.len())),
             ("RulesRemoved", sum(|g| g.removed.len())),
-            ("PeerUnreachable", self.unreachable.len() as u64),
+            (
+                "PeerUnreachable",
+                (self.unreachable.len() + self.skipped_groups.len()) as u64,
+            ),
         ]
     }
 }
@@ -180,7 +203,14 @@ fn chat_message(cluster: &str, outcome: &Result<Report, SyncError>) -> Option<Ch
             )
             .next_step("Lambda retries the event twice, then it waits in the function's dead-letter queue: replay it with `sgwarden run asg-sync --event <file>` once the cause is fixed"),
         ),
-        Ok(report) if !report.unreachable.is_empty() => {
+        Ok(report) if !report.unreachable.is_empty() || !report.skipped_groups.is_empty() => {
+            let mut left_out = report.unreachable.clone();
+            left_out.extend(
+                report
+                    .skipped_groups
+                    .iter()
+                    .map(|g| format!("{} {} ({})", g.region, g.group_id, g.reason)),
+            );
             let changed: Vec<String> = report
                 .groups
                 .iter()
@@ -189,14 +219,14 @@ fn chat_message(cluster: &str, outcome: &Result<Report, SyncError>) -> Option<Ch
             Some(
                 ChatMessage::new(
                     cluster,
-                    &format!("asg-sync for cluster {cluster} could not reach {}", report.unreachable.join(", ")),
+                    &format!("asg-sync for cluster {cluster} could not reach {}", left_out.join(", ")),
                     &format!(
                         "The reachable groups were synced ({} trigger):\n{}",
                         report.trigger,
                         if changed.is_empty() { "nothing to change".to_string() } else { changed.join("\n") }
                     ),
                 )
-                .next_step("The next event or the scheduled true-up syncs the unreachable region once it answers"),
+                .next_step("The next event or the scheduled true-up syncs what was left out once it answers or has room"),
             )
         }
         Ok(_) => None,
@@ -429,11 +459,10 @@ impl AsgSync {
         let mut planned_seqs = None;
         for round in 1..=ROUNDS {
             report.rounds = round;
+            // The local records are read here, before the groups' rules (see `plan_group`).
+            let registry = self.local.registry.cluster(cluster).await?;
             let members = self
-                .cluster_members(newest(
-                    self.local.registry.members(cluster).await?,
-                    &observed,
-                ))
+                .cluster_members(newest(registry.members, &observed))
                 .await;
             if members.is_empty() {
                 // An empty registry is a missing table or a first deployment, not a cluster
@@ -446,7 +475,7 @@ impl AsgSync {
                 break;
             }
             let desired = desired_rules(&members, &self.config.ports, &self.config.cluster);
-            self.reconcile(&desired, report, &mut unreachable, work)
+            self.reconcile(&desired, &registry.records, report, &mut unreachable, work)
                 .await?;
             planned_seqs = Some(seqs);
             if self.config.dry_run {
@@ -454,6 +483,10 @@ impl AsgSync {
             }
         }
         report.unreachable = unreachable.into_iter().collect();
+        report.skipped_groups.sort();
+        report.skipped_groups.dedup();
+        report.unproven.sort();
+        report.unproven.dedup();
         Ok(())
     }
 
@@ -585,79 +618,190 @@ impl AsgSync {
         unreachable.insert(peer.region.clone());
     }
 
-    /// Plans every reachable group, checks every plan against the quota, then applies.
+    /// A peer group that cannot take its plan is left as it is, reported and counted like an
+    /// unreachable peer; the other groups and the lifecycle go on.
+    fn skip_group(
+        &self,
+        peer: &RegionClients,
+        group_id: &str,
+        reason: &dyn std::fmt::Display,
+        report: &mut Report,
+    ) {
+        tracing::warn!(region = %peer.region, group = group_id, error = %reason, "peer group skipped; the next sync that it can take heals it");
+        report.skipped_groups.push(SkippedGroup {
+            region: peer.region.clone(),
+            group_id: group_id.to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn is_local(&self, clients: &RegionClients) -> bool {
+        std::ptr::eq(clients, &self.local)
+    }
+
+    /// Plans every reachable group, checks every plan against the quota, then applies and
+    /// records. A local group's failure fails the invocation (a local plan over the quota
+    /// before anything is changed); a peer group's is reported and skipped.
     async fn reconcile(
         &self,
         desired: &RuleSet,
+        local_records: &Records,
         report: &mut Report,
         unreachable: &mut BTreeSet<String>,
         work: &Work,
     ) -> Result<(), SyncError> {
-        let groups = self.cluster_groups(unreachable).await?;
+        let groups = self
+            .cluster_groups(local_records, report, unreachable)
+            .await?;
         let gone = if work.true_up {
-            self.gone_registrants(groups.iter().map(|(_, g)| g)).await
+            self.gone_registrants(groups.iter().map(|(_, g, _)| g))
+                .await
         } else {
             BTreeSet::new()
         };
-        let mut plans: Vec<(&RegionClients, String, Plan)> = Vec::new();
-        for (clients, group) in groups {
-            let mut plan = self.checked_plan(&group.group_id, &group.rules, desired)?;
-            plan.remove
+        let mut plans: Vec<(&RegionClients, String, GroupPlan)> = Vec::new();
+        for (clients, group, recorded) in groups {
+            let mut planned = plan_group(&group.rules, desired, &self.config.cluster, &recorded);
+            if let Err(e) = check_quota(
+                &group.group_id,
+                &group.rules,
+                &planned.plan,
+                self.config.rule_quota,
+            ) {
+                if self.is_local(clients) {
+                    return Err(e.into());
+                }
+                self.skip_group(clients, &group.group_id, &e, report);
+                continue;
+            }
+            planned
+                .plan
+                .remove
                 .extend_from(&stale_registrations(&group.rules, &gone, desired));
-            plans.push((clients, group.group_id, plan));
+            for rule in planned.unproven.rules() {
+                tracing::warn!(region = %clients.region, group = %group.group_id, rule = %rule, "rule carries the cluster's marker but asg-sync has no record of creating it; left alone");
+                report
+                    .unproven
+                    .push(format!("{} {} {rule}", clients.region, group.group_id));
+            }
+            plans.push((clients, group.group_id, planned));
         }
         let audit = AuditContext {
             function: FUNCTION,
             cause: work.kind.to_string(),
         };
-        for (clients, group_id, plan) in plans {
-            if plan.is_empty() {
-                continue;
-            }
+        for (clients, group_id, planned) in plans {
             if self.config.dry_run {
-                tracing::info!(target: "sgwarden::plan", region = %clients.region, group = %group_id, plan = %plan, "dry run: plan not applied");
-                report
-                    .groups
-                    .push(group_report(&clients.region, &group_id, &plan));
+                if !planned.plan.is_empty() {
+                    tracing::info!(target: "sgwarden::plan", region = %clients.region, group = %group_id, plan = %planned.plan, "dry run: plan not applied");
+                    report
+                        .groups
+                        .push(group_report(&clients.region, &group_id, &planned.plan));
+                }
                 continue;
             }
-            match clients.ec2.apply(&group_id, &plan, &audit).await {
-                Ok(applied) => report.groups.push(GroupReport {
-                    region: clients.region.clone(),
-                    group_id,
-                    added: applied.added.iter().map(ToString::to_string).collect(),
-                    removed: applied.removed.iter().map(ToString::to_string).collect(),
-                }),
-                Err(e) if clients.region != self.local.region => {
-                    self.skip_peer(clients, &e, unreachable)
+            if clients.region != self.local.region && unreachable.contains(&clients.region) {
+                continue;
+            }
+            let created = if planned.plan.is_empty() {
+                Vec::new()
+            } else {
+                match clients.ec2.apply(&group_id, &planned.plan, &audit).await {
+                    Ok(applied) => {
+                        report.groups.push(GroupReport {
+                            region: clients.region.clone(),
+                            group_id: group_id.clone(),
+                            added: applied.added.iter().map(ToString::to_string).collect(),
+                            removed: applied.removed.iter().map(ToString::to_string).collect(),
+                        });
+                        applied.created_ids
+                    }
+                    Err(e) if self.is_local(clients) => return Err(e.into()),
+                    Err(e) if e.is_transient() => {
+                        self.skip_peer(clients, &e, unreachable);
+                        continue;
+                    }
+                    Err(e) => {
+                        self.skip_group(clients, &group_id, &e, report);
+                        continue;
+                    }
                 }
-                Err(e) => return Err(e.into()),
+            };
+            let change = planned.record_change(created);
+            if change.is_empty() {
+                continue;
+            }
+            let recorded = clients
+                .registry
+                .record(self.config.cluster.name(), &group_id, &change)
+                .await;
+            tracing::info!(
+                target: "sgwarden::audit",
+                function = FUNCTION,
+                table = clients.registry.table(),
+                region = clients.registry.region(),
+                group = %group_id,
+                recorded = %change.add.iter().cloned().collect::<Vec<_>>().join(" "),
+                forgotten = %change.remove.iter().cloned().collect::<Vec<_>>().join(" "),
+                error = recorded.as_ref().err().map(ToString::to_string),
+                "rule ids recorded"
+            );
+            match recorded {
+                Ok(()) => {}
+                Err(e) if self.is_local(clients) => return Err(e.into()),
+                Err(e) => self.skip_peer(clients, &e, unreachable),
             }
         }
         Ok(())
     }
 
-    /// The cluster's groups as EC2 holds them, each with the clients of its region: this
-    /// region's (which must answer), then every reachable peer's (one that does not answer
-    /// is marked unreachable and left out).
+    /// The cluster's groups as EC2 holds them (rules with their ids), each with the clients
+    /// of its region and the record of the rules asg-sync created there: this region's
+    /// (which must answer; its records come from the round's registry read), then every
+    /// reachable peer's (a region that does not answer is marked unreachable and left out, a
+    /// group that is gone is reported and left out). Records are read before rules, always.
     async fn cluster_groups(
         &self,
+        local_records: &Records,
+        report: &mut Report,
         unreachable: &mut BTreeSet<String>,
-    ) -> Result<Vec<(&RegionClients, GroupState)>, SyncError> {
-        let mut groups: Vec<(&RegionClients, GroupState)> = self
+    ) -> Result<Vec<(&RegionClients, GroupRules, Recorded)>, SyncError> {
+        let recorded =
+            |records: &Records, group_id: &str| records.get(group_id).cloned().unwrap_or_default();
+        let mut groups = Vec::new();
+        for group in self
             .local
             .ec2
-            .read_groups(&self.local.group_ids)
+            .read_group_rules(&self.local.group_ids)
             .await?
-            .into_iter()
-            .map(|g| (&self.local, g))
-            .collect();
+        {
+            let group = group?;
+            let record = recorded(local_records, &group.group_id);
+            groups.push((&self.local, group, record));
+        }
         for peer in &self.peers {
             if unreachable.contains(&peer.region) {
                 continue;
             }
-            match peer.ec2.read_groups(&peer.group_ids).await {
-                Ok(found) => groups.extend(found.into_iter().map(|g| (peer, g))),
+            let records = match peer.registry.records(self.config.cluster.name()).await {
+                Ok(records) => records,
+                Err(e) => {
+                    self.skip_peer(peer, &e, unreachable);
+                    continue;
+                }
+            };
+            match peer.ec2.read_group_rules(&peer.group_ids).await {
+                Ok(found) => {
+                    for (group_id, group) in peer.group_ids.iter().zip(found) {
+                        match group {
+                            Ok(group) => {
+                                let record = recorded(&records, &group.group_id);
+                                groups.push((peer, group, record));
+                            }
+                            Err(e) => self.skip_group(peer, group_id, &e, report),
+                        }
+                    }
+                }
                 Err(e) => self.skip_peer(peer, &e, unreachable),
             }
         }
@@ -669,7 +813,7 @@ impl AsgSync {
     /// region cannot be asked is assumed alive: nothing is removed on a guess.
     async fn gone_registrants<'a>(
         &self,
-        groups: impl Iterator<Item = &'a GroupState>,
+        groups: impl Iterator<Item = &'a GroupRules>,
     ) -> BTreeSet<Registrant> {
         let mut by_region: BTreeMap<String, BTreeSet<Registrant>> = BTreeMap::new();
         for group in groups {
@@ -698,17 +842,6 @@ impl AsgSync {
             tracing::info!(instance = %registrant.instance_id, region = %registrant.region, "self-registered instance no longer exists; its rules are removed");
         }
         gone
-    }
-
-    fn checked_plan(
-        &self,
-        group_id: &str,
-        actual: &RuleSet,
-        desired: &RuleSet,
-    ) -> Result<Plan, SyncError> {
-        let p = plan(actual, desired, &self.config.cluster);
-        check_quota(group_id, actual, &p, self.config.rule_quota)?;
-        Ok(p)
     }
 }
 
@@ -790,6 +923,20 @@ mod tests {
         assert!(told["content"]["description"]
             .as_str()
             .is_some_and(|d| d.contains("us-east-1 sg-1: +1 -0")));
+        let skipped = Report {
+            skipped_groups: vec![SkippedGroup {
+                region: "eu-west-1".into(),
+                group_id: "sg-2".into(),
+                reason: "over its quota".into(),
+            }],
+            ..Report::default()
+        };
+        let told = json(chat_message("ring", &Ok(skipped.clone()))).unwrap_or_default();
+        assert!(told["content"]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("eu-west-1 sg-2 (over its quota)")));
+        let counts = sgwarden_lambda::Measured::counts(&skipped);
+        assert!(counts.contains(&("PeerUnreachable", 1)), "{counts:?}");
         let failed = json(chat_message(
             "ring",
             &Err(SyncError::NotInCluster("web".into())),

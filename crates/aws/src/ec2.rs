@@ -80,6 +80,13 @@ pub struct RuleRecord {
     pub info: RuleInfo,
 }
 
+/// A group's rules, each with its `sgr-` id, as `DescribeSecurityGroupRules` reports them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRules {
+    pub group_id: String,
+    pub rules: RuleSet,
+}
+
 /// Who is changing a group, and why: carried into the audit line.
 #[derive(Debug, Clone)]
 pub struct AuditContext {
@@ -98,6 +105,8 @@ pub struct Applied {
     pub already_present: Vec<Rule>,
     /// Rules the plan removed that were already gone.
     pub already_gone: Vec<Rule>,
+    /// The `sgr-` ids EC2 gave the rules this apply created (from the authorize answers).
+    pub created_ids: Vec<String>,
     /// API calls made.
     pub calls: usize,
 }
@@ -283,6 +292,56 @@ impl Ec2 {
     /// group id, paginated).
     pub async fn rules_of_groups(&self, group_ids: &[String]) -> Result<Vec<RuleRecord>, AwsError> {
         self.describe_rules("group-id", group_ids).await
+    }
+
+    /// The rules of each group named, with their ids, in the order named: one paginated
+    /// `DescribeSecurityGroupRules` for all of them. A group that answers no rule is looked up
+    /// (`DescribeSecurityGroups`): one that does not exist is `NotFound` in its place, never an
+    /// empty group, so nothing is planned against a group sgwarden cannot see.
+    pub async fn read_group_rules(
+        &self,
+        group_ids: &[String],
+    ) -> Result<Vec<Result<GroupRules, AwsError>>, AwsError> {
+        let mut by_group: BTreeMap<String, RuleSet> = BTreeMap::new();
+        for record in self.rules_of_groups(group_ids).await? {
+            by_group
+                .entry(record.group_id)
+                .or_default()
+                .insert(record.rule, record.info);
+        }
+        let empty: Vec<String> = group_ids
+            .iter()
+            .filter(|id| !by_group.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut existing = std::collections::BTreeSet::new();
+        for chunk in empty.chunks(FILTER_VALUES) {
+            let request = self
+                .client
+                .describe_security_groups()
+                .filters(id_filter("group-id", chunk));
+            let read = self.describe_groups(request, &chunk.join(",")).await?;
+            existing.extend(read.groups.into_iter().map(|g| g.group_id));
+            existing.extend(read.unreadable.into_iter().map(|g| g.group_id));
+        }
+        Ok(group_ids
+            .iter()
+            .map(|id| match by_group.remove(id) {
+                Some(rules) => Ok(GroupRules {
+                    group_id: id.clone(),
+                    rules,
+                }),
+                None if existing.contains(id) => Ok(GroupRules {
+                    group_id: id.clone(),
+                    rules: RuleSet::new(),
+                }),
+                None => Err(AwsError::NotFound {
+                    what: "security group",
+                    id: id.clone(),
+                    region: self.region.clone(),
+                }),
+            })
+            .collect())
     }
 
     /// The rules with these ids; ids that no longer exist are absent from the answer.
@@ -575,7 +634,8 @@ impl Ec2 {
             )
         });
         applied.calls += 1;
-        let unknown = self.send(change, direction, group_id, target).await?;
+        let (unknown, created) = self.send(change, direction, group_id, target).await?;
+        applied.created_ids.extend(created);
         let mut gone = RuleSet::new();
         let unknown: Vec<_> = unknown.iter().map(permission_from_sdk).collect();
         // An unreadable "unknown" list only loses the already-gone detail, never a change.
@@ -593,14 +653,21 @@ impl Ec2 {
         Ok(())
     }
 
-    /// One authorize or revoke call; returns the permissions a revoke did not find.
+    /// One authorize or revoke call; returns the permissions a revoke did not find and the
+    /// ids of the rules an authorize created.
     async fn send(
         &self,
         change: Change,
         direction: Direction,
         group_id: &str,
         target: Target,
-    ) -> Result<Vec<IpPermission>, AwsError> {
+    ) -> Result<(Vec<IpPermission>, Vec<String>), AwsError> {
+        let ids = |rules: &[aws_sdk_ec2::types::SecurityGroupRule]| -> Vec<String> {
+            rules
+                .iter()
+                .filter_map(|r| r.security_group_rule_id().map(str::to_string))
+                .collect()
+        };
         let operation = change.operation(direction);
         let (permissions, rule_ids) = match target {
             Target::Ids(ids) => (None, Some(ids)),
@@ -608,47 +675,53 @@ impl Ec2 {
         };
         Ok(match (change, direction) {
             (Change::Authorize, Direction::Ingress) => {
-                self.client
+                let out = self
+                    .client
                     .authorize_security_group_ingress()
                     .group_id(group_id)
                     .set_ip_permissions(permissions)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-                Vec::new()
+                (Vec::new(), ids(out.security_group_rules()))
             }
             (Change::Authorize, Direction::Egress) => {
-                self.client
+                let out = self
+                    .client
                     .authorize_security_group_egress()
                     .group_id(group_id)
                     .set_ip_permissions(permissions)
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
-                Vec::new()
+                (Vec::new(), ids(out.security_group_rules()))
             }
-            (Change::Revoke, Direction::Ingress) => self
-                .client
-                .revoke_security_group_ingress()
-                .group_id(group_id)
-                .set_ip_permissions(permissions)
-                .set_security_group_rule_ids(rule_ids)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
-                .unknown_ip_permissions()
-                .to_vec(),
-            (Change::Revoke, Direction::Egress) => self
-                .client
-                .revoke_security_group_egress()
-                .group_id(group_id)
-                .set_ip_permissions(permissions)
-                .set_security_group_rule_ids(rule_ids)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
-                .unknown_ip_permissions()
-                .to_vec(),
+            (Change::Revoke, Direction::Ingress) => (
+                self.client
+                    .revoke_security_group_ingress()
+                    .group_id(group_id)
+                    .set_ip_permissions(permissions)
+                    .set_security_group_rule_ids(rule_ids)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
+                    .unknown_ip_permissions()
+                    .to_vec(),
+                Vec::new(),
+            ),
+            (Change::Revoke, Direction::Egress) => (
+                self.client
+                    .revoke_security_group_egress()
+                    .group_id(group_id)
+                    .set_ip_permissions(permissions)
+                    .set_security_group_rule_ids(rule_ids)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
+                    .unknown_ip_permissions()
+                    .to_vec(),
+                Vec::new(),
+            ),
         })
     }
 

@@ -54,6 +54,7 @@ pub mod sns;
 pub mod sts;
 
 pub use ec2::{
-    Applied, AuditContext, Ec2, GroupState, GroupsRead, RuleRecord, RulesRead, UnreadableGroup,
+    Applied, AuditContext, Ec2, GroupRules, GroupState, GroupsRead, RuleRecord, RulesRead,
+    UnreadableGroup,
 };
 pub use error::{AwsError, Fault};

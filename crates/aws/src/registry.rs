@@ -4,18 +4,41 @@
 //! `addresses` (L of S), `updated_at` (S, RFC 3339), `seq` (N). Every write is conditioned on
 //! `seq` growing, so an invocation that observed the group earlier than another can never
 //! overwrite the newer state: its write is refused and reported as [`Write::Stale`].
+//!
+//! Beside the members, the same partition holds one *record* per security group of the
+//! cluster in this table's region: sort key `#rules/<sg-id>` (a member's key starts with a
+//! region name, which never holds `#`, so the two cannot collide), attributes `group_id` (S)
+//! and `rule_ids` (SS): the `sgr-` ids of the rules asg-sync created there, its proof of
+//! ownership (a rule description is a label anyone can edit). Ids are added and deleted with
+//! `UpdateItem` set actions (`ADD` / `DELETE`), which DynamoDB applies atomically, so two
+//! invocations recording at once both keep their ids. [`Registry::members`] leaves records
+//! out; an asg-sync older than the records would refuse them as members off the schema, so
+//! every region of a cluster is upgraded together.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use sgwarden_core::sync::Member;
-use sgwarden_core::ParseError;
+use sgwarden_core::sync::{Member, RecordChange};
+use sgwarden_core::{ParseError, Recorded};
 
 use crate::error::AwsError;
-use crate::item::{all_items, number, text};
+use crate::item::{all_items, number, text, Item};
+
+/// The sort key of every record starts with this; no member's does.
+pub const RECORD_PREFIX: &str = "#rules/";
+
+/// The records of a table, by security group id.
+pub type Records = BTreeMap<String, Recorded>;
+
+/// What the registry holds for a cluster: its members and this region's records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cluster {
+    pub members: Vec<Member>,
+    pub records: Records,
+}
 
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,32 +122,113 @@ impl Registry {
             .map_err(|e| AwsError::from_sdk("DeleteItem", &self.table, &self.region, e))
     }
 
-    /// Every member of `cluster`, with a consistent read, all pages.
+    /// Every member of `cluster` (records left out), with a consistent read, all pages.
     pub async fn members(&self, cluster: &str) -> Result<Vec<Member>, AwsError> {
-        let pages = self
+        Ok(self.cluster(cluster).await?.members)
+    }
+
+    /// Every member of `cluster` and every record of this region, in one consistent
+    /// `Query`, all pages.
+    pub async fn cluster(&self, cluster: &str) -> Result<Cluster, AwsError> {
+        let mut found = Cluster::default();
+        for item in self.query(cluster, None).await? {
+            if is_record(&item) {
+                let (group_id, recorded) = self.readable(record_from_item(&item))?;
+                found.records.insert(group_id, recorded);
+            } else {
+                found.members.push(self.readable(member_from_item(&item))?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// This region's records of `cluster` only (a peer's table: its members are not needed).
+    pub async fn records(&self, cluster: &str) -> Result<Records, AwsError> {
+        self.query(cluster, Some(RECORD_PREFIX))
+            .await?
+            .iter()
+            .map(|item| self.readable(record_from_item(item)))
+            .collect()
+    }
+
+    /// Applies `change` to the record of `group_id`: ids added, then ids deleted, each one
+    /// atomic set update (DynamoDB refuses both actions on one attribute in one update).
+    pub async fn record(
+        &self,
+        cluster: &str,
+        group_id: &str,
+        change: &RecordChange,
+    ) -> Result<(), AwsError> {
+        for (action, ids) in [("ADD", &change.add), ("DELETE", &change.remove)] {
+            if ids.is_empty() {
+                continue;
+            }
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("cluster", AttributeValue::S(cluster.to_string()))
+                .key(
+                    "member",
+                    AttributeValue::S(format!("{RECORD_PREFIX}{group_id}")),
+                )
+                .update_expression(format!("SET #group = :group {action} #ids :ids"))
+                .expression_attribute_names("#group", "group_id")
+                .expression_attribute_names("#ids", "rule_ids")
+                .expression_attribute_values(":group", AttributeValue::S(group_id.to_string()))
+                .expression_attribute_values(
+                    ":ids",
+                    AttributeValue::Ss(ids.iter().cloned().collect()),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("UpdateItem", &self.table, &self.region, e))?;
+        }
+        Ok(())
+    }
+
+    async fn query(&self, cluster: &str, prefix: Option<&str>) -> Result<Vec<Item>, AwsError> {
+        let mut request = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
-            .key_condition_expression("#cluster = :cluster")
             .expression_attribute_names("#cluster", "cluster")
-            .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()))
-            .into_paginator()
-            .items()
-            .send();
-        all_items(pages, "Query", &self.table, &self.region)
-            .await?
-            .iter()
-            .map(|item| {
-                member_from_item(item).map_err(|source| AwsError::Unreadable {
-                    operation: "Query",
-                    resource: self.table.clone(),
-                    region: self.region.clone(),
-                    source,
-                })
-            })
-            .collect()
+            .expression_attribute_values(":cluster", AttributeValue::S(cluster.to_string()));
+        request = match prefix {
+            Some(prefix) => request
+                .key_condition_expression("#cluster = :cluster AND begins_with(#member, :prefix)")
+                .expression_attribute_names("#member", "member")
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_string())),
+            None => request.key_condition_expression("#cluster = :cluster"),
+        };
+        let pages = request.into_paginator().items().send();
+        all_items(pages, "Query", &self.table, &self.region).await
     }
+
+    fn readable<T>(&self, read: Result<T, ParseError>) -> Result<T, AwsError> {
+        read.map_err(|source| AwsError::Unreadable {
+            operation: "Query",
+            resource: self.table.clone(),
+            region: self.region.clone(),
+            source,
+        })
+    }
+}
+
+fn is_record(item: &Item) -> bool {
+    matches!(item.get("member"), Some(AttributeValue::S(key)) if key.starts_with(RECORD_PREFIX))
+}
+
+/// Reads a record: its group id and the rule ids it holds (none once every id was deleted:
+/// DynamoDB drops an emptied set).
+pub fn record_from_item(item: &Item) -> Result<(String, Recorded), ParseError> {
+    let group_id = text(item, "group_id")?;
+    let ids = match item.get("rule_ids") {
+        Some(AttributeValue::Ss(ids)) => ids.clone(),
+        None => Vec::new(),
+        Some(_) => return Err(ParseError::new("rule_ids", "not a string set")),
+    };
+    Ok((group_id, Recorded::new(ids)))
 }
 
 /// Reads a registry item; an item that does not follow the schema is refused, not guessed.
@@ -156,4 +260,41 @@ pub fn member_from_item(item: &HashMap<String, AttributeValue>) -> Result<Member
         addresses,
         seq,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.to_string())
+    }
+
+    #[test]
+    fn a_record_is_told_from_a_member_by_its_key_and_read_for_its_ids() {
+        let record = Item::from([
+            ("cluster".to_string(), s("ring")),
+            ("member".to_string(), s("#rules/sg-1")),
+            ("group_id".to_string(), s("sg-1")),
+            (
+                "rule_ids".to_string(),
+                AttributeValue::Ss(vec!["sgr-1".into(), "sgr-2".into()]),
+            ),
+        ]);
+        assert!(is_record(&record));
+        let (group, ids) = record_from_item(&record).unwrap();
+        assert_eq!(group, "sg-1");
+        assert_eq!(
+            ids,
+            Recorded::new(["sgr-1".to_string(), "sgr-2".to_string()])
+        );
+        // Every id deleted: DynamoDB drops the set, the record is empty.
+        let mut emptied = record.clone();
+        emptied.remove("rule_ids");
+        assert_eq!(record_from_item(&emptied).unwrap().1, Recorded::default());
+        emptied.insert("rule_ids".into(), s("sgr-1"));
+        assert_eq!(record_from_item(&emptied).unwrap_err().field, "rule_ids");
+        let member = Item::from([("member".to_string(), s("us-east-1/ring"))]);
+        assert!(!is_record(&member));
+    }
 }

@@ -37,5 +37,5 @@ pub mod wire;
 
 pub use error::ParseError;
 pub use event::Trigger;
-pub use plan::{plan, Owner, Plan};
+pub use plan::{plan, Owner, Plan, Proof, Recorded};
 pub use rule::{Direction, Peer, Permission, PortRange, Rule, RuleInfo, RuleSet, Traffic};

@@ -1,12 +1,16 @@
 //! Ownership and plans: what sgwarden may change in a group, and the change it will make.
 //!
-//! A rule belongs to sgwarden only when its description starts with `sgwarden:<owner> `
-//! (the owner is the cluster name for asg-sync, an instance id for a self-registered host).
+//! A rule belongs to sgwarden only when a [`Proof`] says so. Two proofs exist: the
+//! description marker `sgwarden:<owner> ` ([`Owner`]; self-registered hosts, whose owner is
+//! an instance id), and a [`Recorded`] set of `sgr-` rule ids that sgwarden wrote down when
+//! it created the rules, where only sgwarden writes (asg-sync's registry). A description is
+//! a label anyone with `ec2:ModifySecurityGroupRules` can edit; a record is not.
 //! [`plan`] compares what a group has with what it should have and returns a [`Plan`] that
 //! adds what is missing and removes only *owned* rules that are no longer wanted. Rules made
 //! by hand, by other tools, or by another owner are never in `remove`, whatever `desired` says.
 //! The plan is a value: it can be printed, logged, tested and applied later by the adapter.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::error::ParseError;
@@ -69,6 +73,45 @@ impl Owner {
     }
 }
 
+/// What proves that a rule of a group is the plan's to remove.
+pub trait Proof {
+    /// True when the rule carrying `info` is owned.
+    fn owns(&self, info: &RuleInfo) -> bool;
+}
+
+/// The marker proof: the description starts with `sgwarden:<owner> `.
+impl Proof for Owner {
+    fn owns(&self, info: &RuleInfo) -> bool {
+        Owner::owns(self, info)
+    }
+}
+
+/// The `sgr-` ids of the rules sgwarden recorded creating, read from where only sgwarden
+/// writes: a rule is owned when its id is one of them, whatever its description says now.
+/// A rule read without its id (`DescribeSecurityGroups` gives none) is never owned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded(BTreeSet<String>);
+
+impl Recorded {
+    pub fn new(ids: impl IntoIterator<Item = String>) -> Self {
+        Self(ids.into_iter().collect())
+    }
+
+    pub fn contains(&self, rule_id: &str) -> bool {
+        self.0.contains(rule_id)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
+}
+
+impl Proof for Recorded {
+    fn owns(&self, info: &RuleInfo) -> bool {
+        info.rule_id.as_deref().is_some_and(|id| self.contains(id))
+    }
+}
+
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -82,13 +125,16 @@ pub struct Plan {
     pub remove: RuleSet,
 }
 
-/// Compares a group's `actual` rules with the `desired` ones for `owner`.
+/// Compares a group's `actual` rules with the `desired` ones, removing only what `proof`
+/// says is owned.
 ///
 /// - A desired rule already present, owned or not, is left alone (EC2 would refuse a
 ///   duplicate, and a hand-made rule that already grants it is not ours to relabel).
+///   Rules are matched by identity (direction, traffic, peer); a description that was
+///   edited does not make a present rule missing.
 /// - A desired rule that is missing is added, with the description `desired` gives it.
-/// - An actual rule that is not desired is removed only when `owner` owns it.
-pub fn plan(actual: &RuleSet, desired: &RuleSet, owner: &Owner) -> Plan {
+/// - An actual rule that is not desired is removed only when `proof` owns it.
+pub fn plan(actual: &RuleSet, desired: &RuleSet, proof: &impl Proof) -> Plan {
     let add = desired
         .iter()
         .filter(|(rule, _)| !actual.contains(rule))
@@ -96,7 +142,7 @@ pub fn plan(actual: &RuleSet, desired: &RuleSet, owner: &Owner) -> Plan {
         .collect();
     let remove = actual
         .iter()
-        .filter(|(rule, info)| owner.owns(info) && !desired.contains(rule))
+        .filter(|(rule, info)| proof.owns(info) && !desired.contains(rule))
         .map(|(r, i)| (r.clone(), i.clone()))
         .collect();
     Plan { add, remove }

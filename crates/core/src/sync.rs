@@ -4,8 +4,19 @@
 //! The registry holds one *member* per Auto Scaling group (`<region>/<asg-name>`) with the
 //! addresses its instances had when last synced and a `seq` that only grows. The desired
 //! rules of every group of the cluster are the union of all members' addresses × the
-//! configured traffic, ingress, each described `sgwarden:<cluster> <member>` so that
-//! sgwarden owns them and can remove them when the member's addresses change.
+//! configured traffic, ingress, each described `sgwarden:<cluster> <member>`: a label for
+//! people, not the proof of ownership.
+//!
+//! **Ownership.** A cluster rule is asg-sync's when its `sgr-` id is recorded in the registry
+//! of the group's region ([`Recorded`]): asg-sync records every rule it creates, and only
+//! sgwarden's roles write the registry. [`plan_group`] removes only recorded rules, so a
+//! departed node's rule whose marker was stripped or edited still goes, and a hand-made rule
+//! given a forged `sgwarden:<cluster> ` description stays. A marked rule with no record (made
+//! before records existed, or created by an invocation that stopped before recording it) is
+//! *adopted*, recorded as the cluster's, only while the cluster wants it in that exact shape:
+//! recording it then changes no access, since sgwarden would have added that very rule. A
+//! marked rule with no record that the cluster does not want is left alone and reported
+//! ([`GroupPlan::unproven`]): its marker proves nothing, and an operator removes it.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -13,7 +24,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::error::ParseError;
-use crate::plan::{Owner, Plan, RuleCounts};
+use crate::plan::{plan, Owner, Plan, Recorded, RuleCounts};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 use crate::settings::comma_list;
 
@@ -204,6 +215,95 @@ pub fn desired_rules(members: &[Member], ports: &[Traffic], owner: &Owner) -> Ru
     set
 }
 
+/// One group's plan for asg-sync, and what it changes in the group's record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupPlan {
+    /// Adds what the cluster is missing; removes only recorded rules it no longer wants.
+    pub plan: Plan,
+    /// Ids of marked rules without a record that the cluster wants in their exact shape:
+    /// recorded as the cluster's from now on.
+    pub adopt: BTreeSet<String>,
+    /// Marked rules without a record that the cluster does not want: left alone (a marker
+    /// anyone can write is no proof) and reported for an operator to judge.
+    pub unproven: RuleSet,
+    /// Recorded ids the group no longer holds (revoked by someone, or by an earlier
+    /// invocation that stopped before forgetting them): dropped from the record.
+    pub forget: BTreeSet<String>,
+}
+
+/// Plans one group of the cluster: `actual` as EC2 holds it now, with rule ids, read *after*
+/// `recorded` (so an id recorded but absent from `actual` is truly gone: `sgr-` ids are never
+/// reused), `desired` from the registry, `owner` the cluster (its marker only decides what
+/// may be adopted, never what is removed).
+pub fn plan_group(
+    actual: &RuleSet,
+    desired: &RuleSet,
+    owner: &Owner,
+    recorded: &Recorded,
+) -> GroupPlan {
+    let mut adopt = BTreeSet::new();
+    let mut unproven = RuleSet::new();
+    for (rule, info) in actual {
+        let Some(id) = info.rule_id.as_deref() else {
+            continue;
+        };
+        if recorded.contains(id) || !owner.owns(info) {
+            continue;
+        }
+        if desired.contains(rule) {
+            adopt.insert(id.to_string());
+        } else {
+            unproven.insert(rule.clone(), info.clone());
+        }
+    }
+    let held: BTreeSet<&str> = actual
+        .iter()
+        .filter_map(|(_, info)| info.rule_id.as_deref())
+        .collect();
+    let forget = recorded
+        .ids()
+        .filter(|id| !held.contains(id.as_str()))
+        .cloned()
+        .collect();
+    GroupPlan {
+        plan: plan(actual, desired, recorded),
+        adopt,
+        unproven,
+        forget,
+    }
+}
+
+/// What to change in a group's record once its plan is applied: `created` are the ids EC2
+/// gave the rules the plan added.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordChange {
+    pub add: BTreeSet<String>,
+    pub remove: BTreeSet<String>,
+}
+
+impl RecordChange {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+impl GroupPlan {
+    /// The record's change after the plan was applied: the created and adopted ids in, the
+    /// removed and forgotten ones out.
+    pub fn record_change(&self, created: impl IntoIterator<Item = String>) -> RecordChange {
+        let mut add: BTreeSet<String> = created.into_iter().collect();
+        add.extend(self.adopt.iter().cloned());
+        let mut remove = self.forget.clone();
+        remove.extend(
+            self.plan
+                .remove
+                .iter()
+                .filter_map(|(_, info)| info.rule_id.clone()),
+        );
+        RecordChange { add, remove }
+    }
+}
+
 /// A plan that would leave a group with more rules than its quota.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("group {group_id} would need {needed} rules per address family and direction after this plan; its quota is {quota} (raise SYNC_RULE_QUOTA only if the account's quota is raised)")]
@@ -235,7 +335,7 @@ pub fn check_quota(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::plan;
+    use proptest::prelude::*;
 
     #[test]
     fn address_kinds_read_back_from_their_names() {
@@ -337,6 +437,192 @@ mod tests {
             set.iter().next().unwrap().1.description.as_deref(),
             Some("sgwarden:db us-east-1/db")
         );
+    }
+
+    fn with_id(description: &str, id: &str) -> RuleInfo {
+        RuleInfo {
+            description: Some(description.to_string()),
+            rule_id: Some(id.to_string()),
+        }
+    }
+
+    fn node(last: u8) -> Rule {
+        Rule::new(
+            Direction::Ingress,
+            "tcp/9042".parse().unwrap(),
+            Peer::cidr(&format!("198.51.100.{last}/32"), "t").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_recorded_rule_goes_when_undesired_whatever_its_description_says() {
+        let owner = Owner::new("ring").unwrap();
+        let mut actual = RuleSet::new();
+        // Asg-sync made it; someone stripped the marker.
+        actual.insert(node(1), with_id("office vpn", "sgr-1"));
+        // Someone made it and forged the marker.
+        actual.insert(node(2), with_id("sgwarden:ring us-east-1/ring", "sgr-2"));
+        // Asg-sync made it, the cluster still wants it, its description was edited.
+        actual.insert(node(3), with_id("edited", "sgr-3"));
+        let mut desired = RuleSet::new();
+        desired.insert(
+            node(3),
+            RuleInfo::described(owner.describe("us-east-1/ring")),
+        );
+        let recorded = Recorded::new(["sgr-1".to_string(), "sgr-3".to_string()]);
+        let group = plan_group(&actual, &desired, &owner, &recorded);
+        assert_eq!(
+            group.plan.remove.rules().collect::<Vec<_>>(),
+            vec![&node(1)]
+        );
+        assert!(
+            group.plan.add.is_empty(),
+            "an edited description is still the rule"
+        );
+        assert!(group.adopt.is_empty());
+        assert_eq!(group.unproven.rules().collect::<Vec<_>>(), vec![&node(2)]);
+        assert!(group.forget.is_empty());
+        let change = group.record_change([]);
+        assert_eq!(change.remove, BTreeSet::from(["sgr-1".to_string()]));
+        assert!(change.add.is_empty());
+        assert!(!change.is_empty());
+    }
+
+    #[test]
+    fn a_marked_rule_without_a_record_is_adopted_only_in_a_shape_the_cluster_wants() {
+        let owner = Owner::new("ring").unwrap();
+        let mut actual = RuleSet::new();
+        actual.insert(node(1), with_id("sgwarden:ring us-east-1/ring", "sgr-1"));
+        actual.insert(node(2), with_id("sgwarden:ring us-east-1/ring", "sgr-2"));
+        actual.insert(node(3), with_id("sgwarden:other us-east-1/x", "sgr-3"));
+        // Marked, but read without an id: neither adopted nor reported.
+        actual.insert(node(4), RuleInfo::described("sgwarden:ring us-east-1/ring"));
+        let mut desired = RuleSet::new();
+        for last in [1, 3, 4, 5] {
+            desired.insert(
+                node(last),
+                RuleInfo::described(owner.describe("us-east-1/ring")),
+            );
+        }
+        let group = plan_group(&actual, &desired, &owner, &Recorded::default());
+        assert_eq!(group.adopt, BTreeSet::from(["sgr-1".to_string()]));
+        assert_eq!(group.unproven.rules().collect::<Vec<_>>(), vec![&node(2)]);
+        assert!(
+            group.plan.remove.is_empty(),
+            "nothing unrecorded is removed"
+        );
+        assert_eq!(group.plan.add.rules().collect::<Vec<_>>(), vec![&node(5)]);
+        let change = group.record_change(["sgr-9".to_string()]);
+        assert_eq!(
+            change.add,
+            BTreeSet::from(["sgr-1".to_string(), "sgr-9".to_string()])
+        );
+        assert!(change.remove.is_empty());
+    }
+
+    #[test]
+    fn recorded_ids_the_group_no_longer_holds_are_forgotten() {
+        let owner = Owner::new("ring").unwrap();
+        let mut actual = RuleSet::new();
+        actual.insert(node(1), with_id("sgwarden:ring x", "sgr-1"));
+        let recorded = Recorded::new(["sgr-1".to_string(), "sgr-gone".to_string()]);
+        let group = plan_group(&actual, &RuleSet::new(), &owner, &recorded);
+        assert_eq!(group.forget, BTreeSet::from(["sgr-gone".to_string()]));
+        assert_eq!(
+            group.record_change([]).remove,
+            BTreeSet::from(["sgr-1".to_string(), "sgr-gone".to_string()])
+        );
+        assert!(RecordChange::default().is_empty());
+        let only_add = RecordChange {
+            add: BTreeSet::from(["sgr-1".to_string()]),
+            remove: BTreeSet::new(),
+        };
+        assert!(!only_add.is_empty());
+    }
+
+    fn arb_group() -> impl Strategy<Value = (RuleSet, RuleSet, Recorded)> {
+        let entry = (
+            0u8..10,
+            prop::sample::select(vec!["sgwarden:ring x", "sgwarden:other x", "by hand", ""]),
+            prop::bool::ANY,
+            prop::bool::ANY,
+        );
+        (
+            prop::collection::vec(entry, 0..20),
+            prop::collection::btree_set(0u8..10, 0..10),
+            prop::collection::btree_set(0u8..14, 0..8),
+        )
+            .prop_map(|(entries, wanted, dead)| {
+                let owner = Owner::new("ring").unwrap();
+                let mut actual = RuleSet::new();
+                let mut ids = Vec::new();
+                for (last, description, has_id, recorded) in entries {
+                    let id = format!("sgr-{last}");
+                    let info = RuleInfo {
+                        description: (!description.is_empty()).then(|| description.to_string()),
+                        rule_id: has_id.then(|| id.clone()),
+                    };
+                    if recorded {
+                        ids.push(id);
+                    }
+                    actual.insert(node(last), info);
+                }
+                // Ids recorded for rules that are gone (sgr-10 … sgr-13 never exist).
+                ids.extend(dead.into_iter().map(|n| format!("sgr-{n}")));
+                let desired = wanted
+                    .into_iter()
+                    .map(|n| (node(n), RuleInfo::described(owner.describe("r/a"))))
+                    .collect();
+                (actual, desired, Recorded::new(ids))
+            })
+    }
+
+    proptest! {
+        /// The plan of a group never removes a rule whose id is not recorded, whatever its
+        /// description; every recorded rule left is desired; adoption takes only marked,
+        /// unrecorded, desired rules; and the record after the plan holds exactly the
+        /// group's recorded rules that stay.
+        #[test]
+        fn a_group_plan_removes_only_recorded_rules((actual, desired, recorded) in arb_group()) {
+            let owner = Owner::new("ring").unwrap();
+            let group = plan_group(&actual, &desired, &owner, &recorded);
+            let owned = |info: &RuleInfo| info.rule_id.as_deref().is_some_and(|id| recorded.contains(id));
+            for (_, info) in &group.plan.remove {
+                prop_assert!(owned(info));
+            }
+            let after = group.plan.applied_to(&actual);
+            for (rule, info) in &actual {
+                if !owned(info) {
+                    prop_assert_eq!(after.get(rule), Some(info));
+                } else if !desired.contains(rule) {
+                    prop_assert!(!after.contains(rule));
+                }
+            }
+            for rule in desired.rules() {
+                prop_assert!(after.contains(rule));
+            }
+            for id in &group.adopt {
+                let (rule, info) = actual.iter().find(|(_, i)| i.rule_id.as_deref() == Some(id.as_str())).unwrap();
+                prop_assert!(owner.owns(info) && !recorded.contains(id) && desired.contains(rule));
+            }
+            for (rule, info) in &group.unproven {
+                prop_assert!(owner.owns(info) && !owned(info) && !desired.contains(rule));
+                prop_assert_eq!(after.get(rule), Some(info));
+            }
+            let change = group.record_change([]);
+            let mut record: BTreeSet<String> = recorded.ids().cloned().collect();
+            record.extend(change.add.iter().cloned());
+            record.retain(|id| !change.remove.contains(id));
+            let held: BTreeSet<String> = after
+                .iter()
+                .filter(|(rule, info)| {
+                    desired.contains(rule)
+                        && (owned(info) || owner.owns(info))
+                })
+                .filter_map(|(_, info)| info.rule_id.clone())
+                .collect();
+            prop_assert_eq!(record, held);
+        }
     }
 
     #[test]
