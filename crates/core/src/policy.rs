@@ -437,6 +437,11 @@ impl PrefixLists {
         self.0.get(list_id)
     }
 
+    /// Adds every list of `other`, replacing what was known of it.
+    pub fn extend(&mut self, other: PrefixLists) {
+        self.0.extend(other.0);
+    }
+
     /// The customer-managed lists and their entries.
     pub fn customer(&self) -> impl Iterator<Item = (&str, &BTreeSet<Peer>)> {
         self.0.iter().filter_map(|(id, entries)| match entries {
@@ -1808,6 +1813,20 @@ mod tests {
             rule("tcp/22 10.0.0.0/8"),
             rule("udp/53 pl-z"),
         ];
+        let mut lists = PrefixLists::default();
+        lists.insert("pl-x", ListEntries::AwsManaged);
+        let mut more = PrefixLists::default();
+        more.insert("pl-x", ListEntries::Unreadable("gone".into()));
+        more.insert("pl-y", ListEntries::Customer(BTreeSet::new()));
+        lists.extend(more);
+        assert_eq!(
+            lists.get("pl-x"),
+            Some(&ListEntries::Unreadable("gone".into()))
+        );
+        assert_eq!(
+            lists.customer().map(|(id, _)| id).collect::<Vec<_>>(),
+            vec!["pl-y"]
+        );
         assert_eq!(
             referenced_lists(&policy, &rules),
             ["pl-x".to_string(), "pl-z".to_string()].into()
