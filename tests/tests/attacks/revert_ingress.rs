@@ -45,7 +45,7 @@ mod prefix_list {
                 .prefix_list_name("partners")
                 .address_family("IPv4")
                 .max_entries(5)
-                .entries(AddPrefixListEntry::builder().cidr(PARTNER).build().unwrap())
+                .entries(AddPrefixListEntry::builder().cidr(PARTNER).build())
                 .send()
                 .await
                 .unwrap()
@@ -134,13 +134,12 @@ mod prefix_list {
             let mut parameters = serde_json::Map::new();
             parameters.insert("PrefixListId".into(), json!(self.list));
             if let Some(cidr) = add {
-                request =
-                    request.add_entries(AddPrefixListEntry::builder().cidr(cidr).build().unwrap());
+                request = request.add_entries(AddPrefixListEntry::builder().cidr(cidr).build());
                 parameters.insert("AddEntry".into(), json!({"Cidr": cidr, "tag": 1}));
             }
             if let Some(cidr) = remove {
-                request = request
-                    .remove_entries(RemovePrefixListEntry::builder().cidr(cidr).build().unwrap());
+                request =
+                    request.remove_entries(RemovePrefixListEntry::builder().cidr(cidr).build());
                 parameters.insert("RemoveEntry".into(), json!({"Cidr": cidr, "tag": 1}));
             }
             request.send().await.unwrap();
