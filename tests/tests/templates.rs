@@ -139,6 +139,8 @@ async fn revert_ingress_receives_every_rule_change_and_nothing_else() {
         "cloudtrail-authorize-ingress-ipv6-group-prefix-list.json",
         "cloudtrail-authorize-ingress-legacy-flat.json",
         "cloudtrail-modify-security-group-rules.json",
+        // A prefix list widened: every rule on it exposes the new entries.
+        "cloudtrail-modify-managed-prefix-list.json",
     ]
     .into_iter()
     .map(|name| (name.to_string(), sample(name), true))
@@ -188,6 +190,14 @@ async fn revert_ingress_receives_every_rule_change_and_nothing_else() {
                 ingress.clone(),
                 "/detail/errorCode",
                 json!("Client.UnauthorizedOperation"),
+            ),
+        ),
+        (
+            "a failed prefix-list modify",
+            with(
+                sample("cloudtrail-modify-managed-prefix-list.json"),
+                "/detail/errorCode",
+                json!("Client.IncorrectState"),
             ),
         ),
     ] {
@@ -398,6 +408,7 @@ async fn member_accounts_forward_exactly_what_the_central_functions_handle() {
         "cloudtrail-authorize-ingress.json",
         "cloudtrail-authorize-egress.json",
         "cloudtrail-modify-security-group-rules.json",
+        "cloudtrail-modify-managed-prefix-list.json",
     ]
     .into_iter()
     .map(|name| (name.to_string(), sample(name), true))
@@ -483,6 +494,7 @@ fn the_member_role_trusts_only_the_central_functions_and_never_widens() {
     assert!(
         allowed.iter().all(|a| a.starts_with("ec2:Describe")
             || a.starts_with("ec2:Revoke")
+            || *a == "ec2:GetManagedPrefixListEntries"
             || *a == "config:GetResourceConfigHistory"
             || *a == "cloudtrail:LookupEvents"),
         "{allowed:?}"
@@ -494,6 +506,7 @@ fn the_member_role_trusts_only_the_central_functions_and_never_widens() {
         .map(|a| a.as_str().unwrap())
         .collect();
     assert!(denied.contains(&"ec2:AuthorizeSecurityGroupIngress"));
+    assert!(denied.contains(&"ec2:ModifyManagedPrefixList"));
     // The central bus takes events from the organisation only.
     let central = template("central.yaml");
     let policy = &central["Resources"]["OrganizationMayPutEvents"]["Properties"]["Statement"];

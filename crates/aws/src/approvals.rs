@@ -11,6 +11,11 @@
 //! the exempt principal made, `rule_id` (S) its `sgr-` id when known, `approved_by` the
 //! principal, `reason` the CloudTrail event id, and no `expires_at` (so TTL never removes it).
 //!
+//! A prefix list's record is an item with `kind` = `prefix-list` (S): partition `group_id` =
+//! the list's id, sort `approval_id` = `entries`; `entries` (L of S, the CIDRs sgwarden
+//! vouches for, may be empty), `approved_by` (who vouched: an exempt principal, or sgwarden on
+//! first use), `reason` (the CloudTrail event id, or `first use`), no `expires_at`.
+//!
 //! An item that does not follow the schema approves nothing: it is logged (`warn`) and
 //! skipped, so a typo in an approval can never open a port.
 
@@ -19,7 +24,8 @@ use std::collections::HashMap;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
-use sgwarden_core::policy::{Approval, Exemption, Grants};
+use sgwarden_core::policy::{Approval, Exemption, Grants, Vouched};
+use sgwarden_core::rule::Peer;
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
@@ -112,6 +118,80 @@ impl Approvals {
             result?;
         }
         Ok(())
+    }
+
+    /// The record of the entries sgwarden vouches for in one prefix list (one consistent
+    /// `GetItem`), if there is one. A record off the schema is an error: it would otherwise be
+    /// taken for "no record" and replaced by what the list holds now.
+    pub async fn vouched(&self, list_id: &str) -> Result<Option<Vouched>, AwsError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key("group_id", AttributeValue::S(list_id.to_string()))
+            .key(
+                "approval_id",
+                AttributeValue::S(Vouched::RECORD_ID.to_string()),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("GetItem", &self.table, &self.region, e))?;
+        out.item()
+            .map(|item| {
+                vouched_from_item(item).map_err(|source| AwsError::Unreadable {
+                    operation: "GetItem",
+                    resource: format!("{} {list_id} {}", self.table, Vouched::RECORD_ID),
+                    region: self.region.clone(),
+                    source,
+                })
+            })
+            .transpose()
+    }
+
+    /// Writes the record of a prefix list's vouched entries (replacing the one before), with
+    /// one audit line.
+    pub async fn record_vouched(
+        &self,
+        vouched: &Vouched,
+        function: &str,
+        cause: &str,
+    ) -> Result<(), AwsError> {
+        let entries: Vec<String> = vouched.entries.iter().map(ToString::to_string).collect();
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("group_id", AttributeValue::S(vouched.list_id.clone()))
+            .item(
+                "approval_id",
+                AttributeValue::S(Vouched::RECORD_ID.to_string()),
+            )
+            .item("kind", AttributeValue::S(PREFIX_LIST.to_string()))
+            .item(
+                "entries",
+                AttributeValue::L(entries.iter().cloned().map(AttributeValue::S).collect()),
+            )
+            .item("approved_by", AttributeValue::S(vouched.by.clone()))
+            .item("reason", AttributeValue::S(vouched.reason.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::from_sdk("PutItem", &self.table, &self.region, e));
+        tracing::info!(
+            target: "sgwarden::audit",
+            function,
+            table = %self.table,
+            region = %self.region,
+            prefix_list = %vouched.list_id,
+            approval_id = Vouched::RECORD_ID,
+            entries = %entries.join(", "),
+            by = %vouched.by,
+            cause,
+            error = result.as_ref().err().map(ToString::to_string),
+            "prefix list entries vouched for"
+        );
+        result
     }
 
     /// Writes a new approval (`sgwarden approve`), with one audit line. An approval with the
@@ -223,9 +303,12 @@ impl Approvals {
             Some(AttributeValue::S(kind)) if kind == EXEMPTION => {
                 exemption_from_item(item).map(|e| grants.exemptions.push(e))
             }
+            Some(AttributeValue::S(kind)) if kind == PREFIX_LIST => {
+                vouched_from_item(item).map(|v| grants.vouched.push(v))
+            }
             Some(other) => Err(ParseError::new(
                 "kind",
-                format!("{other:?} is not \"{EXEMPTION}\""),
+                format!("{other:?} is not \"{EXEMPTION}\" or \"{PREFIX_LIST}\""),
             )),
             None => approval_from_item(item).map(|a| grants.approvals.push(a)),
         };
@@ -247,6 +330,44 @@ impl Approvals {
 
 /// The `kind` of an exemption record.
 pub const EXEMPTION: &str = "exemption";
+
+/// The `kind` of a prefix list's record of vouched entries.
+pub const PREFIX_LIST: &str = "prefix-list";
+
+/// Reads a prefix list's record of vouched entries; anything off the schema is refused.
+pub fn vouched_from_item(item: &HashMap<String, AttributeValue>) -> Result<Vouched, ParseError> {
+    let list_id = text(item, "group_id")?;
+    if !list_id.starts_with("pl-") {
+        return Err(ParseError::new(
+            "group_id",
+            format!("{list_id:?} is not a prefix list id"),
+        ));
+    }
+    if text(item, "approval_id")? != Vouched::RECORD_ID {
+        return Err(ParseError::new(
+            "approval_id",
+            format!("a prefix list's record is \"{}\"", Vouched::RECORD_ID),
+        ));
+    }
+    let entries = match item.get("entries") {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                AttributeValue::S(cidr) => Peer::cidr(cidr, &format!("entries[{i}]")),
+                _ => Err(ParseError::new(format!("entries[{i}]"), "not a string")),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(ParseError::new("entries", "not a list")),
+        None => return Err(ParseError::missing("entries")),
+    };
+    Ok(Vouched {
+        list_id,
+        entries,
+        by: text(item, "approved_by")?,
+        reason: text(item, "reason")?,
+    })
+}
 
 /// Reads an exemption record; anything off the schema is refused.
 pub fn exemption_from_item(

@@ -19,8 +19,8 @@ use std::net::IpAddr;
 use aws_config::SdkConfig;
 use aws_sdk_ec2::types::{Filter, IpPermission, SecurityGroup};
 use aws_sdk_ec2::Client;
-use sgwarden_core::policy::{GroupFacts, Scope};
-use sgwarden_core::rule::{Direction, Rule, RuleInfo, RuleSet};
+use sgwarden_core::policy::{GroupFacts, ListEntries, PrefixLists, Scope};
+use sgwarden_core::rule::{Direction, Peer, Rule, RuleInfo, RuleSet};
 use sgwarden_core::sync::{Instance, Lifecycle};
 use sgwarden_core::Plan;
 
@@ -412,6 +412,79 @@ impl Ec2 {
             }
         }
         Ok(read)
+    }
+
+    /// What the managed prefix lists `list_ids` hold now: per list, its owner
+    /// (`DescribeManagedPrefixLists`; owner `AWS` is an AWS-managed list, not read further)
+    /// and the entries of a customer-managed one (`GetManagedPrefixListEntries`, paginated).
+    /// A list that cannot be read for good (not found, access denied, an entry that is no
+    /// CIDR) is [`ListEntries::Unreadable`], so no rule stands on it; a transient failure is
+    /// an error, so the invocation is retried rather than a rule revoked on a blip.
+    pub async fn prefix_lists(
+        &self,
+        list_ids: &std::collections::BTreeSet<String>,
+    ) -> Result<PrefixLists, AwsError> {
+        let mut lists = PrefixLists::default();
+        for list_id in list_ids {
+            let entries = match self.prefix_list(list_id).await {
+                Ok(entries) => entries,
+                Err(error) if error.is_transient() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(prefix_list = %list_id, region = %self.region, error = %error, "prefix list unreadable; no rule stands on it");
+                    ListEntries::Unreadable(error.to_string())
+                }
+            };
+            lists.insert(list_id.clone(), entries);
+        }
+        Ok(lists)
+    }
+
+    async fn prefix_list(&self, list_id: &str) -> Result<ListEntries, AwsError> {
+        let described = self
+            .client
+            .describe_managed_prefix_lists()
+            .prefix_list_ids(list_id)
+            .send()
+            .await
+            .map_err(|e| {
+                AwsError::from_sdk("DescribeManagedPrefixLists", list_id, &self.region, e)
+            })?;
+        let Some(list) = described
+            .prefix_lists()
+            .iter()
+            .find(|l| l.prefix_list_id() == Some(list_id))
+        else {
+            return Err(AwsError::NotFound {
+                what: "prefix list",
+                id: list_id.to_string(),
+                region: self.region.clone(),
+            });
+        };
+        if list.owner_id() == Some("AWS") {
+            return Ok(ListEntries::AwsManaged);
+        }
+        let mut pages = self
+            .client
+            .get_managed_prefix_list_entries()
+            .prefix_list_id(list_id)
+            .into_paginator()
+            .items()
+            .send();
+        let mut entries = std::collections::BTreeSet::new();
+        while let Some(entry) = pages.next().await {
+            let entry = entry.map_err(|e| {
+                AwsError::from_sdk("GetManagedPrefixListEntries", list_id, &self.region, e)
+            })?;
+            let cidr = entry.cidr().unwrap_or_default();
+            let peer = Peer::cidr(cidr, "Cidr").map_err(|source| AwsError::Unreadable {
+                operation: "GetManagedPrefixListEntries",
+                resource: list_id.to_string(),
+                region: self.region.clone(),
+                source,
+            })?;
+            entries.insert(peer);
+        }
+        Ok(ListEntries::Customer(entries))
     }
 
     /// Revokes exactly `rules` (by id when every rule of a direction has one), with the

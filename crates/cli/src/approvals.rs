@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sgwarden_aws::approvals::Approvals;
-use sgwarden_core::policy::{duration_seconds, ApprovalRequest, Grants};
+use sgwarden_aws::Ec2;
+use sgwarden_core::policy::{duration_seconds, ApprovalRequest, Grants, ListEntries};
+use sgwarden_core::rule::Peer;
 
 use crate::Failure;
 
@@ -59,6 +61,10 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
         .approve("check", "check", now)
         .map_err(|e| Failure::new("ApprovalRefused", e))?;
     let sdk = sgwarden_aws::sdk::load().await;
+    let reaches = list_entries(&sdk, &request).await?;
+    request
+        .approve_reaching("check", "check", now, &reaches)
+        .map_err(|e| Failure::new("ApprovalRefused", e))?;
     let by = sgwarden_aws::sts::caller_arn(&sdk)
         .await
         .map_err(|e| Failure::new("IdentityUnknown", e))?;
@@ -67,7 +73,7 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
         chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
     );
     let approval = request
-        .approve(&approval_id, &by, now)
+        .approve_reaching(&approval_id, &by, now, &reaches)
         .map_err(|e| Failure::new("ApprovalRefused", e))?;
     Approvals::new(&sdk, &table_name)
         .put_approval(&approval, FUNCTION)
@@ -80,6 +86,34 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
         timestamp(approval.expires_at)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the request's peer resolves to when it is a customer-managed prefix list: its
+/// entries, read from EC2, so that an approval of a list holding `0.0.0.0/0` is refused like
+/// one of `0.0.0.0/0` itself. A list that cannot be read is refused: what it opens is unknown.
+async fn list_entries(
+    sdk: &aws_config::SdkConfig,
+    request: &ApprovalRequest,
+) -> Result<Vec<Peer>, Failure> {
+    let Some(list_id) = request.prefix_list() else {
+        return Ok(Vec::new());
+    };
+    let lists = Ec2::new(sdk)
+        .prefix_lists(&[list_id.clone()].into())
+        .await
+        .map_err(|e| Failure::new("AwsError", e))?;
+    match lists.get(&list_id) {
+        Some(ListEntries::Customer(entries)) => Ok(entries.iter().cloned().collect()),
+        Some(ListEntries::AwsManaged) => Ok(Vec::new()),
+        Some(ListEntries::Unreadable(reason)) => Err(Failure::new(
+            "ApprovalRefused",
+            format!("the entries of {list_id} cannot be read ({reason}): what it opens is unknown"),
+        )),
+        None => Err(Failure::new(
+            "ApprovalRefused",
+            format!("the entries of {list_id} were not read"),
+        )),
+    }
 }
 
 /// `sgwarden approvals [--group-id …]`: a table of approvals and exemption records.

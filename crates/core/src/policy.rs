@@ -294,6 +294,28 @@ impl ApprovalRequest {
         approved_by: &str,
         now: u64,
     ) -> Result<Approval, ParseError> {
+        self.approve_reaching(approval_id, approved_by, now, &[])
+    }
+
+    /// The peer named by the request's rule, when it is a prefix list: its entries are what
+    /// an approval of it opens, so the caller reads them ([`ApprovalRequest::approve_reaching`]).
+    pub fn prefix_list(&self) -> Option<String> {
+        match Approval::parse_rule(&self.rule) {
+            Ok((_, _, Peer::PrefixList(id))) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// [`ApprovalRequest::approve`], with the anywhere check applied to what the peer
+    /// resolves to as well: `reaches` holds a prefix list's entries. A security-group peer
+    /// resolves to whoever can attach an interface to that group, which no entry shows.
+    pub fn approve_reaching(
+        &self,
+        approval_id: &str,
+        approved_by: &str,
+        now: u64,
+        reaches: &[Peer],
+    ) -> Result<Approval, ParseError> {
         if !crate::settings::is_group_id(&self.group_id) {
             return Err(ParseError::new(
                 "group_id",
@@ -310,18 +332,28 @@ impl ApprovalRequest {
                 ),
             ));
         }
-        let anywhere = match &peer {
+        let anywhere = |peer: &Peer| match peer {
             Peer::Ipv4(net) => net.prefix_len() == 0,
             Peer::Ipv6(net) => net.prefix_len() == 0,
             _ => false,
         };
-        if anywhere && !self.allow_anywhere {
+        if anywhere(&peer) && !self.allow_anywhere {
             return Err(ParseError::new(
                 "rule",
                 format!(
                     "{peer} is anywhere on the internet; say --allow-anywhere if that is meant"
                 ),
             ));
+        }
+        if let Some(entry) = reaches.iter().find(|e| anywhere(e)) {
+            if !self.allow_anywhere {
+                return Err(ParseError::new(
+                    "rule",
+                    format!(
+                        "{peer} holds {entry}, anywhere on the internet; say --allow-anywhere if that is meant"
+                    ),
+                ));
+            }
         }
         if self.reason.trim().is_empty() {
             return Err(ParseError::new("reason", "say why the access is needed"));
@@ -406,6 +438,12 @@ impl Exemption {
 pub struct Grants {
     pub approvals: Vec<Approval>,
     pub exemptions: Vec<Exemption>,
+    /// The entries sgwarden vouches for, per customer-managed prefix list.
+    pub vouched: Vec<Vouched>,
+    /// What the prefix lists the judged rules reference hold now (read from EC2 beside the
+    /// table: a list's entries are what a rule on it grants). A list missing here is judged
+    /// as unreadable: nothing is kept on the strength of a list nobody read.
+    pub lists: PrefixLists,
 }
 
 impl Grants {
@@ -424,6 +462,138 @@ impl Grants {
     }
 }
 
+/// What a managed prefix list holds, as EC2 reports it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListEntries {
+    /// Owned by `AWS` (a service's addresses): nobody in the account can change it, so it is
+    /// judged by its id, as the policy names it.
+    AwsManaged,
+    /// Customer-managed (owned by an account): its current entries, IPv4 or IPv6 CIDRs.
+    Customer(BTreeSet<Peer>),
+    /// Its entries could not be read (the reason): no rule stands on its strength.
+    Unreadable(String),
+}
+
+/// The prefix lists that the judged rules reference, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixLists(BTreeMap<String, ListEntries>);
+
+impl PrefixLists {
+    pub fn insert(&mut self, list_id: impl Into<String>, entries: ListEntries) {
+        self.0.insert(list_id.into(), entries);
+    }
+
+    pub fn get(&self, list_id: &str) -> Option<&ListEntries> {
+        self.0.get(list_id)
+    }
+
+    /// Adds every list of `other`, replacing what was known of it.
+    pub fn extend(&mut self, other: PrefixLists) {
+        self.0.extend(other.0);
+    }
+
+    /// The customer-managed lists and their entries.
+    pub fn customer(&self) -> impl Iterator<Item = (&str, &BTreeSet<Peer>)> {
+        self.0.iter().filter_map(|(id, entries)| match entries {
+            ListEntries::Customer(entries) => Some((id.as_str(), entries)),
+            _ => None,
+        })
+    }
+}
+
+/// The prefix lists that `rules` reference in the directions the policy guards: the lists
+/// whose entries judging them needs.
+pub fn referenced_lists<'r>(
+    policy: &Policy,
+    rules: impl IntoIterator<Item = &'r Rule>,
+) -> BTreeSet<String> {
+    rules
+        .into_iter()
+        .filter(|r| policy.guards_direction(r.direction))
+        .filter_map(|r| match &r.peer {
+            Peer::PrefixList(id) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The entries of one customer-managed prefix list that sgwarden vouches for: the approvals
+/// table's record of the list (partition `group_id` = the list id, sort `approval_id` =
+/// [`Vouched::RECORD_ID`]). Anyone with `ec2:ModifyManagedPrefixList` can add an entry; only
+/// an entry vouched for here (or kept by the policy on its own) keeps a rule on the list.
+///
+/// It is made the first time sgwarden judges a rule on the list, from what the list holds
+/// then (trust on first use, previewed like a first sweep), and changes only with the list:
+/// an entry removed is no longer vouched for, an entry an exempt principal added is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vouched {
+    pub list_id: String,
+    pub entries: BTreeSet<Peer>,
+    /// Who vouched: the exempt principal of the last change, or sgwarden on first use.
+    pub by: String,
+    /// Why: the CloudTrail event id, or `first use`.
+    pub reason: String,
+}
+
+impl Vouched {
+    /// The approvals table's sort key of a list's record.
+    pub const RECORD_ID: &'static str = "entries";
+
+    /// Trust on first use: the list's `current` entries, but those the call being handled
+    /// added (`added_now`, empty for a sweep): a widening is never vouched for by its own
+    /// event.
+    pub fn first_use(
+        list_id: &str,
+        current: &BTreeSet<Peer>,
+        added_now: &BTreeSet<Peer>,
+        by: &str,
+        reason: &str,
+    ) -> Self {
+        Self {
+            list_id: list_id.to_string(),
+            entries: current.difference(added_now).cloned().collect(),
+            by: by.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// After a change of the list: what is vouched for and still in it, and what an exempt
+    /// principal's call added (`exempt_added`) and the list holds.
+    pub fn after_change(
+        &self,
+        current: &BTreeSet<Peer>,
+        exempt_added: &BTreeSet<Peer>,
+        by: &str,
+        reason: &str,
+    ) -> Self {
+        let entries = current
+            .iter()
+            .filter(|e| self.entries.contains(e) || exempt_added.contains(e))
+            .cloned()
+            .collect();
+        let (by, reason) = if exempt_added.iter().any(|e| current.contains(e)) {
+            (by.to_string(), reason.to_string())
+        } else {
+            (self.by.clone(), self.reason.clone())
+        };
+        Self {
+            list_id: self.list_id.clone(),
+            entries,
+            by,
+            reason,
+        }
+    }
+
+    /// True when `entry` lies inside a vouched entry.
+    pub fn covers(&self, entry: &Peer) -> bool {
+        self.entries.iter().any(|v| match (v, entry) {
+            (Peer::Ipv4(v), Peer::Ipv4(e)) => v.contains(e),
+            (Peer::Ipv6(v), Peer::Ipv6(e)) => v.contains(e),
+            _ => false,
+        })
+    }
+}
+
 /// Why a rule stays or goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -437,11 +607,20 @@ pub enum Verdict {
     Exempted(String),
     /// None of the above: revert it.
     Violates,
+    /// Kept by its shape, but the customer-managed prefix list it references holds entries
+    /// that nobody vouched for and the policy does not keep on their own: revert it.
+    ListWidened { list: String, entries: Vec<Peer> },
+    /// Kept by its shape, but the prefix list it references could not be read: nothing is
+    /// kept on the strength of a list whose entries are unknown.
+    ListUnreadable { list: String, reason: String },
 }
 
 impl Verdict {
     pub fn keeps(&self) -> bool {
-        !matches!(self, Verdict::Violates)
+        !matches!(
+            self,
+            Verdict::Violates | Verdict::ListWidened { .. } | Verdict::ListUnreadable { .. }
+        )
     }
 }
 
@@ -453,6 +632,17 @@ impl fmt::Display for Verdict {
             Verdict::Approved(id) => write!(f, "approved ({id})"),
             Verdict::Exempted(by) => write!(f, "added by exempt principal {by}"),
             Verdict::Violates => f.write_str("not allowed by policy and not approved"),
+            Verdict::ListWidened { list, entries } => {
+                let entries: Vec<String> = entries.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "prefix list {list} holds entries nobody vouched for: {}",
+                    entries.join(", ")
+                )
+            }
+            Verdict::ListUnreadable { list, reason } => {
+                write!(f, "prefix list {list} could not be read ({reason})")
+            }
         }
     }
 }
@@ -462,6 +652,9 @@ impl fmt::Display for Verdict {
 pub struct RevertPlan {
     pub revoke: RuleSet,
     pub kept: Vec<(Rule, Verdict)>,
+    /// The rules in `revoke` that go because of the prefix list they reference, with the
+    /// verdict naming the list and its entries.
+    pub by_list: Vec<(Rule, Verdict)>,
 }
 
 /// The compiled `REVERT_POLICY`: read only through its questions, so nothing outside the
@@ -727,8 +920,82 @@ impl Policy {
         (stand, judged)
     }
 
-    /// Judges one rule of `group_id` as EC2 holds it now (`info` carries its `sgr-` id).
+    /// Judges one rule of `group_id` as EC2 holds it now (`info` carries its `sgr-` id): by
+    /// its shape, then, for a rule kept whose peer is a customer-managed prefix list, by what
+    /// the list holds ([`Policy::judge_list`]).
     pub fn judge(
+        &self,
+        group_id: &str,
+        rule: &Rule,
+        info: &RuleInfo,
+        grants: &Grants,
+        now: u64,
+    ) -> Verdict {
+        match self.judge_shape(group_id, rule, info, grants, now) {
+            Verdict::Unguarded => Verdict::Unguarded,
+            kept if kept.keeps() => self.judge_list(group_id, rule, grants, now).unwrap_or(kept),
+            violates => violates,
+        }
+    }
+
+    /// What a rule on a prefix list exposes is the list's entries: `Some(verdict)` when they
+    /// do not let the rule stand. Every entry must be vouched for (the approvals table's
+    /// record of the list) or kept by the policy on its own, as the rule's traffic from that
+    /// CIDR (an allow entry, or an approval on this group). AWS-managed lists (owner `AWS`)
+    /// are not judged by their entries: nobody in the account can change them.
+    pub fn judge_list(
+        &self,
+        group_id: &str,
+        rule: &Rule,
+        grants: &Grants,
+        now: u64,
+    ) -> Option<Verdict> {
+        let Peer::PrefixList(list) = &rule.peer else {
+            return None;
+        };
+        let unreadable = |reason: &str| {
+            Some(Verdict::ListUnreadable {
+                list: list.clone(),
+                reason: reason.to_string(),
+            })
+        };
+        let entries = match grants.lists.get(list) {
+            Some(ListEntries::AwsManaged) => return None,
+            Some(ListEntries::Customer(entries)) => entries,
+            Some(ListEntries::Unreadable(reason)) => return unreadable(reason),
+            None => return unreadable("not read"),
+        };
+        let vouched = grants.vouched.iter().find(|v| v.list_id == *list);
+        let unvouched: Vec<Peer> = entries
+            .iter()
+            .filter(|entry| !vouched.is_some_and(|v| v.covers(entry)))
+            .filter(|entry| {
+                let through = Rule::new(rule.direction, rule.traffic, (*entry).clone());
+                !self.allow.iter().any(|a| a.covers(&through))
+                    && !grants
+                        .approvals
+                        .iter()
+                        .any(|a| a.covers(group_id, &through, now))
+            })
+            .cloned()
+            .collect();
+        (!unvouched.is_empty()).then(|| Verdict::ListWidened {
+            list: list.clone(),
+            entries: unvouched,
+        })
+    }
+
+    /// True when an allow entry names the prefix list `list_id`: its widening is judged even
+    /// before a rule on it exists.
+    pub fn names_list(&self, list_id: &str) -> bool {
+        self.allow
+            .iter()
+            .flat_map(|a| &a.sources)
+            .any(|s| matches!(s, Source::Id(id) if id == list_id))
+    }
+
+    /// The verdict on a rule's shape alone: direction, allow entries, approvals, exemptions.
+    fn judge_shape(
         &self,
         group_id: &str,
         rule: &Rule,
@@ -765,6 +1032,10 @@ impl Policy {
         for (rule, info) in rules {
             match self.judge(group_id, rule, info, grants, now) {
                 Verdict::Violates => plan.revoke.insert(rule.clone(), info.clone()),
+                by_list if !by_list.keeps() => {
+                    plan.revoke.insert(rule.clone(), info.clone());
+                    plan.by_list.push((rule.clone(), by_list));
+                }
                 kept => plan.kept.push((rule.clone(), kept)),
             }
         }
@@ -940,15 +1211,11 @@ mod tests {
             ]}"#,
         )
         .unwrap();
+        let mut grants = Grants::default();
+        grants.lists.insert("pl-0def", ListEntries::AwsManaged);
         let keeps = |r: &str| {
             policy
-                .judge(
-                    "sg-1",
-                    &rule(r),
-                    &RuleInfo::default(),
-                    &Grants::default(),
-                    0,
-                )
+                .judge("sg-1", &rule(r), &RuleInfo::default(), &grants, 0)
                 .keeps()
         };
         assert!(keeps("tcp/8080 sg-0abc"));
@@ -1683,6 +1950,333 @@ mod tests {
         ));
     }
 
+    fn cidrs(texts: &[&str]) -> BTreeSet<Peer> {
+        texts.iter().map(|t| Peer::cidr(t, "").unwrap()).collect()
+    }
+
+    fn vouched(list: &str, texts: &[&str]) -> Vouched {
+        Vouched {
+            list_id: list.into(),
+            entries: cidrs(texts),
+            by: "sgwarden".into(),
+            reason: "first use".into(),
+        }
+    }
+
+    /// The attack's policy: ssh allowed from a customer-managed list.
+    fn ssh_from_list() -> Policy {
+        Policy::from_json(
+            r#"{"allow": [{"protocol": "tcp", "ports": "22", "sources": ["pl-x"]},
+                          {"protocol": "tcp", "ports": "443", "sources": ["0.0.0.0/0"]}],
+                "directions": ["ingress"]}"#,
+        )
+        .unwrap()
+    }
+
+    fn holding(list: &str, entries: ListEntries, vouched: Vec<Vouched>) -> Grants {
+        let mut grants = Grants {
+            vouched,
+            ..Grants::default()
+        };
+        grants.lists.insert(list, entries);
+        grants
+    }
+
+    #[test]
+    fn a_rule_on_a_widened_prefix_list_goes_and_the_verdict_names_the_list_and_entries() {
+        let policy = ssh_from_list();
+        let ssh = rule("tcp/22 pl-x");
+        let widened = holding(
+            "pl-x",
+            ListEntries::Customer(cidrs(&["203.0.113.0/24", "0.0.0.0/0"])),
+            vec![vouched("pl-x", &["203.0.113.0/24"])],
+        );
+        let verdict = policy.judge("sg-1", &ssh, &RuleInfo::default(), &widened, 0);
+        assert_eq!(
+            verdict,
+            Verdict::ListWidened {
+                list: "pl-x".into(),
+                entries: cidrs(&["0.0.0.0/0"]).into_iter().collect(),
+            }
+        );
+        assert!(!verdict.keeps());
+        assert_eq!(
+            verdict.to_string(),
+            "prefix list pl-x holds entries nobody vouched for: 0.0.0.0/0"
+        );
+        let mut rules = RuleSet::new();
+        rules.insert(ssh.clone(), with_id("sgr-7"));
+        rules.insert(rule("tcp/443 0.0.0.0/0"), RuleInfo::default());
+        let plan = policy.plan("sg-1", &rules, &widened, 0);
+        assert_eq!(plan.revoke.rules().collect::<Vec<_>>(), vec![&ssh]);
+        assert_eq!(plan.revoke.rule_ids(), Some(vec!["sgr-7".to_string()]));
+        assert_eq!(plan.by_list, vec![(ssh.clone(), verdict)]);
+        assert_eq!(plan.kept.len(), 1);
+    }
+
+    #[test]
+    fn a_list_holding_only_vouched_entries_or_entries_the_policy_keeps_keeps_its_rule() {
+        let policy = ssh_from_list();
+        let ssh = rule("tcp/22 pl-x");
+        let judge = |grants: &Grants| policy.judge("sg-1", &ssh, &RuleInfo::default(), grants, 5);
+        let vouched_only = holding(
+            "pl-x",
+            ListEntries::Customer(cidrs(&["203.0.113.0/24", "198.51.100.7/32"])),
+            vec![vouched("pl-x", &["203.0.113.0/24", "198.51.100.0/24"])],
+        );
+        assert!(matches!(judge(&vouched_only), Verdict::Allowed(_)));
+        // Nobody vouches, but an approval of ssh from the entry itself keeps it, on its group.
+        let (direction, traffic, peer) = Approval::parse_rule("tcp/22 192.0.2.0/24").unwrap();
+        let approved = Grants {
+            approvals: vec![Approval {
+                group_id: "sg-1".into(),
+                approval_id: "a-1".into(),
+                direction,
+                traffic,
+                peer,
+                expires_at: 10,
+                approved_by: None,
+                reason: None,
+            }],
+            ..holding(
+                "pl-x",
+                ListEntries::Customer(cidrs(&["192.0.2.0/25"])),
+                Vec::new(),
+            )
+        };
+        assert!(judge(&approved).keeps());
+        assert!(!policy
+            .judge("sg-2", &ssh, &RuleInfo::default(), &approved, 5)
+            .keeps());
+        assert!(!policy
+            .judge("sg-1", &ssh, &RuleInfo::default(), &approved, 10)
+            .keeps());
+        // The traffic must be kept too: 0.0.0.0/0 is allowed for 443, not for 22.
+        let anywhere = holding("pl-x", ListEntries::Customer(cidrs(&["0.0.0.0/0"])), vec![]);
+        assert!(!judge(&anywhere).keeps());
+        // An empty list exposes nothing; another list's record vouches for nothing here.
+        assert!(judge(&holding(
+            "pl-x",
+            ListEntries::Customer(BTreeSet::new()),
+            vec![]
+        ))
+        .keeps());
+        assert!(!judge(&holding(
+            "pl-x",
+            ListEntries::Customer(cidrs(&["203.0.113.0/24"])),
+            vec![vouched("pl-y", &["203.0.113.0/24"])]
+        ))
+        .keeps());
+        // A vouched IPv4 entry says nothing of an IPv6 one.
+        assert!(!judge(&holding(
+            "pl-x",
+            ListEntries::Customer(cidrs(&["::/0"])),
+            vec![vouched("pl-x", &["0.0.0.0/0"])]
+        ))
+        .keeps());
+    }
+
+    #[test]
+    fn an_unread_or_unreadable_list_keeps_nothing_and_an_aws_managed_one_is_judged_by_id() {
+        let policy = ssh_from_list();
+        let ssh = rule("tcp/22 pl-x");
+        let judge = |grants: &Grants| policy.judge("sg-1", &ssh, &RuleInfo::default(), grants, 0);
+        assert_eq!(
+            judge(&Grants::default()),
+            Verdict::ListUnreadable {
+                list: "pl-x".into(),
+                reason: "not read".into()
+            }
+        );
+        let denied = holding(
+            "pl-x",
+            ListEntries::Unreadable("AccessDenied".into()),
+            vec![],
+        );
+        assert_eq!(
+            judge(&denied).to_string(),
+            "prefix list pl-x could not be read (AccessDenied)"
+        );
+        assert!(!judge(&denied).keeps());
+        assert!(matches!(
+            judge(&holding("pl-x", ListEntries::AwsManaged, vec![])),
+            Verdict::Allowed(_)
+        ));
+        // A rule the policy reverts anyway, or does not guard, is not judged by its list.
+        assert_eq!(
+            policy.judge(
+                "sg-1",
+                &rule("tcp/23 pl-x"),
+                &RuleInfo::default(),
+                &Grants::default(),
+                0
+            ),
+            Verdict::Violates
+        );
+        assert_eq!(
+            policy.judge(
+                "sg-1",
+                &rule("egress tcp/22 pl-x"),
+                &RuleInfo::default(),
+                &Grants::default(),
+                0
+            ),
+            Verdict::Unguarded
+        );
+        // An exempt principal's rule on the list, and an approval of the list, are judged too.
+        let exempted = Grants {
+            exemptions: vec![Exemption {
+                rule: rule("tcp/5432 pl-x"),
+                ..exemption("tcp/5432 pl-x", None)
+            }],
+            ..holding("pl-x", ListEntries::Customer(cidrs(&["0.0.0.0/0"])), vec![])
+        };
+        assert!(matches!(
+            policy.judge(
+                "sg-1",
+                &rule("tcp/5432 pl-x"),
+                &RuleInfo::default(),
+                &exempted,
+                0
+            ),
+            Verdict::ListWidened { .. }
+        ));
+    }
+
+    #[test]
+    fn only_allow_entries_naming_a_list_name_it() {
+        let policy = ssh_from_list();
+        assert!(policy.names_list("pl-x"));
+        assert!(!policy.names_list("pl-y"));
+        assert!(!Policy::default().names_list("pl-x"));
+        let rules = [
+            rule("tcp/22 pl-x"),
+            rule("egress tcp/22 pl-y"),
+            rule("tcp/22 10.0.0.0/8"),
+            rule("udp/53 pl-z"),
+        ];
+        let mut lists = PrefixLists::default();
+        lists.insert("pl-x", ListEntries::AwsManaged);
+        let mut more = PrefixLists::default();
+        more.insert("pl-x", ListEntries::Unreadable("gone".into()));
+        more.insert("pl-y", ListEntries::Customer(BTreeSet::new()));
+        lists.extend(more);
+        assert_eq!(
+            lists.get("pl-x"),
+            Some(&ListEntries::Unreadable("gone".into()))
+        );
+        assert_eq!(
+            lists.customer().map(|(id, _)| id).collect::<Vec<_>>(),
+            vec!["pl-y"]
+        );
+        assert_eq!(
+            referenced_lists(&policy, &rules),
+            ["pl-x".to_string(), "pl-z".to_string()].into()
+        );
+    }
+
+    #[test]
+    fn what_is_vouched_for_starts_without_the_widening_and_follows_the_list() {
+        let first = Vouched::first_use(
+            "pl-x",
+            &cidrs(&["203.0.113.0/24", "0.0.0.0/0"]),
+            &cidrs(&["0.0.0.0/0"]),
+            "sgwarden",
+            "ev-1",
+        );
+        assert_eq!(first.entries, cidrs(&["203.0.113.0/24"]));
+        assert_eq!(
+            (first.by.as_str(), first.reason.as_str()),
+            ("sgwarden", "ev-1")
+        );
+        // An exempt principal's additions are vouched for; a removed entry no longer is.
+        let grown = first.after_change(
+            &cidrs(&["198.51.100.0/24", "0.0.0.0/0"]),
+            &cidrs(&["198.51.100.0/24"]),
+            "arn:aws:iam::1:role/NetworkAdmin",
+            "ev-2",
+        );
+        assert_eq!(grown.entries, cidrs(&["198.51.100.0/24"]));
+        assert_eq!(grown.by, "arn:aws:iam::1:role/NetworkAdmin");
+        assert_eq!(grown.reason, "ev-2");
+        // A change by anyone else vouches for nothing new and keeps who vouched last.
+        let shrunk =
+            grown.after_change(&cidrs(&["0.0.0.0/0"]), &BTreeSet::new(), "mallory", "ev-3");
+        assert!(shrunk.entries.is_empty());
+        assert_eq!(
+            (shrunk.by.as_str(), shrunk.reason.as_str()),
+            (grown.by.as_str(), "ev-2")
+        );
+        // An exempt addition the list no longer holds is not vouched for.
+        let gone = first.after_change(
+            &cidrs(&["203.0.113.0/24"]),
+            &cidrs(&["192.0.2.0/24"]),
+            "admin",
+            "ev-4",
+        );
+        assert_eq!(gone.entries, cidrs(&["203.0.113.0/24"]));
+        assert_eq!(gone.by, "sgwarden");
+        assert!(first.covers(&Peer::cidr("203.0.113.9/32", "").unwrap()));
+        assert!(!first.covers(&Peer::cidr("203.0.112.0/23", "").unwrap()));
+        assert!(!first.covers(&Peer::PrefixList("pl-x".into())));
+        assert_eq!(Vouched::RECORD_ID, "entries");
+    }
+
+    #[test]
+    fn an_approval_of_a_prefix_list_is_refused_when_the_list_holds_anywhere() {
+        let list = request("tcp/22 pl-x", 60);
+        assert_eq!(list.prefix_list().as_deref(), Some("pl-x"));
+        assert_eq!(request("tcp/22 10.0.0.0/8", 60).prefix_list(), None);
+        assert_eq!(request("tcp/22 sg-1", 60).prefix_list(), None);
+        assert_eq!(request("nonsense", 60).prefix_list(), None);
+        for anywhere in ["0.0.0.0/0", "::/0"] {
+            let error = list
+                .approve_reaching(
+                    "a",
+                    "me",
+                    0,
+                    &[
+                        Peer::cidr("10.0.0.0/8", "").unwrap(),
+                        Peer::cidr(anywhere, "").unwrap(),
+                    ],
+                )
+                .unwrap_err();
+            assert_eq!(error.field, "rule");
+            assert!(error.reason.contains(anywhere), "{error}");
+            assert!(error.reason.contains("pl-x"), "{error}");
+        }
+        let reaches = [Peer::cidr("0.0.0.0/0", "").unwrap()];
+        assert!(ApprovalRequest {
+            allow_anywhere: true,
+            ..list.clone()
+        }
+        .approve_reaching("a", "me", 0, &reaches)
+        .is_ok());
+        assert!(list
+            .approve_reaching("a", "me", 0, &[Peer::cidr("0.0.0.0/1", "").unwrap()])
+            .is_ok());
+        assert!(list.approve("a", "me", 0).is_ok());
+    }
+
+    fn any_list_rule() -> impl Strategy<Value = (Rule, BTreeSet<Peer>, BTreeSet<Peer>)> {
+        let cidr = (any::<[u8; 4]>(), 0u8..=32)
+            .prop_map(|(o, len)| Peer::Ipv4(ipnet::Ipv4Net::new(o.into(), len).unwrap().trunc()));
+        (
+            0u16..40,
+            proptest::collection::btree_set(cidr.clone(), 0..5),
+            proptest::collection::btree_set(cidr, 0..5),
+        )
+            .prop_map(|(port, entries, vouched)| {
+                let range = PortRange::new(port, port).unwrap();
+                let rule = Rule::new(
+                    Direction::Ingress,
+                    Traffic::Tcp(range),
+                    Peer::PrefixList("pl-x".into()),
+                );
+                (rule, entries, vouched)
+            })
+    }
+
     fn any_rule() -> impl Strategy<Value = Rule> {
         (
             any::<bool>(),
@@ -1721,6 +2315,43 @@ mod tests {
                 prop_assert!(set.contains(rule));
                 prop_assert!(!policy.allow.iter().any(|a| a.covers(rule)));
                 prop_assert_eq!(rule.direction, Direction::Ingress);
+            }
+        }
+
+        /// A rule on a prefix list stays only when every entry of the list is vouched for or
+        /// allowed as the rule's traffic from that entry, and the plan still partitions.
+        #[test]
+        fn a_rule_on_a_list_stays_only_when_every_entry_is_vouched_for_or_allowed(
+            (rule, entries, vouched_entries) in any_list_rule(),
+            extra in proptest::collection::vec(any_rule(), 0..10),
+        ) {
+            let policy = Policy::from_json(
+                r#"{"allow": [{"protocol": "tcp", "ports": "0-30", "sources": ["pl-x"]},
+                              {"protocol": "tcp", "ports": "0-20", "sources": ["10.0.0.0/8"]}]}"#,
+            ).unwrap();
+            let record = Vouched {
+                list_id: "pl-x".into(),
+                entries: vouched_entries,
+                by: "sgwarden".into(),
+                reason: "first use".into(),
+            };
+            let grants = Grants {
+                vouched: vec![record.clone()],
+                ..holding("pl-x", ListEntries::Customer(entries.clone()), vec![])
+            };
+            let mut set: RuleSet = extra.iter().map(|r| (r.clone(), RuleInfo::default())).collect();
+            set.insert(rule.clone(), RuleInfo::default());
+            let plan = policy.plan("sg-1", &set, &grants, 0);
+            prop_assert_eq!(plan.revoke.len() + plan.kept.len(), set.len());
+            let exposed_ok = entries.iter().all(|e| {
+                record.covers(e)
+                    || policy.allow.iter().any(|a| a.covers(&Rule::new(rule.direction, rule.traffic, e.clone())))
+            });
+            let shape_ok = policy.allow[0].covers(&rule);
+            prop_assert_eq!(!plan.revoke.contains(&rule), shape_ok && exposed_ok);
+            prop_assert_eq!(plan.by_list.len(), usize::from(shape_ok && !exposed_ok));
+            for (listed, _) in &plan.by_list {
+                prop_assert!(plan.revoke.contains(listed));
             }
         }
 

@@ -235,3 +235,28 @@ fn real_config_messages_give_rule_diffs() {
     assert!(diff.added.is_empty() && diff.removed.is_empty());
     assert_eq!(relationships.item.security_group_rules().unwrap().len(), 4);
 }
+
+#[test]
+fn a_prefix_list_modify_names_the_list_and_what_it_added() {
+    let Trigger::ApiCall(call) = sample("cloudtrail-modify-managed-prefix-list.json") else {
+        panic!("not an API call")
+    };
+    let CallOutcome::Succeeded(RuleChange::ListModify {
+        list_id,
+        added,
+        removed,
+    }) = call.outcome
+    else {
+        panic!("not a prefix-list modify")
+    };
+    assert_eq!(list_id, "pl-0a1b2c3d4e5f60718");
+    assert_eq!(
+        added.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["0.0.0.0/0"]
+    );
+    assert!(removed.is_empty());
+    assert_eq!(
+        call.principal.role_arn.as_deref(),
+        Some("arn:aws:iam::111122223333:role/Developer")
+    );
+}

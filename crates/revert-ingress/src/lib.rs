@@ -37,7 +37,7 @@
 pub mod config;
 pub mod record;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
@@ -52,7 +52,11 @@ use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
 use sgwarden_core::accounts::{other_accounts, Accounts};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
-use sgwarden_core::policy::{CallerIdentity, Exemption, Grants, GroupFacts, RevertPlan, Verdict};
+use sgwarden_core::policy::{
+    referenced_lists, CallerIdentity, Exemption, Grants, GroupFacts, ListEntries, RevertPlan,
+    Verdict, Vouched,
+};
+use sgwarden_core::rule::Peer;
 use sgwarden_core::{ParseError, RuleSet, Trigger};
 
 pub use config::{ConfigError, RevertConfig};
@@ -150,6 +154,10 @@ pub struct GroupReport {
     pub revoked: Vec<String>,
     /// Rules that stay, each with its reason.
     pub kept: Vec<KeptRule>,
+    /// The revoked rules that went because of the prefix list they reference, each with the
+    /// list and the entries nobody vouched for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub by_list: Vec<KeptRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -369,6 +377,9 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(skipped(report, call, reason)),
         };
+        if let RuleChange::ListModify { list_id, added, .. } = change {
+            return self.on_list_change(call, &ec2, list_id, added, now).await;
+        }
         let target = match self.target(&ec2, change).await? {
             Ok(target) => target,
             Err(reason) => return Ok(skipped(report, call, reason)),
@@ -417,7 +428,7 @@ impl RevertIngress {
             call: Some(call),
             reason,
         };
-        let grants = self.grants_for(&judged, now).await?;
+        let grants = self.grants_for(&judged, &ec2, now).await?;
         report.add(self.judge(judged, &ec2, &grants, now).await?);
         Ok(report)
     }
@@ -471,6 +482,10 @@ impl RevertIngress {
                 group_id: group_id.clone(),
                 named: Named::Modified(rules.iter().map(|r| r.rule_id.clone()).collect()),
             },
+            // Handled before any group is named (`on_list_change`).
+            RuleChange::ListModify { list_id, .. } => {
+                return Ok(Err(format!("{list_id} is a prefix list, not a group")))
+            }
         };
         if policy.scope().excludes_id(&target.group_id) {
             return Ok(Err(format!(
@@ -539,19 +554,271 @@ impl RevertIngress {
     }
 
     /// The grants that may keep a rule an event names: the group's own, read only when a
-    /// rule is not allowed by the policy itself (the sweep reads every grant once).
-    async fn grants_for(&self, judged: &Judged<'_>, now: u64) -> Result<Grants, AwsError> {
+    /// rule is not allowed by the policy itself (the sweep reads every grant once), and what
+    /// the prefix lists hold that the rules kept by their shape reference.
+    async fn grants_for(
+        &self,
+        judged: &Judged<'_>,
+        ec2: &Ec2,
+        now: u64,
+    ) -> Result<Grants, AwsError> {
+        let mut grants = Grants::default();
+        self.add_lists_needed(judged, ec2, &mut grants, now).await?;
         let Some(table) = &self.approvals else {
-            return Ok(Grants::default());
+            return Ok(grants);
         };
         let plan = self
             .config
             .policy
-            .plan(judged.group_id, &judged.rules, &Grants::default(), now);
+            .plan(judged.group_id, &judged.rules, &grants, now);
         if plan.revoke.is_empty() {
-            return Ok(Grants::default());
+            return Ok(grants);
         }
-        table.for_group(judged.group_id).await
+        let table_grants = table.for_group(judged.group_id).await?;
+        grants.approvals = table_grants.approvals;
+        grants.exemptions = table_grants.exemptions;
+        // A rule kept by an approval may stand on a list not read yet.
+        self.add_lists_needed(judged, ec2, &mut grants, now).await?;
+        Ok(grants)
+    }
+
+    /// Adds the prefix lists of the rules that `grants` keep by their shape and that are not
+    /// read yet (judged "not read").
+    async fn add_lists_needed(
+        &self,
+        judged: &Judged<'_>,
+        ec2: &Ec2,
+        grants: &mut Grants,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let plan = self
+            .config
+            .policy
+            .plan(judged.group_id, &judged.rules, grants, now);
+        let needed: BTreeSet<String> = referenced_lists(
+            &self.config.policy,
+            plan.by_list.iter().map(|(rule, _)| rule),
+        )
+        .into_iter()
+        .filter(|id| grants.lists.get(id).is_none())
+        .collect();
+        self.add_lists(ec2, &needed, grants).await
+    }
+
+    /// Adds to `grants` what the prefix lists `list_ids` hold now and, for each
+    /// customer-managed one, the entries vouched for in it: its record in the approvals table,
+    /// or, when it has none, what it holds now, recorded (trust on first use; a dry run
+    /// records nothing and judges as if it had). Without a table nothing is vouched for: a
+    /// list's entries must be kept by the policy on their own.
+    async fn add_lists(
+        &self,
+        ec2: &Ec2,
+        list_ids: &BTreeSet<String>,
+        grants: &mut Grants,
+    ) -> Result<(), AwsError> {
+        if list_ids.is_empty() {
+            return Ok(());
+        }
+        let lists = ec2.prefix_lists(list_ids).await?;
+        if let Some(table) = &self.approvals {
+            for (list_id, entries) in lists.customer() {
+                if grants.vouched.iter().any(|v| v.list_id == list_id) {
+                    continue;
+                }
+                let vouched = match table.vouched(list_id).await? {
+                    Some(vouched) => vouched,
+                    None => {
+                        let first = Vouched::first_use(
+                            list_id,
+                            entries,
+                            &BTreeSet::new(),
+                            FUNCTION,
+                            FIRST_USE,
+                        );
+                        self.record_vouched(&first, FIRST_USE).await?;
+                        first
+                    }
+                };
+                grants.vouched.push(vouched);
+            }
+        }
+        grants.lists.extend(lists);
+        Ok(())
+    }
+
+    /// Writes a prefix list's vouched entries, or, in a dry run, logs what would be written.
+    async fn record_vouched(&self, vouched: &Vouched, cause: &str) -> Result<(), AwsError> {
+        let Some(table) = &self.approvals else {
+            return Ok(());
+        };
+        if self.config.dry_run {
+            let entries: Vec<String> = vouched.entries.iter().map(ToString::to_string).collect();
+            tracing::info!(prefix_list = %vouched.list_id, entries = %entries.join(", "), cause, "dry run: entries not vouched for");
+            return Ok(());
+        }
+        table.record_vouched(vouched, FUNCTION, cause).await
+    }
+
+    /// A `ModifyManagedPrefixList` call: every guarded rule on the list, in every group in
+    /// scope, is judged by what the list holds now. The list's record follows the change
+    /// first: entries gone are no longer vouched for, the entries an exempt principal added
+    /// are, and a list with no record yet starts from what it holds but what this call
+    /// added. An AWS-managed list is left alone; a list no guarded rule and no allow entry
+    /// references is skipped.
+    async fn on_list_change(
+        &self,
+        call: &ApiCall,
+        ec2: &Ec2,
+        list_id: &str,
+        added: &BTreeSet<Peer>,
+        now: u64,
+    ) -> Result<Report, RevertError> {
+        let report = self.report("api-call", Some(&call.event_id));
+        let policy = &self.config.policy;
+        let ids = BTreeSet::from([list_id.to_string()]);
+        let (lists, (groups, unreadable)) =
+            tokio::try_join!(ec2.prefix_lists(&ids), self.guarded_rules(ec2))?;
+        for error in &unreadable {
+            tracing::error!(error = %error, list = list_id, "a rule cannot be read and was not judged");
+        }
+        let on_list = |rule: &sgwarden_core::Rule| {
+            policy.guards_direction(rule.direction)
+                && matches!(&rule.peer, Peer::PrefixList(id) if id == list_id)
+        };
+        let referencing: Vec<String> = groups
+            .iter()
+            .filter(|(_, rules)| rules.rules().any(on_list))
+            .map(|(group_id, _)| group_id.clone())
+            .collect();
+        if referencing.is_empty() && !policy.names_list(list_id) {
+            return Ok(skipped(
+                report,
+                call,
+                format!("no guarded rule and no allow entry references {list_id}"),
+            ));
+        }
+        let mut grants = Grants::default();
+        match lists.get(list_id) {
+            Some(ListEntries::AwsManaged) => {
+                return Ok(skipped(
+                    report,
+                    call,
+                    format!("{list_id} is AWS-managed: judged by its id"),
+                ))
+            }
+            Some(ListEntries::Customer(entries)) => {
+                grants.vouched = self
+                    .follow_list(call, list_id, entries, added)
+                    .await?
+                    .into_iter()
+                    .collect();
+            }
+            // Judged as it is: no rule stands on a list that cannot be read.
+            Some(ListEntries::Unreadable(_)) | None => {}
+        }
+        grants.lists = lists;
+        self.judge_list_rules(call, ec2, &referencing, on_list, grants, report, now)
+            .await
+    }
+
+    /// The record of a list's vouched entries after the call: read, moved on with the list
+    /// ([`Vouched::after_change`], or [`Vouched::first_use`] without this call's additions
+    /// unless an exempt principal made them), written when it changed.
+    async fn follow_list(
+        &self,
+        call: &ApiCall,
+        list_id: &str,
+        entries: &BTreeSet<Peer>,
+        added: &BTreeSet<Peer>,
+    ) -> Result<Option<Vouched>, AwsError> {
+        let Some(table) = &self.approvals else {
+            return Ok(None);
+        };
+        let exempt = self.config.policy.exempts(&call.principal);
+        let none = BTreeSet::new();
+        let by = exempt_name(call);
+        let before = table.vouched(list_id).await?;
+        let next = match &before {
+            None if exempt => Vouched::first_use(list_id, entries, &none, &by, &call.event_id),
+            None => Vouched::first_use(list_id, entries, added, FUNCTION, &call.event_id),
+            Some(vouched) => vouched.after_change(
+                entries,
+                if exempt { added } else { &none },
+                &by,
+                &call.event_id,
+            ),
+        };
+        if before.as_ref() != Some(&next) {
+            self.record_vouched(&next, &format!("event {}", call.event_id))
+                .await?;
+        }
+        Ok(Some(next))
+    }
+
+    /// Judges the rules on a list in each of `groups` (read again with their ids, so they are
+    /// revoked by id), with each group's own grants.
+    #[allow(clippy::too_many_arguments)]
+    async fn judge_list_rules(
+        &self,
+        call: &ApiCall,
+        ec2: &Ec2,
+        groups: &[String],
+        on_list: impl Fn(&sgwarden_core::Rule) -> bool,
+        grants: Grants,
+        mut report: Report,
+        now: u64,
+    ) -> Result<Report, RevertError> {
+        if groups.is_empty() {
+            return Ok(skipped(
+                report,
+                call,
+                "no guarded rule references the list".to_string(),
+            ));
+        }
+        let records = ec2.rules_of_groups(groups).await?;
+        for group_id in groups {
+            let rules: RuleSet = rules_in(&records, group_id, None)
+                .iter()
+                .filter(|(rule, _)| on_list(rule))
+                .map(|(rule, info)| (rule.clone(), info.clone()))
+                .collect();
+            let mut group_grants = match &self.approvals {
+                Some(table) => table.for_group(group_id).await?,
+                None => Grants::default(),
+            };
+            group_grants.vouched.clone_from(&grants.vouched);
+            group_grants.lists = grants.lists.clone();
+            let judged = Judged {
+                account: call.account.as_deref(),
+                region: &call.region,
+                group_id,
+                rules,
+                call: Some(call),
+                reason: LIST_REASON,
+            };
+            report.add(self.judge(judged, ec2, &group_grants, now).await?);
+        }
+        Ok(report)
+    }
+
+    /// The sweep's grants for one account-region: `grants`, with what the prefix lists its
+    /// guarded rules reference hold (and their vouched entries) when any does.
+    async fn place_grants<'g>(
+        &self,
+        ec2: &Ec2,
+        groups: &[(String, RuleSet)],
+        grants: &'g Grants,
+    ) -> Result<std::borrow::Cow<'g, Grants>, AwsError> {
+        let lists = referenced_lists(
+            &self.config.policy,
+            groups.iter().flat_map(|(_, rules)| rules.rules()),
+        );
+        if lists.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(grants));
+        }
+        let mut with_lists = grants.clone();
+        self.add_lists(ec2, &lists, &mut with_lists).await?;
+        Ok(std::borrow::Cow::Owned(with_lists))
     }
 
     /// Plans one group's rules against the policy and its grants, revokes what violates it
@@ -584,9 +851,10 @@ impl RevertIngress {
             );
             return Ok(group);
         }
-        group.report.revoked = self.revoke(&judged, ec2, &plan.revoke).await?;
+        group.report.revoked = self.revoke(&judged, ec2, &plan).await?;
         if let Some(topic) = &self.topic {
-            let record = revert_record(&judged, &plan.revoke, now);
+            let mut record = revert_record(&judged, &plan.revoke, now);
+            record.reason = with_list_verdicts(record.reason, &plan.by_list);
             let message = serde_json::to_string(&record).map_err(RevertError::RecordUnwritable)?;
             topic
                 .publish(&record.subject(), &message)
@@ -603,7 +871,7 @@ impl RevertIngress {
         &self,
         judged: &Judged<'_>,
         ec2: &Ec2,
-        rules: &RuleSet,
+        plan: &RevertPlan,
     ) -> Result<Vec<String>, AwsError> {
         let trigger = judged
             .call
@@ -612,10 +880,11 @@ impl RevertIngress {
             Some(account) => format!("{trigger} in account {account}"),
             None => trigger,
         };
+        let cause = with_list_verdicts(cause, &plan.by_list);
         let applied = ec2
             .revoke(
                 judged.group_id,
-                rules,
+                &plan.revoke,
                 &AuditContext {
                     function: FUNCTION,
                     cause,
@@ -727,22 +996,11 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
-        let (mut groups, unreadable) = self.guarded_groups(&ec2).await?;
-        let mut failures: Vec<AwsError> = Vec::new();
-        // A group DescribeSecurityGroups cannot give whole is read rule by rule: what can be
-        // read is judged, and the rest fails the sweep once every group is done (it could
-        // be holding anything open).
-        if !unreadable.is_empty() {
-            let ids: Vec<String> = unreadable.iter().map(|g| g.group_id.clone()).collect();
-            let read = ec2.readable_rules_of_groups(&ids).await?;
-            for id in ids {
-                let rules = rules_in(&read.records, &id, None);
-                groups.push((id, rules));
-            }
-            failures.extend(read.unreadable);
-        }
+        let (groups, mut failures) = self.guarded_rules(&ec2).await?;
         let (groups, odd) = with_rule_ids_where_needed(&ec2, groups, grants).await?;
         failures.extend(odd);
+        let place_grants = self.place_grants(&ec2, &groups, grants).await?;
+        let grants = &*place_grants;
         let outcomes: Vec<_> = stream::iter(&groups)
             .map(|(group_id, rules)| {
                 let judged = Judged {
@@ -779,8 +1037,29 @@ impl RevertIngress {
         Ok(swept)
     }
 
+    /// Every guarded group with the rules the core can read (without their ids, but for a
+    /// group DescribeSecurityGroups cannot give whole: that one is read rule by rule, with
+    /// ids), and why each rule that cannot be read was not. The caller judges what was read
+    /// and then fails on the rest: such a rule could be holding anything open.
+    async fn guarded_rules(
+        &self,
+        ec2: &Ec2,
+    ) -> Result<(Vec<(String, RuleSet)>, Vec<AwsError>), AwsError> {
+        let (mut groups, unreadable) = self.guarded_groups(ec2).await?;
+        if unreadable.is_empty() {
+            return Ok((groups, Vec::new()));
+        }
+        let ids: Vec<String> = unreadable.into_iter().map(|g| g.group_id).collect();
+        let read = ec2.readable_rules_of_groups(&ids).await?;
+        for id in ids {
+            let rules = rules_in(&read.records, &id, None);
+            groups.push((id, rules));
+        }
+        Ok((groups, read.unreadable))
+    }
+
     /// The groups the policy guards among those EC2 lists for its scope, each with its rules
-    /// (without their ids), and why each group that could not be read was not.
+    /// (without their ids), and those whose rules could not all be read.
     async fn guarded_groups(
         &self,
         ec2: &Ec2,
@@ -815,6 +1094,25 @@ impl RevertIngress {
             None => Ok(Grants::default()),
         }
     }
+}
+
+/// Why a rule on a widened prefix list is revoked, in the record's words.
+const LIST_REASON: &str = "the prefix list it references was changed to hold entries nobody \
+                           vouched for and the policy does not allow on their own";
+
+/// Who vouches for a list's entries on first use, and why.
+const FIRST_USE: &str = "first use";
+
+/// `text`, followed by the verdicts of the rules revoked for their prefix list, if any.
+fn with_list_verdicts(text: String, by_list: &[(sgwarden_core::Rule, Verdict)]) -> String {
+    if by_list.is_empty() {
+        return text;
+    }
+    let verdicts: Vec<String> = by_list
+        .iter()
+        .map(|(rule, verdict)| format!("{rule}: {verdict}"))
+        .collect();
+    format!("{text}; {}", verdicts.join("; "))
 }
 
 /// Why the sweep revokes a rule, in the record's words.
@@ -962,6 +1260,7 @@ fn revert_reason(change: &RuleChange) -> &'static str {
             "modified by an unapproved call and now violates the policy; CloudTrail does not \
              carry its previous definition, so it was revoked, not restored"
         }
+        RuleChange::ListModify { .. } => LIST_REASON,
     }
 }
 
@@ -1052,6 +1351,14 @@ fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
             .kept
             .iter()
             .map(|(rule, verdict): &(_, Verdict)| KeptRule {
+                rule: rule.to_string(),
+                reason: verdict.to_string(),
+            })
+            .collect(),
+        by_list: plan
+            .by_list
+            .iter()
+            .map(|(rule, verdict)| KeptRule {
                 rule: rule.to_string(),
                 reason: verdict.to_string(),
             })

@@ -10,6 +10,7 @@
 //! `ModifySecurityGroupRules` is recorded with the new definition only (CloudTrail does not
 //! carry the old one) and without the rule's direction; both are for the function to look up.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -27,6 +28,7 @@ pub const API_CALL: &str = "AWS API Call via CloudTrail";
 pub const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
 pub const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
 pub const MODIFY_RULES: &str = "ModifySecurityGroupRules";
+pub const MODIFY_PREFIX_LIST: &str = "ModifyManagedPrefixList";
 
 /// Who made the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -74,6 +76,14 @@ pub enum RuleChange {
         group_id: String,
         rules: Vec<ModifiedRule>,
     },
+    /// `ModifyManagedPrefixList`: entries added to or removed from a managed prefix list
+    /// (a rename or resize names none). No security-group call is made, yet every rule on
+    /// the list now exposes what it holds.
+    ListModify {
+        list_id: String,
+        added: BTreeSet<Peer>,
+        removed: BTreeSet<Peer>,
+    },
 }
 
 impl RuleChange {
@@ -98,6 +108,8 @@ impl RuleChange {
                     && m.traffic == rule.traffic
                     && m.peer == rule.peer
             }),
+            // A list's entries are vouched for by their own record, never as a rule.
+            RuleChange::ListModify { .. } => false,
         }
     }
 }
@@ -252,6 +264,7 @@ fn parse_change(
         AUTHORIZE_INGRESS => parse_authorize(Direction::Ingress, request, response),
         AUTHORIZE_EGRESS => parse_authorize(Direction::Egress, request, response),
         MODIFY_RULES => parse_modify(request).map_err(|e| e.within("requestParameters")),
+        MODIFY_PREFIX_LIST => parse_list_modify(request).map_err(|e| e.within("requestParameters")),
         other => Err(ParseError::new(
             "eventName",
             format!("{other:?} is not a security-group change sgwarden handles"),
@@ -470,6 +483,82 @@ fn parse_modify(request: &Value) -> Result<RuleChange, ParseError> {
     })
 }
 
+/// `ModifyManagedPrefixList` as CloudTrail records it: the request wrapped in
+/// `ModifyManagedPrefixListRequest` with the API's PascalCase names (as for
+/// `ModifySecurityGroupRules`), `AddEntry`/`RemoveEntry` one entry or a list of them, each
+/// `{"Cidr": …}`. The camelCase spelling (`prefixListId`, `addEntry: {"items": [...]}`) is
+/// read too. What the list holds is read from EC2 in any case; the entries named here only
+/// say what this call added, which is vouched for when an exempt principal made it.
+fn parse_list_modify(request: &Value) -> Result<RuleChange, ParseError> {
+    let (body, wrapper) = match request.get("ModifyManagedPrefixListRequest") {
+        Some(body) => (body, "ModifyManagedPrefixListRequest."),
+        None => (request, ""),
+    };
+    fn field<'a>(body: &'a Value, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+        names.iter().find_map(|n| body.get(*n).map(|v| (*n, v)))
+    }
+    let list_id = match field(body, &["PrefixListId", "prefixListId"]) {
+        Some((_, Value::String(id))) if id.starts_with("pl-") => id.clone(),
+        Some((name, other)) => {
+            return Err(ParseError::new(
+                format!("{wrapper}{name}"),
+                format!("{other} is not a prefix list id"),
+            ))
+        }
+        None => return Err(ParseError::missing(format!("{wrapper}PrefixListId"))),
+    };
+    let entries = |names: &[&'static str]| -> Result<BTreeSet<Peer>, ParseError> {
+        let Some((name, value)) = field(body, names) else {
+            return Ok(BTreeSet::new());
+        };
+        let items: Vec<&Value> = match value {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items.iter().collect(),
+            Value::Object(map) => match map.get("items") {
+                Some(Value::Array(items)) => items.iter().collect(),
+                Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(ParseError::new(
+                        format!("{wrapper}{name}.items"),
+                        "is not a list",
+                    ))
+                }
+                None if map.is_empty() => Vec::new(),
+                None => vec![value],
+            },
+            _ => {
+                return Err(ParseError::new(
+                    format!("{wrapper}{name}"),
+                    "is not an entry or a list of entries",
+                ))
+            }
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let at = format!("{wrapper}{name}[{i}].Cidr");
+                match item.get("Cidr").or_else(|| item.get("cidr")) {
+                    Some(Value::String(cidr)) => Peer::cidr(cidr, &at),
+                    _ => Err(ParseError::missing(at)),
+                }
+            })
+            .collect()
+    };
+    let added = entries(&["AddEntry", "addEntry", "AddEntries", "addEntries"])?;
+    let removed = entries(&[
+        "RemoveEntry",
+        "removeEntry",
+        "RemoveEntries",
+        "removeEntries",
+    ])?;
+    Ok(RuleChange::ListModify {
+        list_id,
+        added,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,6 +772,88 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(e.field, "detail.eventName");
+    }
+
+    #[test]
+    fn a_prefix_list_modify_names_the_list_and_the_entries_it_added_and_removed() {
+        let change = |request: Value| match parse(&call(MODIFY_PREFIX_LIST, request, json!({})))
+            .map(|c| c.outcome)
+        {
+            Ok(CallOutcome::Succeeded(RuleChange::ListModify {
+                list_id,
+                added,
+                removed,
+            })) => Ok((
+                list_id,
+                added.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                removed.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            )),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.field),
+        };
+        // One entry, as CloudTrail records a single `AddEntry.1`.
+        assert_eq!(
+            change(
+                json!({"ModifyManagedPrefixListRequest": {"PrefixListId": "pl-1",
+                "CurrentVersion": 2, "AddEntry": {"Cidr": "0.0.0.0/0", "tag": 1}}})
+            ),
+            Ok(("pl-1".into(), vec!["0.0.0.0/0".into()], vec![]))
+        );
+        assert_eq!(
+            change(
+                json!({"ModifyManagedPrefixListRequest": {"PrefixListId": "pl-1",
+                "AddEntry": [{"Cidr": "10.0.0.7/24", "tag": 1}, {"Cidr": "::/0", "tag": 2}],
+                "RemoveEntry": {"Cidr": "192.0.2.0/24", "tag": 1}}})
+            ),
+            Ok((
+                "pl-1".into(),
+                vec!["10.0.0.0/24".into(), "::/0".into()],
+                vec!["192.0.2.0/24".into()]
+            ))
+        );
+        assert_eq!(
+            change(json!({"prefixListId": "pl-2",
+                "addEntry": {"items": [{"cidr": "203.0.113.0/24"}]}, "removeEntry": {}})),
+            Ok(("pl-2".into(), vec!["203.0.113.0/24".into()], vec![]))
+        );
+        // A rename names no entry.
+        assert_eq!(
+            change(
+                json!({"ModifyManagedPrefixListRequest": {"PrefixListId": "pl-3",
+                "PrefixListName": "partners"}})
+            ),
+            Ok(("pl-3".into(), vec![], vec![]))
+        );
+        for (bad, field) in [
+            (
+                json!({"ModifyManagedPrefixListRequest": {"AddEntry": {"Cidr": "0.0.0.0/0"}}}),
+                "detail.requestParameters.ModifyManagedPrefixListRequest.PrefixListId",
+            ),
+            (
+                json!({"prefixListId": "sg-1"}),
+                "detail.requestParameters.prefixListId",
+            ),
+            (
+                json!({"ModifyManagedPrefixListRequest": {"PrefixListId": "pl-1",
+                    "AddEntry": {"Cidr": "0.0.0.0/33"}}}),
+                "detail.requestParameters.ModifyManagedPrefixListRequest.AddEntry[0].Cidr",
+            ),
+            (
+                json!({"ModifyManagedPrefixListRequest": {"PrefixListId": "pl-1",
+                    "RemoveEntry": [{"Description": "x"}]}}),
+                "detail.requestParameters.ModifyManagedPrefixListRequest.RemoveEntry[0].Cidr",
+            ),
+            (
+                json!({"prefixListId": "pl-1", "addEntry": "0.0.0.0/0"}),
+                "detail.requestParameters.addEntry",
+            ),
+            (
+                json!({"prefixListId": "pl-1", "addEntry": {"items": 1}}),
+                "detail.requestParameters.addEntry.items",
+            ),
+        ] {
+            assert_eq!(change(bad).unwrap_err(), field);
+        }
     }
 
     #[test]
