@@ -146,6 +146,17 @@ impl World {
     /// Mallory reshapes rule `rule_id` of the protected group into tcp `ports` from `cidr`,
     /// by hand; returns the event CloudTrail records for it (new definition only).
     pub async fn modify_by_hand(&self, rule_id: &str, ports: (i32, i32), cidr: &str) -> Value {
+        self.modify_as(user("mallory"), rule_id, ports, cidr).await
+    }
+
+    /// `identity` reshapes rule `rule_id` of the protected group, as [`World::modify_by_hand`].
+    pub async fn modify_as(
+        &self,
+        identity: Value,
+        rule_id: &str,
+        ports: (i32, i32),
+        cidr: &str,
+    ) -> Value {
         self.ec2
             .modify_security_group_rules()
             .group_id(&self.protected)
@@ -168,7 +179,7 @@ impl World {
         api_call(
             REGION,
             "ModifySecurityGroupRules",
-            user("mallory"),
+            identity,
             json!({"ModifySecurityGroupRulesRequest": {"GroupId": self.protected,
                 "SecurityGroupRule": {"SecurityGroupRuleId": rule_id, "SecurityGroupRule":
                     {"IpProtocol": "tcp", "FromPort": ports.0, "ToPort": ports.1, "CidrIpv4": cidr}}}}),

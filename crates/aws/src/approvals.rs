@@ -29,7 +29,7 @@ use sgwarden_core::rule::Peer;
 use sgwarden_core::ParseError;
 
 use crate::error::AwsError;
-use crate::item::{all_items, number, text, Item};
+use crate::item::{all_items, number, optional_text, text, Item};
 
 #[derive(Debug, Clone)]
 pub struct Approvals {
@@ -98,10 +98,27 @@ impl Approvals {
             if let Some(id) = &exemption.rule_id {
                 request = request.item("rule_id", AttributeValue::S(id.clone()));
             }
+            // A record moves forward in time only: an older call's delivery, late or
+            // repeated, never replaces the record of a newer one (RFC 3339 times of one
+            // format order as text).
+            request = match &exemption.made_at {
+                Some(time) => request
+                    .item("made_at", AttributeValue::S(time.clone()))
+                    .condition_expression(
+                        "attribute_not_exists(approval_id) OR attribute_not_exists(made_at) \
+                         OR made_at <= :made_at",
+                    )
+                    .expression_attribute_values(":made_at", AttributeValue::S(time.clone())),
+                None => request.condition_expression("attribute_not_exists(approval_id)"),
+            };
             let result = request
                 .send()
                 .await
                 .map_err(|e| AwsError::from_sdk("PutItem", &self.table, &self.region, e));
+            if result.as_ref().is_err_and(AwsError::is_condition_failed) {
+                tracing::warn!(group = %exemption.group_id, approval_id = %record_id, event = %exemption.reason, "an exemption recorded from a newer call stands; this older call's record is not written");
+                continue;
+            }
             tracing::info!(
                 target: "sgwarden::audit",
                 function,
@@ -374,16 +391,14 @@ pub fn exemption_from_item(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<Exemption, ParseError> {
     let (direction, traffic, peer) = Approval::parse_rule(&text(item, "rule")?)?;
-    let rule_id = match item.get("rule_id") {
-        None => None,
-        Some(_) => Some(text(item, "rule_id")?),
-    };
+    let rule_id = optional_text(item, "rule_id")?;
     Ok(Exemption {
         group_id: text(item, "group_id")?,
         rule: sgwarden_core::Rule::new(direction, traffic, peer),
         rule_id,
         by: text(item, "approved_by")?,
         reason: text(item, "reason")?,
+        made_at: optional_text(item, "made_at")?,
     })
 }
 

@@ -44,6 +44,17 @@ pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String,
     }
 }
 
+/// A string attribute that may be absent; present, it must be a string.
+pub fn optional_text(
+    item: &HashMap<String, AttributeValue>,
+    key: &str,
+) -> Result<Option<String>, ParseError> {
+    match item.get(key) {
+        None => Ok(None),
+        Some(_) => text(item, key).map(Some),
+    }
+}
+
 /// A whole, non-negative number attribute (epoch seconds, a sequence number).
 pub fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Result<u64, ParseError> {
     match item.get(key) {

@@ -411,6 +411,10 @@ pub struct Exemption {
     pub by: String,
     /// Why: the CloudTrail event id of the exempt call.
     pub reason: String,
+    /// When the exempt call was made (CloudTrail's `eventTime`): a record is replaced only
+    /// by one of a call made as late or later, so a late or repeated delivery of an older
+    /// exempt event cannot bring back a shape the principal has since changed.
+    pub made_at: Option<String>,
 }
 
 impl Exemption {
@@ -1322,6 +1326,7 @@ mod tests {
 
     fn exemption(rule_text: &str, rule_id: Option<&str>) -> Exemption {
         Exemption {
+            made_at: None,
             group_id: "sg-1".into(),
             rule: rule(rule_text),
             rule_id: rule_id.map(str::to_string),

@@ -535,6 +535,7 @@ impl RevertIngress {
                 rule_id: info.rule_id.clone(),
                 by: by.clone(),
                 reason: call.event_id.clone(),
+                made_at: call.event_time.clone(),
             })
             .collect();
         report.exempted = exemptions.iter().map(|e| e.rule.to_string()).collect();

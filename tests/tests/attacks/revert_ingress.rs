@@ -153,6 +153,41 @@ async fn racing_an_exempt_change_keeps_nothing_the_exempt_call_did_not_make() {
     assert!(!sweep["kept"].to_string().contains("exempt"), "{sweep}");
 }
 
+/// Attack 1 delivered late. The exempt role opens ssh as break-glass (E1, recorded), then
+/// narrows it to 10/8 (E2, the record follows); mallory widens it back to the internet (E3).
+/// If E1 is delivered again before E3 is handled (EventBridge delivers at least once, Lambda
+/// retries), its shape matches the rule again: it must not bring back the older record, so
+/// E3 is judged against the newer one and revoked.
+#[tokio::test]
+async fn a_late_delivery_of_an_exempt_event_does_not_bring_back_an_older_shape() {
+    let w = World::new().await;
+    let vars = w.guarded().await;
+    let e1 = w.admin_opens(22, "0.0.0.0/0", true).await;
+    let rule_id = created_rule_id(&e1);
+    w.serve(&vars, vec![e1.clone()]).await;
+    let mut e2 = w
+        .modify_as(
+            session("ops/", "NetworkAdmin", "bob"),
+            &rule_id,
+            (22, 22),
+            "10.0.0.0/8",
+        )
+        .await;
+    e2["detail"]["eventTime"] = json!("2026-11-22T10:05:00Z");
+    let narrowed = w.serve(&vars, vec![e2]).await;
+    assert_eq!(
+        response(&narrowed[0])["exempted"],
+        json!(["ingress tcp/22 10.0.0.0/8"])
+    );
+    let mut e3 = w.modify_by_hand(&rule_id, (22, 22), "0.0.0.0/0").await;
+    e3["detail"]["eventTime"] = json!("2026-11-22T10:07:00Z");
+    w.serve(&vars, vec![e1, e3]).await;
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+    let records = w.exemption_records(&w.protected).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["rule"], "ingress tcp/22 10.0.0.0/8");
+}
+
 /// The design gap beside attack 1: a self-registering host's role was made an exempt
 /// principal, so whoever runs code on the host could open anything for good. Bounded, the
 /// role's calls stand only for `tcp/443` from the address the call came from.
