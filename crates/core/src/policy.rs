@@ -1585,22 +1585,14 @@ mod tests {
             ]
         );
         assert_eq!(judged.len(), 4);
-        // The caller's address over IPv6, as a /128.
-        let (call, change) = exempt_call(
-            HOST_ROLE,
-            "2001:db8::7",
-            &[
-                ("tcp/443 2001:db8::7/128", "sgr-7"),
-                ("tcp/443 2001:db8::/64", "sgr-8"),
-            ],
-        );
-        let now: RuleSet = [
+        // The caller's address over IPv6, as a /128; another /128 is not the caller.
+        let v6 = [
             ("tcp/443 2001:db8::7/128", "sgr-7"),
             ("tcp/443 2001:db8::/64", "sgr-8"),
-        ]
-        .iter()
-        .map(|(t, id)| (rule(t), with_id(id)))
-        .collect();
+            ("tcp/443 2001:db8::8/128", "sgr-9"),
+        ];
+        let (call, change) = exempt_call(HOST_ROLE, "2001:db8::7", &v6);
+        let now: RuleSet = v6.iter().map(|(t, id)| (rule(t), with_id(id))).collect();
         let (stand, _) = policy.split_exempt(&call, &change, &now);
         assert_eq!(texts(&stand), vec!["ingress tcp/443 2001:db8::7/128"]);
         // A call with no address (a service made it) has no caller to match.
@@ -1957,6 +1949,20 @@ mod tests {
 
     fn cidrs(texts: &[&str]) -> BTreeSet<Peer> {
         texts.iter().map(|t| Peer::cidr(t, "").unwrap()).collect()
+    }
+
+    #[test]
+    fn a_vouched_entry_covers_what_lies_inside_it_in_its_own_family() {
+        let record = vouched("pl-x", &["10.0.0.0/8", "2001:db8::/32"]);
+        for inside in ["10.1.0.0/16", "10.0.0.0/8", "2001:db8:1::/48"] {
+            assert!(record.covers(&Peer::cidr(inside, "").unwrap()), "{inside}");
+        }
+        for outside in ["0.0.0.0/0", "11.0.0.0/8", "2001:db9::/32", "::/0"] {
+            assert!(
+                !record.covers(&Peer::cidr(outside, "").unwrap()),
+                "{outside}"
+            );
+        }
     }
 
     fn vouched(list: &str, texts: &[&str]) -> Vouched {

@@ -724,6 +724,17 @@ mod tests {
             created.rule_ids(),
             Some(vec!["sgr-1".into(), "sgr-2".into(), "sgr-3".into()])
         );
+        // A permission that named no peer at all is still malformed, response or not.
+        let peerless = json!({"groupId": "sg-1", "ipPermissions": {"items": [
+            {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22}]}});
+        let created = json!({"_return": true, "securityGroupRuleSet": {"items": [
+            {"groupId": "sg-1", "securityGroupRuleId": "sgr-1", "isEgress": false,
+             "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "0.0.0.0/0"}]}});
+        let e = parse(&call(AUTHORIZE_INGRESS, peerless, created)).unwrap_err();
+        assert_eq!(
+            e.field,
+            "detail.requestParameters.ipPermissions[0].ipRanges"
+        );
         // Without the created rules the name cannot be read exactly: refused, naming it.
         let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
         assert_eq!(
@@ -815,6 +826,11 @@ mod tests {
             change(json!({"prefixListId": "pl-2",
                 "addEntry": {"items": [{"cidr": "203.0.113.0/24"}]}, "removeEntry": {}})),
             Ok(("pl-2".into(), vec!["203.0.113.0/24".into()], vec![]))
+        );
+        // `null` entries (a producer that writes every field) name no entry either.
+        assert_eq!(
+            change(json!({"prefixListId": "pl-4", "addEntry": null, "removeEntry": null})),
+            Ok(("pl-4".into(), vec![], vec![]))
         );
         // A rename names no entry.
         assert_eq!(
