@@ -7,6 +7,7 @@
 //! unreachable. Each test owns its emulator, so tests run alone or in parallel.
 
 pub mod cloudtrail;
+pub mod cluster_world;
 pub mod emulator;
 pub mod http;
 pub mod imds;

@@ -3,158 +3,15 @@
 //! sgwarden's tables, functions or roles). Assertions read the groups and the lifecycle
 //! completion back from AWS.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, SecurityGroupRuleRequest, SecurityGroupRuleUpdate,
 };
-use aws_sdk_ec2::Client;
 use serde_json::Value;
-use sgwarden_tests::runtime::{self, Outcome};
-use sgwarden_tests::{world, Emulator};
-
-const CLUSTER: &str = "ring";
-const TABLE: &str = "sgwarden-registry";
-const PORTS: &str = "tcp/7000-7001,tcp/9042";
-const LOCAL: &str = "us-east-1";
-const PEER: &str = "eu-west-1";
-
-struct Site {
-    region: &'static str,
-    asg: String,
-    group_id: String,
-    ec2: Client,
-    instances: Vec<String>,
-}
-
-struct Cluster {
-    emulator: Emulator,
-    sites: Vec<Site>,
-}
-
-impl Cluster {
-    /// A cluster group and registry table in each region, and an Auto Scaling group of
-    /// `capacity[i]` instances in region i.
-    async fn new(capacity: [i32; 2]) -> Self {
-        let emulator = Emulator::start();
-        let mut sites = Vec::new();
-        for (region, capacity) in [LOCAL, PEER].into_iter().zip(capacity) {
-            let config = emulator.sdk_config(region).await;
-            let ec2 = Client::new(&config);
-            let autoscaling = aws_sdk_autoscaling::Client::new(&config);
-            let vpc = world::vpc(&ec2, "10.1.0.0/16").await;
-            let group_id = world::group(&ec2, &vpc, "ring-nodes", &[]).await;
-            world::registry_table(&aws_sdk_dynamodb::Client::new(&config), TABLE).await;
-            let asg = format!("ring-{region}");
-            let instances =
-                world::auto_scaling_group(&ec2, &autoscaling, region, &asg, capacity).await;
-            sites.push(Site {
-                region,
-                asg,
-                group_id,
-                ec2,
-                instances,
-            });
-        }
-        emulator.clear_calls();
-        Self { emulator, sites }
-    }
-
-    fn site(&self, region: &str) -> &Site {
-        self.sites.iter().find(|s| s.region == region).unwrap()
-    }
-
-    /// The real binary as deployed in `region` (with `extra` settings), serving `events`.
-    async fn serve(
-        &self,
-        region: &str,
-        extra: &[(&str, &str)],
-        events: Vec<Value>,
-    ) -> Vec<Outcome> {
-        let site = self.site(region);
-        let peers: Vec<String> = self
-            .sites
-            .iter()
-            .filter(|s| s.region != region)
-            .map(|s| format!("{}/{}", s.region, s.group_id))
-            .collect();
-        let mut vars: HashMap<&str, String> = HashMap::from([
-            ("SYNC_CLUSTER", CLUSTER.to_string()),
-            ("SYNC_AUTO_SCALING_GROUPS", site.asg.clone()),
-            ("SYNC_TABLE", TABLE.to_string()),
-            ("SYNC_SECURITY_GROUP_IDS", site.group_id.clone()),
-            ("SYNC_PEERS", peers.join(" ")),
-            ("SYNC_PORTS", PORTS.to_string()),
-            ("SYNC_HEARTBEAT_SECONDS", "1".to_string()),
-        ]);
-        for (k, v) in extra {
-            vars.insert(k, v.to_string());
-        }
-        let mut env: Vec<(&str, String)> = vars.into_iter().collect();
-        env.extend(self.emulator.function_env(region));
-        runtime::serve_events("asg-sync", &env, events).await
-    }
-
-    /// A group's ingress rules as EC2 holds them: `traffic peer` → (rule id, description).
-    async fn rules(&self, region: &str) -> HashMap<String, (String, String)> {
-        let site = self.site(region);
-        let out = site
-            .ec2
-            .describe_security_group_rules()
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("group-id")
-                    .values(&site.group_id)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        out.security_group_rules()
-            .iter()
-            .filter(|r| r.is_egress() == Some(false))
-            .map(|r| {
-                let ports = match (r.from_port(), r.to_port()) {
-                    (Some(a), Some(b)) if a == b => format!("{a}"),
-                    (Some(a), Some(b)) => format!("{a}-{b}"),
-                    _ => String::new(),
-                };
-                (
-                    format!(
-                        "{}/{ports} {}",
-                        r.ip_protocol().unwrap_or_default(),
-                        r.cidr_ipv4().unwrap_or_default()
-                    ),
-                    (
-                        r.security_group_rule_id().unwrap_or_default().to_string(),
-                        r.description().unwrap_or_default().to_string(),
-                    ),
-                )
-            })
-            .collect()
-    }
-
-    /// The cluster's rules for these instances' addresses, as `traffic peer`.
-    async fn cluster_rules(&self, region: &str, instances: &[String]) -> BTreeSet<String> {
-        let mut rules = BTreeSet::new();
-        for address in world::public_addresses(&self.site(region).ec2, instances).await {
-            for port in PORTS.split(',') {
-                rules.insert(format!("{port} {address}/32"));
-            }
-        }
-        rules
-    }
-
-    /// The one lifecycle completion made since the calls were last cleared.
-    fn completion(&self) -> String {
-        let completions = self.emulator.calls_of("CompleteLifecycleAction");
-        assert_eq!(completions.len(), 1, "{completions:?}");
-        completions[0].params["LifecycleActionResult"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
+use sgwarden_tests::cluster_world::*;
+use sgwarden_tests::runtime::Outcome;
+use sgwarden_tests::world;
 
 fn response(outcome: &Outcome) -> &Value {
     match outcome {
@@ -170,7 +27,7 @@ fn response(outcome: &Outcome) -> &Value {
 /// their own, hoping asg-sync removes it. asg-sync knows its rules by the ids it recorded.
 #[tokio::test]
 async fn a_stripped_marker_keeps_no_departed_node_and_a_forged_one_removes_nothing() {
-    let c = Cluster::new([2, 0]).await;
+    let c = Cluster::with_capacities([2, 0]).await;
     let local = c.site(LOCAL).instances.clone();
     let launch = world::lifecycle_event(LOCAL, &c.site(LOCAL).asg, &local[0], true);
     let outcomes = c.serve(LOCAL, &[], vec![launch]).await;
@@ -287,7 +144,7 @@ async fn a_stripped_marker_keeps_no_departed_node_and_a_forged_one_removes_nothi
 /// peer group is reported and skipped; the local group and the lifecycle go on.
 #[tokio::test]
 async fn a_peer_group_filled_to_its_quota_does_not_hold_local_scaling() {
-    let c = Cluster::new([1, 0]).await;
+    let c = Cluster::with_capacities([1, 0]).await;
     let peer = c.site(PEER);
     let filler = IpPermission::builder()
         .ip_protocol("tcp")
