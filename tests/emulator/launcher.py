@@ -53,6 +53,10 @@ GAPS, each checked against moto 5.2.5 and filled here:
     call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
     (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
     current Rust SDK uses, are served by moto 5.2.5 itself; a test pins that.)
+  * Security Hub BatchImportFindings: moto 5.2.5 takes a finding of any account under any
+    product. Security Hub takes one under a custom integration's default product only from
+    the account the finding is about; a batch breaking that is refused here (each such
+    finding in FailedFindings, AccessDeniedException). GetFindings is moto's (no filters).
   * SNS filter policies with `$or` at the top, scope MessageBody: moto 5.2.5 fails the
     publish with HTTP 500 (it matches the alternatives as message attributes). The policy is
     expanded into its alternatives here, each matched by moto's own body matcher.
@@ -259,6 +263,10 @@ class Emulator:
             refused = self.assume_role_refused(environ, account, params)
             if refused is not None:
                 return refused(environ, start_response)
+        if (service, operation) == ("securityhub", "POST /findings/import"):
+            refused = self.findings_refused(region, account, params)
+            if refused is not None:
+                return refused(environ, start_response)
         filler = self.fillers().get((service, operation))
         if filler is not None:
             return filler(region, account, params)(environ, start_response)
@@ -286,6 +294,27 @@ class Emulator:
         if not trusts(role.assume_role_policy_document, account, caller_role(environ)):
             return denied
         return None
+
+    @staticmethod
+    def findings_refused(region: str, account: str, params: dict[str, Any]) -> Response | None:
+        """Security Hub's rule for a custom integration: a finding under the account's default
+        product is taken only from the account it is about. moto takes any; a batch holding a
+        finding of another account, or under another product, is refused whole here, each such
+        finding listed in FailedFindings as Security Hub lists them."""
+        product = f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+        failed = [
+            {
+                "Id": f.get("Id", ""),
+                "ErrorCode": "AccessDeniedException",
+                "ErrorMessage": f"account {account} may not import a finding of account {f.get('AwsAccountId')} under {f.get('ProductArn')}",
+            }
+            for f in params.get("Findings", [])
+            if f.get("AwsAccountId") != account or f.get("ProductArn") != product
+        ]
+        if not failed:
+            return None
+        body = {"FailedCount": len(failed), "SuccessCount": 0, "FailedFindings": failed}
+        return Response(json.dumps(body), status=200, content_type="application/json")
 
     @staticmethod
     def service_and_region(environ: Environ) -> tuple[str, str]:

@@ -566,3 +566,64 @@ fn notify_owner_is_deployed_only_with_the_domains_its_mail_may_go_to() {
         json!({"Ref": "AllowedRecipientDomains"})
     );
 }
+
+/// Every statement of a role's policies granting `action`: `(condition, statement)`, the
+/// condition of the `Fn::If` it sits in (`None` when unconditional).
+fn grants<'t>(policies: &'t Value, action: &str) -> Vec<(Option<&'t str>, &'t Value)> {
+    let statements = policies.as_array().unwrap().iter().flat_map(|p| {
+        p.get("PolicyDocument").unwrap_or(p)["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+    });
+    statements
+        .map(|s| match s.get("Fn::If") {
+            Some(branches) => (branches[0].as_str(), &branches[1]),
+            None => (None, s),
+        })
+        .filter(|(_, s)| {
+            let actions = &s["Action"];
+            actions == action
+                || actions
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == action))
+        })
+        .collect()
+}
+
+#[test]
+fn security_hub_is_granted_only_when_its_parameter_is_on() {
+    let revert = template("revert-ingress.yaml");
+    let function = &revert["Resources"]["RevertIngressFunction"]["Properties"];
+    assert_eq!(
+        function["Environment"]["Variables"]["SECURITY_HUB"],
+        json!({"Ref": "SecurityHub"})
+    );
+    assert_eq!(revert["Parameters"]["SecurityHub"]["Default"], "false");
+    assert_eq!(
+        revert["Conditions"]["ImportsFindings"],
+        json!({"Fn::Equals": [{"Ref": "SecurityHub"}, "true"]})
+    );
+    let member = template("member.yaml");
+    assert_eq!(
+        member["Conditions"]["ImportsFindings"],
+        json!({"Fn::Equals": [{"Ref": "SecurityHub"}, "true"]})
+    );
+    for policies in [
+        &function["Policies"],
+        &member["Resources"]["MemberRole"]["Properties"]["Policies"],
+    ] {
+        let granted = grants(policies, "securityhub:BatchImportFindings");
+        assert_eq!(granted.len(), 1, "{granted:?}");
+        assert_eq!(granted[0].0, Some("ImportsFindings"));
+        assert_eq!(
+            granted[0].1["Resource"],
+            json!({"Fn::Sub": "arn:${AWS::Partition}:securityhub:*:${AWS::AccountId}:product/${AWS::AccountId}/default"})
+        );
+    }
+    let central = template("central.yaml");
+    assert_eq!(
+        central["Resources"]["RevertIngress"]["Properties"]["Parameters"]["SecurityHub"],
+        json!({"Ref": "SecurityHub"})
+    );
+}

@@ -65,6 +65,7 @@ pub struct RulesRead {
 #[derive(Debug)]
 pub struct UnreadableGroup {
     pub group_id: String,
+    pub group_name: Option<String>,
     pub vpc_id: Option<String>,
     pub tags: BTreeMap<String, String>,
     pub error: AwsError,
@@ -177,16 +178,17 @@ impl Ec2 {
         let facts = read
             .groups
             .into_iter()
-            .map(|g| (g.group_id, g.vpc_id, g.tags))
+            .map(|g| (g.group_id, g.group_name, g.vpc_id, g.tags))
             .chain(
                 read.unreadable
                     .into_iter()
-                    .map(|g| (g.group_id, g.vpc_id, g.tags)),
+                    .map(|g| (g.group_id, g.group_name, g.vpc_id, g.tags)),
             )
-            .find(|(id, _, _)| id == group_id);
+            .find(|(id, ..)| id == group_id);
         match facts {
-            Some((group_id, vpc_id, tags)) => Ok(GroupFacts {
+            Some((group_id, name, vpc_id, tags)) => Ok(GroupFacts {
                 group_id,
+                name,
                 vpc_id,
                 tags,
             }),
@@ -279,6 +281,7 @@ impl Ec2 {
                 Ok(state) => read.groups.push(state),
                 Err(error) => read.unreadable.push(UnreadableGroup {
                     group_id: group.group_id().unwrap_or_default().to_string(),
+                    group_name: group.group_name().map(str::to_string),
                     vpc_id: group.vpc_id().map(str::to_string),
                     tags: tags_of(&group),
                     error,

@@ -17,6 +17,7 @@
 //!   `cloudtrail`): sending the owner's mail, reading a resource's recorded history, and
 //!   finding who made a change.
 //! - `sns` (feature `sns`): publishing records to a topic.
+//! - `securityhub` (feature `securityhub`): importing revert-ingress's findings.
 //! - `sts` (feature `sts`): the caller's own identity.
 //! - `accounts` (feature `sts`): acting in member accounts through the member role; with
 //!   feature `organizations`, the organisation's active accounts.
@@ -46,6 +47,8 @@ pub mod item;
 #[cfg(feature = "dynamodb")]
 pub mod registry;
 pub mod sdk;
+#[cfg(feature = "securityhub")]
+pub mod securityhub;
 #[cfg(feature = "sesv2")]
 pub mod ses;
 #[cfg(feature = "sns")]

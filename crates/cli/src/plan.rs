@@ -120,14 +120,29 @@ async fn sweep_pending(
     Ok(report
         .groups
         .into_iter()
-        .map(|g| Pending {
-            account: g.account,
-            region: g.region,
-            group_id: g.group_id,
-            added: Vec::new(),
-            removed: g.revoked,
+        .map(|g| {
+            let removed = with_reasons(g.revoked, &g.reasons);
+            Pending {
+                account: g.account,
+                region: g.region,
+                group_id: g.group_id,
+                added: Vec::new(),
+                removed,
+            }
         })
         .collect())
+}
+
+/// Each revoked rule, followed by what decided it when that is more than "not allowed" (the
+/// forbid entry or preset, or the prefix list).
+fn with_reasons(revoked: Vec<String>, reasons: &[revert_ingress::KeptRule]) -> Vec<String> {
+    revoked
+        .into_iter()
+        .map(|rule| match reasons.iter().find(|r| r.rule == rule) {
+            Some(why) => format!("{rule}  ({})", why.reason),
+            None => rule,
+        })
+        .collect()
 }
 
 const GREEN: &str = "\x1b[32m";

@@ -16,6 +16,9 @@
 //! - [`event`]: typed parsing of every trigger the functions answer.
 //! - [`policy`]: revert-ingress's policy (scope, exempt, allow, approvals) and the plan
 //!   that reverts what it does not allow.
+//! - [`finding`]: revert-ingress's Security Hub findings, as data.
+//! - [`forbid`]: forbid entries and the Security Hub presets: what a rule exposes, and
+//!   `internet`.
 //! - [`settings`]: what a refused setting looks like, and readers every function shares.
 //! - [`sync`]: asg-sync's pure logic: addresses, the registry's members, desired rules, quota.
 //!
@@ -26,6 +29,8 @@ pub mod accounts;
 pub mod chat;
 pub mod error;
 pub mod event;
+pub mod finding;
+pub mod forbid;
 pub mod notify;
 pub mod plan;
 pub mod policy;

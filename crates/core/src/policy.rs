@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::error::{from_str, ParseError};
 use crate::event::{ApiCall, Principal, RuleChange};
+use crate::forbid::{forbidden_source, AddressSet, Forbid, Forbids, PresetDocument};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 
 /// A tag condition: key and exact value.
@@ -43,11 +44,12 @@ impl TagCondition {
     }
 }
 
-/// What is known of a group when it is judged. Only the id is always known; VPC and tags
-/// are read when the policy needs them ([`Policy::needs_group_details`]).
+/// What is known of a group when it is judged. Only the id is always known; name, VPC and
+/// tags are read when the policy needs them ([`Policy::needs_group_details`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupFacts {
     pub group_id: String,
+    pub name: Option<String>,
     pub vpc_id: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -60,6 +62,17 @@ pub struct Scope {
     pub vpc_ids: BTreeSet<String>,
     pub tag: Option<TagCondition>,
 }
+
+impl GroupFacts {
+    /// True when the group is its VPC's default group: EC2 names it `default`, and no other
+    /// group in a VPC may take that name.
+    pub fn is_default(&self) -> bool {
+        self.name.as_deref() == Some(DEFAULT_GROUP_NAME)
+    }
+}
+
+/// The name EC2 gives every VPC's default security group.
+pub const DEFAULT_GROUP_NAME: &str = "default";
 
 impl Scope {
     /// True when no condition is set: every group in the account is guarded.
@@ -448,6 +461,9 @@ pub struct Grants {
     /// table: a list's entries are what a rule on it grants). A list missing here is judged
     /// as unreadable: nothing is kept on the strength of a list nobody read.
     pub lists: PrefixLists,
+    /// The judged groups that are their VPC's default group (named `default` by EC2), read
+    /// beside the rules when the policy forbids every rule of a default group (EC2.2).
+    pub default_groups: BTreeSet<String>,
 }
 
 impl Grants {
@@ -611,6 +627,11 @@ pub enum Verdict {
     Exempted(String),
     /// None of the above: revert it.
     Violates,
+    /// What the rule exposes overlaps a forbid entry or preset (named, with what it forbids):
+    /// revert it, whatever allows it, unless an approval names it.
+    Forbidden(String),
+    /// A forbid-only policy (no `allow` entries): the rule matches no forbid entry.
+    NotForbidden,
     /// Kept by its shape, but the customer-managed prefix list it references holds entries
     /// that nobody vouched for and the policy does not keep on their own: revert it.
     ListWidened { list: String, entries: Vec<Peer> },
@@ -623,7 +644,10 @@ impl Verdict {
     pub fn keeps(&self) -> bool {
         !matches!(
             self,
-            Verdict::Violates | Verdict::ListWidened { .. } | Verdict::ListUnreadable { .. }
+            Verdict::Violates
+                | Verdict::Forbidden(_)
+                | Verdict::ListWidened { .. }
+                | Verdict::ListUnreadable { .. }
         )
     }
 }
@@ -636,6 +660,8 @@ impl fmt::Display for Verdict {
             Verdict::Approved(id) => write!(f, "approved ({id})"),
             Verdict::Exempted(by) => write!(f, "added by exempt principal {by}"),
             Verdict::Violates => f.write_str("not allowed by policy and not approved"),
+            Verdict::Forbidden(by) => write!(f, "forbidden by {by}"),
+            Verdict::NotForbidden => f.write_str("not forbidden by policy"),
             Verdict::ListWidened { list, entries } => {
                 let entries: Vec<String> = entries.iter().map(ToString::to_string).collect();
                 write!(
@@ -656,9 +682,10 @@ impl fmt::Display for Verdict {
 pub struct RevertPlan {
     pub revoke: RuleSet,
     pub kept: Vec<(Rule, Verdict)>,
-    /// The rules in `revoke` that go because of the prefix list they reference, with the
-    /// verdict naming the list and its entries.
-    pub by_list: Vec<(Rule, Verdict)>,
+    /// The rules in `revoke` that go for a reason beyond "not allowed", with the verdict
+    /// naming it: the forbid entry or preset that decided, or the prefix list they reference
+    /// and its entries.
+    pub reasons: Vec<(Rule, Verdict)>,
 }
 
 /// The compiled `REVERT_POLICY`: read only through its questions, so nothing outside the
@@ -668,6 +695,8 @@ pub struct Policy {
     scope: Scope,
     exempt: Exempt,
     allow: Vec<AllowEntry>,
+    /// The policy's forbid entries, then its presets, in the order written.
+    forbid: Vec<Forbid>,
     directions: BTreeSet<Direction>,
 }
 
@@ -678,6 +707,7 @@ impl Default for Policy {
             scope: Scope::default(),
             exempt: Exempt::default(),
             allow: Vec::new(),
+            forbid: Vec::new(),
             directions: [Direction::Ingress, Direction::Egress].into(),
         }
     }
@@ -692,6 +722,10 @@ struct PolicyDocument {
     exempt: ExemptDocument,
     #[serde(default)]
     allow: Vec<AllowDocument>,
+    #[serde(default)]
+    forbid: Vec<ForbidDocument>,
+    #[serde(default)]
+    presets: Vec<PresetDocument>,
     #[serde(default)]
     directions: Option<Vec<Direction>>,
 }
@@ -787,23 +821,7 @@ impl AllowDocument {
     /// The entry; `caller_allowed` lets its sources name `caller` (an exempt principal's
     /// bounds).
     fn compile(&self, caller_allowed: bool) -> Result<AllowEntry, ParseError> {
-        let protocol = match self.protocol.trim().to_ascii_lowercase().as_str() {
-            "6" => "tcp".to_string(),
-            "17" => "udp".to_string(),
-            "1" => "icmp".to_string(),
-            "58" => "icmpv6".to_string(),
-            "-1" => "all".to_string(),
-            other => other.to_string(),
-        };
-        let spelled = match (&self.ports, protocol.as_str()) {
-            (Some(ports), _) => format!("{protocol}/{}", ports.trim()),
-            // A tcp or udp entry without ports allows every port.
-            (None, "tcp" | "udp") => format!("{protocol}/0-65535"),
-            (None, _) => protocol,
-        };
-        let traffic: Traffic = spelled
-            .parse()
-            .map_err(|e: ParseError| ParseError::new("protocol", e.reason))?;
+        let traffic = entry_traffic(&self.protocol, self.ports.as_deref())?;
         if self.sources.is_empty() {
             return Err(ParseError::new("sources", "lists no source"));
         }
@@ -822,15 +840,98 @@ impl AllowDocument {
     }
 }
 
+/// The traffic of an allow or forbid entry: its protocol (a name or number, `-1`/`all`)
+/// and ports; a tcp or udp entry without ports means every port.
+fn entry_traffic(protocol: &str, ports: Option<&str>) -> Result<Traffic, ParseError> {
+    let protocol = match protocol.trim().to_ascii_lowercase().as_str() {
+        "6" => "tcp".to_string(),
+        "17" => "udp".to_string(),
+        "1" => "icmp".to_string(),
+        "58" => "icmpv6".to_string(),
+        "-1" => "all".to_string(),
+        other => other.to_string(),
+    };
+    let spelled = match (ports, protocol.as_str()) {
+        (Some(ports), _) => format!("{protocol}/{}", ports.trim()),
+        (None, "tcp" | "udp") => format!("{protocol}/0-65535"),
+        (None, _) => protocol,
+    };
+    spelled
+        .parse()
+        .map_err(|e: ParseError| ParseError::new("protocol", e.reason))
+}
+
+/// A forbid entry as written: like an allow entry, but its sources are addresses (CIDRs or
+/// `internet`) and its direction defaults to ingress (a forbid of every direction would
+/// revoke every group's default egress rule).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForbidDocument {
+    protocol: String,
+    #[serde(default)]
+    ports: Option<String>,
+    sources: Vec<String>,
+    #[serde(default)]
+    direction: Option<Direction>,
+}
+
+impl ForbidDocument {
+    fn compile(&self, name: String) -> Result<Forbid, ParseError> {
+        let traffic = entry_traffic(&self.protocol, self.ports.as_deref())?;
+        if self.sources.is_empty() {
+            return Err(ParseError::new("sources", "lists no source"));
+        }
+        let mut sources = AddressSet::default();
+        for (i, text) in self.sources.iter().enumerate() {
+            let set = forbidden_source(text).map_err(|e| e.within(&format!("sources[{i}]")))?;
+            sources = sources.union(&set);
+        }
+        Ok(Forbid {
+            name,
+            forbids: Forbids::Exposure {
+                direction: self.direction.unwrap_or(Direction::Ingress),
+                traffic: vec![traffic],
+                sources,
+                written: self
+                    .sources
+                    .iter()
+                    .map(|s| s.trim())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        })
+    }
+}
+
 impl Policy {
     /// The groups the policy guards (a sweep lists them with it).
     pub fn scope(&self) -> &Scope {
         &self.scope
     }
 
-    /// True when changes in `direction` are judged at all.
+    /// True when changes in `direction` are judged at all: the policy's `directions`, and
+    /// every direction a forbid entry or preset names.
     pub fn guards_direction(&self, direction: Direction) -> bool {
         self.directions.contains(&direction)
+            || self.forbid.iter().any(|f| match &f.forbids {
+                Forbids::DefaultGroupRules => true,
+                Forbids::Exposure { direction: d, .. } => *d == direction,
+            })
+    }
+
+    /// True when the policy keeps every rule no forbid entry matches (it has forbid entries
+    /// or presets and no `allow` entries).
+    pub fn forbids_only(&self) -> bool {
+        self.allow.is_empty() && !self.forbid.is_empty()
+    }
+
+    /// True when every rule of a VPC's default group is forbidden (the EC2.2 preset): the
+    /// function tells the core which judged groups are default groups
+    /// ([`Grants::default_groups`]).
+    pub fn forbids_default_group_rules(&self) -> bool {
+        self.forbid
+            .iter()
+            .any(|f| f.forbids == Forbids::DefaultGroupRules)
     }
 
     /// True when some principals' changes are exempt (and so recorded, not judged).
@@ -850,6 +951,27 @@ impl Policy {
                     .map_err(|e| e.within(&format!("allow[{i}]")))
             })
             .collect::<Result<_, _>>()?;
+        let mut forbid = doc
+            .forbid
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = format!("forbid[{i}]");
+                f.compile(name.clone()).map_err(|e| e.within(&name))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, preset) in doc.presets.iter().enumerate() {
+            let compiled = preset
+                .compile()
+                .map_err(|e| e.within(&format!("presets[{i}]")))?;
+            if forbid.iter().any(|f| f.name == compiled.name) {
+                return Err(ParseError::new(
+                    format!("presets[{i}]"),
+                    format!("{} is listed twice", compiled.name),
+                ));
+            }
+            forbid.push(compiled);
+        }
         let directions = match doc.directions {
             None => Policy::default().directions,
             Some(list) if list.is_empty() => {
@@ -868,13 +990,17 @@ impl Policy {
             },
             exempt: doc.exempt.compile()?,
             allow,
+            forbid,
             directions,
         })
     }
 
-    /// True when judging a group needs its VPC or tags (one read of the group).
+    /// True when judging a group needs its name, VPC or tags (one read of the group).
     pub fn needs_group_details(&self) -> bool {
-        !self.scope.vpc_ids.is_empty() || self.scope.tag.is_some() || self.exempt.tag.is_some()
+        !self.scope.vpc_ids.is_empty()
+            || self.scope.tag.is_some()
+            || self.exempt.tag.is_some()
+            || self.forbids_default_group_rules()
     }
 
     /// True when the group is guarded: in scope and not exempted by its tag.
@@ -937,6 +1063,8 @@ impl Policy {
     ) -> Verdict {
         match self.judge_shape(group_id, rule, info, grants, now) {
             Verdict::Unguarded => Verdict::Unguarded,
+            // A forbid-only policy judged the list's entries already, as what the rule exposes.
+            Verdict::NotForbidden => Verdict::NotForbidden,
             kept if kept.keeps() => self.judge_list(group_id, rule, grants, now).unwrap_or(kept),
             violates => violates,
         }
@@ -998,7 +1126,57 @@ impl Policy {
             .any(|s| matches!(s, Source::Id(id) if id == list_id))
     }
 
-    /// The verdict on a rule's shape alone: direction, allow entries, approvals, exemptions.
+    /// The verdict of the first forbid entry or preset what the rule exposes overlaps, if any:
+    /// [`Verdict::Forbidden`], or [`Verdict::ListUnreadable`] for a rule on a prefix list whose
+    /// entries are not known and whose traffic is forbidden (nothing is kept on the strength
+    /// of entries nobody read).
+    pub fn forbidden(&self, group_id: &str, rule: &Rule, grants: &Grants) -> Option<Verdict> {
+        let mut unread = None;
+        for entry in &self.forbid {
+            if !entry.traffic_meets(rule.direction, &rule.traffic) {
+                continue;
+            }
+            let sources = match &entry.forbids {
+                Forbids::DefaultGroupRules if grants.default_groups.contains(group_id) => {
+                    return Some(Verdict::Forbidden(entry.to_string()))
+                }
+                Forbids::DefaultGroupRules => continue,
+                Forbids::Exposure { sources, .. } => sources,
+            };
+            let exposes = match &rule.peer {
+                Peer::Ipv4(_) | Peer::Ipv6(_) => sources.meets(&rule.peer),
+                Peer::Group(_) => false,
+                Peer::PrefixList(list) => match grants.lists.get(list) {
+                    Some(ListEntries::Customer(entries)) => {
+                        entries.iter().any(|e| sources.meets(e))
+                    }
+                    Some(ListEntries::AwsManaged) => sources.meets_set(&AddressSet::internet()),
+                    Some(ListEntries::Unreadable(reason)) => {
+                        unread.get_or_insert_with(|| (list.clone(), reason.clone()));
+                        false
+                    }
+                    None => {
+                        unread.get_or_insert_with(|| (list.clone(), "not read".to_string()));
+                        false
+                    }
+                },
+            };
+            if exposes {
+                return Some(Verdict::Forbidden(entry.to_string()));
+            }
+        }
+        unread.map(|(list, reason)| Verdict::ListUnreadable { list, reason })
+    }
+
+    /// The verdict on a rule's shape alone: forbid entries, direction, allow entries,
+    /// approvals, exemptions.
+    ///
+    /// A forbid entry beats every allow entry and exemption: it names what must never be
+    /// open, and an allow entry or exempt principal is a standing, broad grant. Only an
+    /// approval beats it: the security team's own record of that one rule on that group,
+    /// for at most [`MAX_APPROVAL_SECONDS`], and only for a rule whose peer is what the
+    /// approval names (a CIDR or a group); a rule on a prefix list exposes the list's entries,
+    /// which anyone with `ec2:ModifyManagedPrefixList` changes after the approval.
     fn judge_shape(
         &self,
         group_id: &str,
@@ -1007,6 +1185,20 @@ impl Policy {
         grants: &Grants,
         now: u64,
     ) -> Verdict {
+        if let Some(forbidden) = self.forbidden(group_id, rule, grants) {
+            let approval = grants
+                .approvals
+                .iter()
+                .filter(|_| !matches!(rule.peer, Peer::PrefixList(_)))
+                .find(|a| a.covers(group_id, rule, now));
+            return match approval {
+                Some(approval) => Verdict::Approved(approval.approval_id.clone()),
+                None => forbidden,
+            };
+        }
+        if self.forbids_only() {
+            return Verdict::NotForbidden;
+        }
         if !self.directions.contains(&rule.direction) {
             return Verdict::Unguarded;
         }
@@ -1036,9 +1228,9 @@ impl Policy {
         for (rule, info) in rules {
             match self.judge(group_id, rule, info, grants, now) {
                 Verdict::Violates => plan.revoke.insert(rule.clone(), info.clone()),
-                by_list if !by_list.keeps() => {
+                goes if !goes.keeps() => {
                     plan.revoke.insert(rule.clone(), info.clone());
-                    plan.by_list.push((rule.clone(), by_list));
+                    plan.reasons.push((rule.clone(), goes));
                 }
                 kept => plan.kept.push((rule.clone(), kept)),
             }
@@ -1128,6 +1320,7 @@ mod tests {
     fn protected(tags: &[(&str, &str)]) -> GroupFacts {
         GroupFacts {
             group_id: "sg-1".into(),
+            name: None,
             vpc_id: Some("vpc-1".into()),
             tags: tags
                 .iter()
@@ -2021,7 +2214,7 @@ mod tests {
         let plan = policy.plan("sg-1", &rules, &widened, 0);
         assert_eq!(plan.revoke.rules().collect::<Vec<_>>(), vec![&ssh]);
         assert_eq!(plan.revoke.rule_ids(), Some(vec!["sgr-7".to_string()]));
-        assert_eq!(plan.by_list, vec![(ssh.clone(), verdict)]);
+        assert_eq!(plan.reasons, vec![(ssh.clone(), verdict)]);
         assert_eq!(plan.kept.len(), 1);
     }
 
@@ -2360,8 +2553,8 @@ mod tests {
             });
             let shape_ok = policy.allow[0].covers(&rule);
             prop_assert_eq!(!plan.revoke.contains(&rule), shape_ok && exposed_ok);
-            prop_assert_eq!(plan.by_list.len(), usize::from(shape_ok && !exposed_ok));
-            for (listed, _) in &plan.by_list {
+            prop_assert_eq!(plan.reasons.len(), usize::from(shape_ok && !exposed_ok));
+            for (listed, _) in &plan.reasons {
                 prop_assert!(plan.revoke.contains(listed));
             }
         }

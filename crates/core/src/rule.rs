@@ -175,6 +175,27 @@ impl Traffic {
     }
 }
 
+impl Traffic {
+    /// True when some packet is admitted by both: what a forbid entry asks of a rule, so a
+    /// range that spans a forbidden port, or every protocol, is caught however it is written.
+    pub fn overlaps(&self, other: &Traffic) -> bool {
+        let icmp_meet = |k: Option<u8>, c: Option<u8>, ok: Option<u8>, oc: Option<u8>| {
+            (k.is_none() || ok.is_none() || k == ok) && (c.is_none() || oc.is_none() || c == oc)
+        };
+        match (self, other) {
+            (Traffic::All, _) | (_, Traffic::All) => true,
+            (Traffic::Tcp(a), Traffic::Tcp(b)) | (Traffic::Udp(a), Traffic::Udp(b)) => {
+                a.from <= b.to && b.from <= a.to
+            }
+            (Traffic::Icmp { kind, code }, Traffic::Icmp { kind: ok, code: oc })
+            | (Traffic::Icmpv6 { kind, code }, Traffic::Icmpv6 { kind: ok, code: oc }) => {
+                icmp_meet(*kind, *code, *ok, *oc)
+            }
+            (a, b) => a == b,
+        }
+    }
+}
+
 fn port(value: Option<i64>, field: &'static str) -> Result<u16, ParseError> {
     let value = value.ok_or_else(|| ParseError::missing(field))?;
     u16::try_from(value).map_err(|_| ParseError::new(field, format!("{value} is not a port")))

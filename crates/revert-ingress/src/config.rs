@@ -15,6 +15,9 @@ pub struct RevertConfig {
     pub approvals_table: Option<String>,
     pub notify_topic_arn: Option<String>,
     pub dry_run: bool,
+    /// `SECURITY_HUB`: import one finding per reverted group (per rule a dry run would
+    /// revert) into Security Hub.
+    pub security_hub: bool,
     /// `SGWARDEN_FUNCTION_ROLE_ARN`: the function's own IAM role, so that its calls are
     /// recognised without asking STS at cold start (the template sets it).
     pub function_role_arn: Option<String>,
@@ -70,6 +73,7 @@ impl RevertConfig {
             approvals_table,
             notify_topic_arn,
             dry_run: flag("REVERT_DRY_RUN", get("REVERT_DRY_RUN"))?,
+            security_hub: flag("SECURITY_HUB", get("SECURITY_HUB"))?,
             function_role_arn,
             chat_topic_arn,
             reach: Reach::from_lookup(&get)?,

@@ -47,11 +47,13 @@ use serde_json::Value;
 use sgwarden_aws::accounts::{Place, Sessions};
 use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::sdk::{self, Regional};
+use sgwarden_aws::securityhub::SecurityHub;
 use sgwarden_aws::sns::{Chat, Topic};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
 use sgwarden_core::accounts::{other_accounts, Accounts};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
+use sgwarden_core::finding::{findings, Mode, RevokedRule, Severity, Subject};
 use sgwarden_core::policy::{
     referenced_lists, CallerIdentity, Exemption, Grants, GroupFacts, ListEntries, RevertPlan,
     Verdict, Vouched,
@@ -154,10 +156,11 @@ pub struct GroupReport {
     pub revoked: Vec<String>,
     /// Rules that stay, each with its reason.
     pub kept: Vec<KeptRule>,
-    /// The revoked rules that went because of the prefix list they reference, each with the
-    /// list and the entries nobody vouched for.
+    /// The revoked rules that went for a reason beyond "not allowed", each with it: the
+    /// forbid entry or preset that decided, or the prefix list they reference and the
+    /// entries nobody vouched for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub by_list: Vec<KeptRule>,
+    pub reasons: Vec<KeptRule>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -208,6 +211,14 @@ struct Judged<'a> {
     rules: RuleSet,
     call: Option<&'a ApiCall>,
     reason: &'static str,
+}
+
+/// The guarded groups of one account-region with the rules the core can read, why each
+/// other rule could not be read, and which groups are their VPC's default group.
+struct Guarded {
+    groups: Vec<(String, RuleSet)>,
+    unreadable: Vec<AwsError>,
+    default_groups: BTreeSet<String>,
 }
 
 /// The group a call changed and how it names the rules it changed.
@@ -263,6 +274,8 @@ pub struct RevertIngress {
     approvals: Option<Approvals>,
     topic: Option<Topic>,
     chat: Chat,
+    /// Security Hub in the own account, by region (`SECURITY_HUB=true` only).
+    hub: Option<Regional<SecurityHub>>,
 }
 
 impl RevertIngress {
@@ -279,6 +292,9 @@ impl RevertIngress {
                 .as_deref()
                 .map(|arn| Topic::new(sdk, arn)),
             chat: Chat::new(sdk, config.chat_topic_arn.as_deref()),
+            hub: config
+                .security_hub
+                .then(|| Regional::new(sdk, SecurityHub::new)),
             ec2: Regional::new(sdk, Ec2::new),
             sessions: Sessions::new(
                 sdk,
@@ -388,16 +404,30 @@ impl RevertIngress {
             self.guards(&ec2, &target.group_id),
             named_rules(&ec2, &target)
         )?;
-        if let Err(reason) = guarded {
-            return Ok(skipped(report, call, reason));
+        let facts = match guarded {
+            Ok(facts) => facts,
+            Err(reason) => return Ok(skipped(report, call, reason)),
+        };
+        let policy = &self.config.policy;
+        let mut known = Grants::default();
+        if facts.is_default() && policy.forbids_default_group_rules() {
+            known.default_groups.insert(target.group_id.clone());
         }
-        let (rules, reason) = if self.config.policy.exempts(&call.principal) {
+        let (rules, reason) = if policy.exempts(&call.principal) {
             // What the exempt call made, in the shape it made it and inside its bounds,
-            // stands; a rule reshaped since (or outside the bounds) is judged like anyone's.
-            let (stand, judged) = self.config.policy.split_exempt(call, change, &named.now);
-            let exempt = self
-                .record_exemptions(call, &target.group_id, &stand, &mut report)
+            // stands; a rule reshaped since (or outside the bounds) is judged like anyone's,
+            // and so is one a forbid entry may match: no exemption keeps a forbidden rule.
+            let (made, mut judged) = policy.split_exempt(call, change, &named.now);
+            let (exempt, exemptions) = self
+                .record_exemptions(call, &target.group_id, &made, &mut report)
                 .await?;
+            // Judged with what was just recorded (a dry run records nothing).
+            known.exemptions = exemptions;
+            for (rule, info) in &made {
+                if policy.forbidden(&target.group_id, rule, &known).is_some() {
+                    judged.insert(rule.clone(), info.clone());
+                }
+            }
             if judged.is_empty() {
                 return Ok(skipped(report, call, exempt));
             }
@@ -428,7 +458,7 @@ impl RevertIngress {
             call: Some(call),
             reason,
         };
-        let grants = self.grants_for(&judged, &ec2, now).await?;
+        let grants = self.grants_for(&judged, &ec2, known, now).await?;
         report.add(self.judge(judged, &ec2, &grants, now).await?);
         Ok(report)
     }
@@ -496,9 +526,13 @@ impl RevertIngress {
         Ok(Ok(target))
     }
 
-    /// Whether the policy guards the group: `Ok(Err(reason))` when it does not. Reads the
-    /// group only when the policy needs its VPC or tags.
-    async fn guards(&self, ec2: &Ec2, group_id: &str) -> Result<Result<(), String>, AwsError> {
+    /// What is known of the group when the policy guards it, `Ok(Err(reason))` when it does
+    /// not. Reads the group only when the policy needs its name, VPC or tags.
+    async fn guards(
+        &self,
+        ec2: &Ec2,
+        group_id: &str,
+    ) -> Result<Result<GroupFacts, String>, AwsError> {
         let policy = &self.config.policy;
         let facts = if policy.needs_group_details() {
             ec2.group_facts(group_id).await?
@@ -509,7 +543,7 @@ impl RevertIngress {
             }
         };
         Ok(if policy.guards_group(&facts) {
-            Ok(())
+            Ok(facts)
         } else {
             Err(format!(
                 "{group_id} is outside the policy's scope or exempted by its tag"
@@ -518,14 +552,15 @@ impl RevertIngress {
     }
 
     /// Records the rules an exempt principal's call made, as EC2 holds them now, so later
-    /// sweeps keep them in exactly that shape. Returns the reason the call is not judged.
+    /// sweeps keep them in exactly that shape. Returns the reason the call is not judged, and
+    /// the exemptions.
     async fn record_exemptions(
         &self,
         call: &ApiCall,
         group_id: &str,
         rules: &RuleSet,
         report: &mut Report,
-    ) -> Result<String, RevertError> {
+    ) -> Result<(String, Vec<Exemption>), RevertError> {
         let by = exempt_name(call);
         let exemptions: Vec<Exemption> = rules
             .iter()
@@ -551,7 +586,7 @@ impl RevertIngress {
                 tracing::warn!(group = group_id, "no approvals table: the exempt change is kept now but not recorded, and the next sweep judges it like any other");
             }
         }
-        Ok(format!("made by exempt principal {by}"))
+        Ok((format!("made by exempt principal {by}"), exemptions))
     }
 
     /// The grants that may keep a rule an event names: the group's own, read only when a
@@ -561,9 +596,9 @@ impl RevertIngress {
         &self,
         judged: &Judged<'_>,
         ec2: &Ec2,
+        mut grants: Grants,
         now: u64,
     ) -> Result<Grants, AwsError> {
-        let mut grants = Grants::default();
         self.add_lists_needed(judged, ec2, &mut grants, now).await?;
         let Some(table) = &self.approvals else {
             return Ok(grants);
@@ -577,7 +612,7 @@ impl RevertIngress {
         }
         let table_grants = table.for_group(judged.group_id).await?;
         grants.approvals = table_grants.approvals;
-        grants.exemptions = table_grants.exemptions;
+        grants.exemptions.extend(table_grants.exemptions);
         // A rule kept by an approval may stand on a list not read yet.
         self.add_lists_needed(judged, ec2, &mut grants, now).await?;
         Ok(grants)
@@ -598,7 +633,7 @@ impl RevertIngress {
             .plan(judged.group_id, &judged.rules, grants, now);
         let needed: BTreeSet<String> = referenced_lists(
             &self.config.policy,
-            plan.by_list.iter().map(|(rule, _)| rule),
+            plan.reasons.iter().map(|(rule, _)| rule),
         )
         .into_iter()
         .filter(|id| grants.lists.get(id).is_none())
@@ -677,8 +712,12 @@ impl RevertIngress {
         let report = self.report("api-call", Some(&call.event_id));
         let policy = &self.config.policy;
         let ids = BTreeSet::from([list_id.to_string()]);
-        let (lists, (groups, unreadable)) =
-            tokio::try_join!(ec2.prefix_lists(&ids), self.guarded_rules(ec2))?;
+        let (lists, guarded) = tokio::try_join!(ec2.prefix_lists(&ids), self.guarded_rules(ec2))?;
+        let Guarded {
+            groups,
+            unreadable,
+            default_groups,
+        } = guarded;
         for error in &unreadable {
             tracing::error!(error = %error, list = list_id, "a rule cannot be read and was not judged");
         }
@@ -718,6 +757,9 @@ impl RevertIngress {
             Some(ListEntries::Unreadable(_)) | None => {}
         }
         grants.lists = lists;
+        if policy.forbids_default_group_rules() {
+            grants.default_groups = default_groups;
+        }
         self.judge_list_rules(call, ec2, &referencing, on_list, grants, report, now)
             .await
     }
@@ -789,6 +831,9 @@ impl RevertIngress {
             };
             group_grants.vouched.clone_from(&grants.vouched);
             group_grants.lists = grants.lists.clone();
+            group_grants
+                .default_groups
+                .clone_from(&grants.default_groups);
             let judged = Judged {
                 account: call.account.as_deref(),
                 region: &call.region,
@@ -803,23 +848,27 @@ impl RevertIngress {
     }
 
     /// The sweep's grants for one account-region: `grants`, with what the prefix lists its
-    /// guarded rules reference hold (and their vouched entries) when any does.
+    /// guarded rules reference hold (and their vouched entries) when any does, and its
+    /// default groups when the policy forbids their rules.
     async fn place_grants<'g>(
         &self,
         ec2: &Ec2,
         groups: &[(String, RuleSet)],
+        default_groups: &BTreeSet<String>,
         grants: &'g Grants,
     ) -> Result<std::borrow::Cow<'g, Grants>, AwsError> {
-        let lists = referenced_lists(
-            &self.config.policy,
-            groups.iter().flat_map(|(_, rules)| rules.rules()),
-        );
-        if lists.is_empty() {
+        let policy = &self.config.policy;
+        let lists = referenced_lists(policy, groups.iter().flat_map(|(_, rules)| rules.rules()));
+        let defaults = policy.forbids_default_group_rules() && !default_groups.is_empty();
+        if lists.is_empty() && !defaults {
             return Ok(std::borrow::Cow::Borrowed(grants));
         }
-        let mut with_lists = grants.clone();
-        self.add_lists(ec2, &lists, &mut with_lists).await?;
-        Ok(std::borrow::Cow::Owned(with_lists))
+        let mut place = grants.clone();
+        if defaults {
+            place.default_groups.clone_from(default_groups);
+        }
+        self.add_lists(ec2, &lists, &mut place).await?;
+        Ok(std::borrow::Cow::Owned(place))
     }
 
     /// Plans one group's rules against the policy and its grants, revokes what violates it
@@ -850,12 +899,22 @@ impl RevertIngress {
                 reason = %judged.reason,
                 "dry run: would revoke"
             );
+            self.tell_security_hub(&judged, &plan, &plan.revoke, grants, Mode::WouldRevert, now)
+                .await;
             return Ok(group);
         }
         group.report.revoked = self.revoke(&judged, ec2, &plan).await?;
+        let gone: RuleSet = plan
+            .revoke
+            .iter()
+            .filter(|(rule, _)| group.report.revoked.contains(&rule.to_string()))
+            .map(|(rule, info)| (rule.clone(), info.clone()))
+            .collect();
+        self.tell_security_hub(&judged, &plan, &gone, grants, Mode::Reverted, now)
+            .await;
         if let Some(topic) = &self.topic {
             let mut record = revert_record(&judged, &plan.revoke, now);
-            record.reason = with_list_verdicts(record.reason, &plan.by_list);
+            record.reason = with_verdicts(record.reason, &plan.reasons);
             let message = serde_json::to_string(&record).map_err(RevertError::RecordUnwritable)?;
             topic
                 .publish(&record.subject(), &message)
@@ -865,6 +924,87 @@ impl RevertIngress {
         }
         self.chat.tell(&revert_notice(&judged, &group.report)).await;
         Ok(group)
+    }
+
+    /// Imports the findings for `rules` of the judged group into Security Hub, in the
+    /// group's account and region, when `SECURITY_HUB=true`. Best effort: a finding that
+    /// cannot be imported is logged, and the revert stands.
+    async fn tell_security_hub(
+        &self,
+        judged: &Judged<'_>,
+        plan: &RevertPlan,
+        rules: &RuleSet,
+        grants: &Grants,
+        mode: Mode,
+        now: u64,
+    ) {
+        let Some(own) = &self.hub else {
+            return;
+        };
+        if rules.is_empty() {
+            return;
+        }
+        let (hub, account) = match self.sessions.place(judged.account, judged.region).await {
+            Ok(Place::Member { sdk, account }) => (SecurityHub::new(&sdk), account),
+            Ok(Place::Own) => {
+                let account = match judged.account {
+                    Some(account) => Ok(account.to_string()),
+                    None => self.sessions.own_account().await.map(str::to_string),
+                };
+                match account {
+                    Ok(account) => (own.get(judged.region), account),
+                    Err(error) => {
+                        tracing::warn!(error = %error, "findings not imported: the account is unknown; the revert stands");
+                        return;
+                    }
+                }
+            }
+            Ok(Place::Skip(reason)) => {
+                tracing::warn!(reason = %reason, "findings not imported; the revert stands");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "findings not imported; the revert stands");
+                return;
+            }
+        };
+        let revoked: Vec<RevokedRule> = rules
+            .rules()
+            .map(|rule| {
+                let why = plan
+                    .reasons
+                    .iter()
+                    .find(|(r, _)| r == rule)
+                    .map_or_else(|| Verdict::Violates.to_string(), |(_, v)| v.to_string());
+                let entries: Option<Vec<Peer>> = match &rule.peer {
+                    Peer::PrefixList(list) => match grants.lists.get(list) {
+                        Some(ListEntries::Customer(entries)) => {
+                            Some(entries.iter().cloned().collect())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                RevokedRule {
+                    severity: Severity::of(rule, entries.as_deref()),
+                    why,
+                    rule: rule.clone(),
+                }
+            })
+            .collect();
+        let subject = Subject {
+            account,
+            region: judged.region.to_string(),
+            group_id: judged.group_id.to_string(),
+            actor: judged.call.and_then(|c| c.principal.arn.clone()),
+            event_id: judged.call.map(|c| c.event_id.clone()),
+        };
+        let at = i64::try_from(now)
+            .ok()
+            .and_then(|secs| chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0))
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        hub.tell(&findings(&subject, &revoked, mode, &at)).await;
     }
 
     /// Revokes `rules` of the judged group; returns what is gone now.
@@ -881,7 +1021,7 @@ impl RevertIngress {
             Some(account) => format!("{trigger} in account {account}"),
             None => trigger,
         };
-        let cause = with_list_verdicts(cause, &plan.by_list);
+        let cause = with_verdicts(cause, &plan.reasons);
         let applied = ec2
             .revoke(
                 judged.group_id,
@@ -997,10 +1137,13 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
-        let (groups, mut failures) = self.guarded_rules(&ec2).await?;
-        let (groups, odd) = with_rule_ids_where_needed(&ec2, groups, grants).await?;
+        let guarded = self.guarded_rules(&ec2).await?;
+        let mut failures = guarded.unreadable;
+        let (groups, odd) = with_rule_ids_where_needed(&ec2, guarded.groups, grants).await?;
         failures.extend(odd);
-        let place_grants = self.place_grants(&ec2, &groups, grants).await?;
+        let place_grants = self
+            .place_grants(&ec2, &groups, &guarded.default_groups, grants)
+            .await?;
         let grants = &*place_grants;
         let outcomes: Vec<_> = stream::iter(&groups)
             .map(|(group_id, rules)| {
@@ -1042,13 +1185,14 @@ impl RevertIngress {
     /// group DescribeSecurityGroups cannot give whole: that one is read rule by rule, with
     /// ids), and why each rule that cannot be read was not. The caller judges what was read
     /// and then fails on the rest: such a rule could be holding anything open.
-    async fn guarded_rules(
-        &self,
-        ec2: &Ec2,
-    ) -> Result<(Vec<(String, RuleSet)>, Vec<AwsError>), AwsError> {
-        let (mut groups, unreadable) = self.guarded_groups(ec2).await?;
+    async fn guarded_rules(&self, ec2: &Ec2) -> Result<Guarded, AwsError> {
+        let (mut groups, unreadable, default_groups) = self.guarded_groups(ec2).await?;
         if unreadable.is_empty() {
-            return Ok((groups, Vec::new()));
+            return Ok(Guarded {
+                groups,
+                unreadable: Vec::new(),
+                default_groups,
+            });
         }
         let ids: Vec<String> = unreadable.into_iter().map(|g| g.group_id).collect();
         let read = ec2.readable_rules_of_groups(&ids).await?;
@@ -1056,36 +1200,71 @@ impl RevertIngress {
             let rules = rules_in(&read.records, &id, None);
             groups.push((id, rules));
         }
-        Ok((groups, read.unreadable))
+        Ok(Guarded {
+            groups,
+            unreadable: read.unreadable,
+            default_groups,
+        })
     }
 
     /// The groups the policy guards among those EC2 lists for its scope, each with its rules
-    /// (without their ids), and those whose rules could not all be read.
+    /// (without their ids), those whose rules could not all be read, and which of them are
+    /// their VPC's default group.
+    #[allow(clippy::type_complexity)]
     async fn guarded_groups(
         &self,
         ec2: &Ec2,
-    ) -> Result<(Vec<(String, RuleSet)>, Vec<UnreadableGroup>), AwsError> {
+    ) -> Result<
+        (
+            Vec<(String, RuleSet)>,
+            Vec<UnreadableGroup>,
+            BTreeSet<String>,
+        ),
+        AwsError,
+    > {
         let policy = &self.config.policy;
-        let guards = |group_id: &str, vpc_id: &Option<String>, tags: &BTreeMap<String, String>| {
-            policy.guards_group(&GroupFacts {
-                group_id: group_id.to_string(),
-                vpc_id: vpc_id.clone(),
-                tags: tags.clone(),
-            })
+        let facts = |group_id: &str,
+                     name: &Option<String>,
+                     vpc_id: &Option<String>,
+                     tags: &BTreeMap<String, String>| GroupFacts {
+            group_id: group_id.to_string(),
+            name: name.clone(),
+            vpc_id: vpc_id.clone(),
+            tags: tags.clone(),
         };
         let read = ec2.groups_in_scope(policy.scope()).await?;
-        let guarded = read
-            .groups
-            .into_iter()
-            .filter(|g| guards(&g.group_id, &g.vpc_id, &g.tags))
-            .map(|g| (g.group_id, g.rules))
-            .collect();
-        let unreadable = read
-            .unreadable
-            .into_iter()
-            .filter(|g| guards(&g.group_id, &g.vpc_id, &g.tags))
-            .collect();
-        Ok((guarded, unreadable))
+        let mut default_groups = BTreeSet::new();
+        let mut guarded = Vec::new();
+        for group in read.groups {
+            let facts = facts(
+                &group.group_id,
+                &group.group_name,
+                &group.vpc_id,
+                &group.tags,
+            );
+            if policy.guards_group(&facts) {
+                if facts.is_default() {
+                    default_groups.insert(group.group_id.clone());
+                }
+                guarded.push((group.group_id, group.rules));
+            }
+        }
+        let mut unreadable = Vec::new();
+        for group in read.unreadable {
+            let facts = facts(
+                &group.group_id,
+                &group.group_name,
+                &group.vpc_id,
+                &group.tags,
+            );
+            if policy.guards_group(&facts) {
+                if facts.is_default() {
+                    default_groups.insert(group.group_id.clone());
+                }
+                unreadable.push(group);
+            }
+        }
+        Ok((guarded, unreadable, default_groups))
     }
 
     /// Every approval and exemption of the table (none without one).
@@ -1104,12 +1283,13 @@ const LIST_REASON: &str = "the prefix list it references was changed to hold ent
 /// Who vouches for a list's entries on first use, and why.
 const FIRST_USE: &str = "first use";
 
-/// `text`, followed by the verdicts of the rules revoked for their prefix list, if any.
-fn with_list_verdicts(text: String, by_list: &[(sgwarden_core::Rule, Verdict)]) -> String {
-    if by_list.is_empty() {
+/// `text`, followed by the verdicts of the rules revoked for a forbid entry or their prefix
+/// list, if any.
+fn with_verdicts(text: String, reasons: &[(sgwarden_core::Rule, Verdict)]) -> String {
+    if reasons.is_empty() {
         return text;
     }
-    let verdicts: Vec<String> = by_list
+    let verdicts: Vec<String> = reasons
         .iter()
         .map(|(rule, verdict)| format!("{rule}: {verdict}"))
         .collect();
@@ -1356,8 +1536,8 @@ fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
                 reason: verdict.to_string(),
             })
             .collect(),
-        by_list: plan
-            .by_list
+        reasons: plan
+            .reasons
             .iter()
             .map(|(rule, verdict)| KeptRule {
                 rule: rule.to_string(),

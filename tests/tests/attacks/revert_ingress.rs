@@ -618,7 +618,7 @@ mod prefix_list {
         // Read back from EC2: the rule on the widened list is gone, revoked by its id.
         assert_eq!(w.rules().await, Vec::<String>::new(), "{report}");
         assert_eq!(report["groups"][0]["revoked"], json!([w.ssh()]), "{report}");
-        let why = report["groups"][0]["by_list"][0]["reason"]
+        let why = report["groups"][0]["reasons"][0]["reason"]
             .as_str()
             .unwrap();
         assert!(why.contains(&w.list) && why.contains("0.0.0.0/0"), "{why}");
