@@ -165,6 +165,48 @@ async fn a_member_account_s_change_is_reverted_there_through_the_member_role() {
 }
 
 #[tokio::test]
+async fn a_member_s_finding_is_imported_in_the_member_account_through_the_member_role() {
+    let emulator = Emulator::start();
+    let (ec2, group) = member(&emulator, MEMBER).await;
+    emulator.create_role(MEMBER, "/", MEMBER_ROLE, &[CENTRAL]);
+    let event = opened_in(&ec2, MEMBER, &group, user("mallory")).await;
+    emulator.clear_calls();
+    let mut env = emulator.function_env(REGION);
+    env.extend([
+        ("REVERT_POLICY", POLICY.to_string()),
+        ("SGWARDEN_MEMBER_ROLE", MEMBER_ROLE.to_string()),
+        ("SGWARDEN_FUNCTION_ROLE_ARN", FUNCTION_ROLE.to_string()),
+        ("SECURITY_HUB", "true".to_string()),
+    ]);
+    let outcomes = runtime::serve_events("revert-ingress", &env, vec![event]).await;
+    assert!(
+        matches!(outcomes[0], Outcome::Response { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(rules(&ec2, &group).await, ["tcp/443 10.0.0.0/8"]);
+    // Security Hub takes a finding about the member only from the member (the emulator
+    // refuses any other, as Security Hub does): imported with the member role's session.
+    let imports = emulator.calls_of("POST /findings/import");
+    assert_eq!(imports.len(), 1, "{imports:?}");
+    assert_eq!(imports[0].account, MEMBER);
+    let finding = &imports[0].params["Findings"][0];
+    assert_eq!(finding["AwsAccountId"], MEMBER);
+    assert_eq!(
+        finding["ProductArn"],
+        format!("arn:aws:securityhub:{REGION}:{MEMBER}:product/{MEMBER}/default")
+    );
+    assert_eq!(
+        finding["Resources"][0]["Id"],
+        format!("arn:aws:ec2:{REGION}:{MEMBER}:security-group/{group}")
+    );
+    assert_eq!(
+        emulator.calls_of("AssumeRole").len(),
+        1,
+        "the revert's session, reused"
+    );
+}
+
+#[tokio::test]
 async fn without_a_member_role_another_account_s_event_is_skipped_and_nothing_changes() {
     let emulator = Emulator::start();
     let (ec2, group) = member(&emulator, MEMBER).await;

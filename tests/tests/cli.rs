@@ -200,6 +200,47 @@ async fn run_replays_an_event_through_the_real_handler() {
 }
 
 #[tokio::test]
+async fn plan_revert_ingress_names_the_preset_that_decided_each_revert() {
+    let emulator = Emulator::start();
+    let ec2 = Client::new(&emulator.sdk_config(REGION).await);
+    let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
+    let group = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
+    world::hand_rule(&ec2, &group, 3306, "0.0.0.0/0", "drift").await;
+    world::hand_rule(&ec2, &group, 3306, "10.0.0.0/8", "app").await;
+    world::hand_rule(&ec2, &group, 443, "0.0.0.0/0", "web").await;
+    let policy = (
+        "REVERT_POLICY",
+        r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
+            "presets": ["security-hub-ec2-19"],
+            "forbid": [{"protocol": "tcp", "ports": "443", "sources": ["0.0.0.0/1"]}]}"#
+            .to_string(),
+    );
+    let out = sgwarden(
+        &emulator,
+        &["plan", "revert-ingress"],
+        std::slice::from_ref(&policy),
+        None,
+    )
+    .await;
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        format!(
+            "{ACCOUNT} {REGION} {group}\n\
+             \x20 - ingress tcp/443 0.0.0.0/0  (forbidden by forbid[0]: ingress tcp/443 from 0.0.0.0/1)\n\
+             \x20 - ingress tcp/3306 0.0.0.0/0  (forbidden by security-hub-ec2-19: ingress tcp/20, \
+             tcp/21, tcp/22, … (24 ranges) from internet)\n\
+             2 change(s) pending in 1 group(s).\n"
+        )
+    );
+    assert_eq!(
+        ingress(&emulator, REGION, &group).await.len(),
+        3,
+        "a plan changes nothing"
+    );
+}
+
+#[tokio::test]
 async fn plan_revert_ingress_shows_the_sweep_and_exits_2_while_changes_are_pending() {
     let emulator = Emulator::start();
     let ec2 = Client::new(&emulator.sdk_config(REGION).await);

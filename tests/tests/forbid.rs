@@ -129,6 +129,49 @@ async fn a_forbid_only_policy_reverts_ssh_from_the_internet_and_keeps_everything
 }
 
 #[tokio::test]
+async fn a_forbid_only_policy_sweeps_every_group_without_a_scope() {
+    let w = World::new().await;
+    for group in [&w.protected, &w.open] {
+        w.authorize(
+            group,
+            user("mallory"),
+            json!([permission(
+                "tcp",
+                Some((22, 22)),
+                &["0.0.0.0/0", "10.0.0.0/8"],
+                &[]
+            )]),
+            true,
+        )
+        .await;
+    }
+    let outcomes = w
+        .serve(
+            &policy(SSH_FROM_INTERNET),
+            vec![world::scheduled_event(REGION)],
+        )
+        .await;
+    let report = ok(&outcomes[0]);
+    assert!(report["skipped"].is_null(), "{report}");
+    for group in [&w.protected, &w.open] {
+        assert_eq!(
+            w.rules(group).await,
+            vec!["ingress tcp/22 10.0.0.0/8", PRE_EXISTING],
+            "{report}"
+        );
+    }
+    // Every group's default egress rule stays: nothing forbids it.
+    let egress = sgwarden_aws::Ec2::new(&w.emulator.sdk_config(REGION).await)
+        .read_group(&w.open)
+        .await
+        .unwrap()
+        .rules
+        .direction(sgwarden_core::Direction::Egress)
+        .len();
+    assert_eq!(egress, 1);
+}
+
+#[tokio::test]
 async fn every_evasion_of_a_forbid_entry_is_reverted_by_event_and_by_sweep() {
     let w = World::new().await;
     let dynamodb = w.approvals().await;

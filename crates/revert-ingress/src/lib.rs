@@ -1051,9 +1051,13 @@ impl RevertIngress {
     /// The approvals table is read once, in parallel with finding the places to sweep.
     async fn sweep(&self, now: u64) -> Result<Report, RevertError> {
         let mut report = self.report("sweep", None);
-        if self.config.policy.scope().is_everything() {
+        // An allow list over every group would revoke every default egress rule; a policy
+        // that only forbids keeps everything it does not name, so it may sweep everything.
+        let policy = &self.config.policy;
+        if policy.scope().is_everything() && !policy.forbids_only() {
             let reason = "the sweep needs a scope (group_ids, vpc_ids or tag) in REVERT_POLICY; \
-                          with none it would judge every group of the account"
+                          with none it would judge every group of the account against the \
+                          allow list"
                 .to_string();
             tracing::warn!(reason = %reason, "sweep skipped");
             report.skipped = Some(reason);
