@@ -10,5 +10,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod asg_sync;
+mod forbid;
 mod notify_owner;
 mod revert_ingress;
