@@ -141,6 +141,8 @@ async fn revert_ingress_receives_every_rule_change_and_nothing_else() {
         "cloudtrail-modify-security-group-rules.json",
         // A prefix list widened: every rule on it exposes the new entries.
         "cloudtrail-modify-managed-prefix-list.json",
+        "cloudtrail-restore-managed-prefix-list-version.json",
+        "cloudtrail-restore-managed-prefix-list-version.json",
     ]
     .into_iter()
     .map(|name| (name.to_string(), sample(name), true))
@@ -409,6 +411,7 @@ async fn member_accounts_forward_exactly_what_the_central_functions_handle() {
         "cloudtrail-authorize-egress.json",
         "cloudtrail-modify-security-group-rules.json",
         "cloudtrail-modify-managed-prefix-list.json",
+        "cloudtrail-restore-managed-prefix-list-version.json",
     ]
     .into_iter()
     .map(|name| (name.to_string(), sample(name), true))

@@ -78,7 +78,8 @@ enum Command {
     /// approver. A rule inside the approval (same direction, traffic inside, peer inside) is
     /// kept by events and sweeps until it expires; the first sweep after that revokes it.
     /// Refused: a rule that does not parse, more than 7 days (longer access belongs in the
-    /// policy), and 0.0.0.0/0 or ::/0 without --allow-anywhere.
+    /// policy), and a wide part of the internet (0.0.0.0/0, 0.0.0.0/1, ::/1: a public range
+    /// wider than a /8, or an IPv6 /32) without --allow-anywhere.
     Approve(ApproveArgs),
     /// List the approvals table (approvals, soonest to expire first, and exemption records),
     /// or revoke one.

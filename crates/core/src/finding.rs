@@ -153,8 +153,24 @@ pub const GENERATOR_ID: &str = "sgwarden-revert-ingress";
 pub const FINDING_TYPE: &str =
     "Software and Configuration Checks/AWS Security Best Practices/Network Reachability";
 
-/// Security Hub's limit on a description.
+/// Security Hub's limits: a description, a title, a `ProductFields` value (a finding over
+/// any of them is refused whole).
 const DESCRIPTION_LIMIT: usize = 1024;
+const TITLE_LIMIT: usize = 256;
+const FIELD_LIMIT: usize = 2048;
+
+/// `text` cut to at most `limit` bytes on a character boundary, ending in `...` when cut.
+fn cut(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut end = limit - 3;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("...");
+    }
+    text
+}
 
 /// The partition a region is in.
 pub fn partition(region: &str) -> &'static str {
@@ -241,19 +257,14 @@ fn finding(subject: &Subject, rules: &[RevokedRule], mode: Mode, at: &str) -> Fi
             "would revoke (dry run)",
         ),
     };
-    let mut description = format!(
-        "revert-ingress {verb} from {} what {who} opened: {}",
-        subject.group_id,
-        listed.join("; ")
+    let description = cut(
+        format!(
+            "revert-ingress {verb} from {} what {who} opened: {}",
+            subject.group_id,
+            listed.join("; ")
+        ),
+        DESCRIPTION_LIMIT,
     );
-    if description.len() > DESCRIPTION_LIMIT {
-        let mut cut = DESCRIPTION_LIMIT - 3;
-        while !description.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        description.truncate(cut);
-        description.push_str("...");
-    }
     let mut product_fields = vec![
         ("sgwarden/mode".to_string(), mode.word().to_string()),
         ("sgwarden/rules".to_string(), texts.join("; ")),
@@ -272,6 +283,10 @@ fn finding(subject: &Subject, rules: &[RevokedRule], mode: Mode, at: &str) -> Fi
     if let Some(event) = &subject.event_id {
         product_fields.push(("sgwarden/event".to_string(), event.clone()));
     }
+    let product_fields = product_fields
+        .into_iter()
+        .map(|(key, value)| (key, cut(value, FIELD_LIMIT)))
+        .collect();
     let partition = partition(&subject.region);
     Finding {
         id,
@@ -280,7 +295,7 @@ fn finding(subject: &Subject, rules: &[RevokedRule], mode: Mode, at: &str) -> Fi
         aws_account_id: subject.account.clone(),
         region: subject.region.clone(),
         types: vec![FINDING_TYPE.to_string()],
-        title,
+        title: cut(title, TITLE_LIMIT),
         description,
         severity,
         mode,
@@ -395,6 +410,12 @@ mod tests {
         assert!(findings(&subject(), &[], Mode::Reverted, "t").is_empty());
     }
 
+    fn rules_of(n: u16) -> Vec<RevokedRule> {
+        (0..n)
+            .map(|p| revoked(&format!("tcp/{p} 0.0.0.0/0")))
+            .collect()
+    }
+
     #[test]
     fn a_long_description_is_cut_to_security_hub_s_limit() {
         let rules: Vec<RevokedRule> = (0..200)
@@ -402,6 +423,23 @@ mod tests {
             .collect();
         let f = &findings(&subject(), &rules, Mode::Reverted, "t")[0];
         assert!(f.description.len() <= DESCRIPTION_LIMIT && f.description.ends_with("..."));
+        for (key, value) in &f.product_fields {
+            assert!(value.len() <= FIELD_LIMIT, "{key}: {}", value.len());
+        }
+        let rules = f
+            .product_fields
+            .iter()
+            .find(|(k, _)| k == "sgwarden/rules")
+            .unwrap();
+        assert!(rules.1.ends_with("..."));
+        assert_eq!(cut("ab".repeat(10), 20), "ab".repeat(10));
+        assert_eq!(cut("é".repeat(10), 8), "éé...");
+        let long = Subject {
+            group_id: "sg-".to_string() + &"9".repeat(300),
+            ..subject()
+        };
+        let one = findings(&long, &rules_of(1), Mode::WouldRevert, "t");
+        assert!(one[0].title.len() <= TITLE_LIMIT);
         assert_eq!(partition("cn-north-1"), "aws-cn");
         assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
         assert_eq!(digest("a"), digest("a"));

@@ -285,6 +285,12 @@ impl Approval {
 /// the policy's `allow` list, reviewed like any other change to it.
 pub const MAX_APPROVAL_SECONDS: u64 = 7 * 24 * 3600;
 
+/// An approval of a public IPv4 range with a prefix shorter than this (more than 16 million
+/// addresses), or of an IPv6 range shorter than [`WIDE_IPV6`] (more than an ISP's
+/// allocation), needs `--allow-anywhere`.
+pub const WIDE_IPV4: u8 = 8;
+pub const WIDE_IPV6: u8 = 32;
+
 /// What an operator asks to approve (`sgwarden approve`), before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRequest {
@@ -294,7 +300,8 @@ pub struct ApprovalRequest {
     /// How long it lasts, in seconds.
     pub seconds: u64,
     pub reason: String,
-    /// Lets the approval cover `0.0.0.0/0` or `::/0`, which is refused otherwise.
+    /// Lets the approval cover a wide part of the internet (`0.0.0.0/0`, `0.0.0.0/1`, `::/1`:
+    /// wider than [`WIDE_IPV4`] or [`WIDE_IPV6`]), which is refused otherwise.
     pub allow_anywhere: bool,
 }
 
@@ -345,26 +352,28 @@ impl ApprovalRequest {
                 ),
             ));
         }
-        let anywhere = |peer: &Peer| match peer {
-            Peer::Ipv4(net) => net.prefix_len() == 0,
-            Peer::Ipv6(net) => net.prefix_len() == 0,
-            _ => false,
+        // An approval is the one thing that keeps a forbidden rule, so "anywhere" is judged
+        // on what a range holds, not on its spelling: `0.0.0.0/1` is half the internet.
+        let anywhere = |peer: &Peer| {
+            let wide = match peer {
+                Peer::Ipv4(net) => net.prefix_len() < WIDE_IPV4,
+                Peer::Ipv6(net) => net.prefix_len() < WIDE_IPV6,
+                _ => false,
+            };
+            wide && crate::forbid::reaches_internet(peer)
         };
+        let wide = format!(
+            "a wide part of the internet (wider than a /{WIDE_IPV4}, or an IPv6 /{WIDE_IPV6}); \
+             say --allow-anywhere if that is meant"
+        );
         if anywhere(&peer) && !self.allow_anywhere {
-            return Err(ParseError::new(
-                "rule",
-                format!(
-                    "{peer} is anywhere on the internet; say --allow-anywhere if that is meant"
-                ),
-            ));
+            return Err(ParseError::new("rule", format!("{peer} is {wide}")));
         }
         if let Some(entry) = reaches.iter().find(|e| anywhere(e)) {
             if !self.allow_anywhere {
                 return Err(ParseError::new(
                     "rule",
-                    format!(
-                        "{peer} holds {entry}, anywhere on the internet; say --allow-anywhere if that is meant"
-                    ),
+                    format!("{peer} holds {entry}, {wide}"),
                 ));
             }
         }
@@ -1903,10 +1912,10 @@ mod tests {
             Some("egress tcp/443 0.0.0.0/0")
         );
         assert!(
-            request("tcp/22 0.0.0.0/1", 60)
+            request("tcp/22 11.0.0.0/8", 60)
                 .approve("a", "me", 0)
                 .is_ok(),
-            "only /0 is anywhere"
+            "a /8 is not anywhere"
         );
     }
 
@@ -2456,10 +2465,45 @@ mod tests {
         }
         .approve_reaching("a", "me", 0, &reaches)
         .is_ok());
-        assert!(list
-            .approve_reaching("a", "me", 0, &[Peer::cidr("0.0.0.0/1", "").unwrap()])
-            .is_ok());
+        // Half the internet is as wide as all of it; a private or narrow range is not.
+        for wide in ["0.0.0.0/1", "::/1", "10.0.0.0/7"] {
+            assert!(list
+                .approve_reaching("a", "me", 0, &[Peer::cidr(wide, "").unwrap()])
+                .is_err());
+        }
+        for narrow in ["10.0.0.0/8", "11.0.0.0/8", "fc00::/7", "2001:db8::/32"] {
+            assert!(list
+                .approve_reaching("a", "me", 0, &[Peer::cidr(narrow, "").unwrap()])
+                .is_ok());
+        }
         assert!(list.approve("a", "me", 0).is_ok());
+    }
+
+    #[test]
+    fn approving_a_wide_part_of_the_internet_needs_allow_anywhere_however_it_is_written() {
+        let refused = |rule: &str| request(rule, 60).approve("a", "me", 0).is_err();
+        for wide in [
+            "tcp/22 0.0.0.0/1",
+            "tcp/22 128.0.0.0/1",
+            "tcp/22 ::/1",
+            "tcp/22 2000::/3",
+            "tcp/22 8.0.0.0/7",
+        ] {
+            assert!(refused(wide), "{wide}");
+            let asked = ApprovalRequest {
+                allow_anywhere: true,
+                ..request(wide, 60)
+            };
+            assert!(asked.approve("a", "me", 0).is_ok(), "{wide}");
+        }
+        for fine in [
+            "tcp/22 9.0.0.0/8",
+            "tcp/22 2600:1f00::/32",
+            "tcp/22 fc00::/7",
+            "tcp/22 sg-1",
+        ] {
+            assert!(!refused(fine), "{fine}");
+        }
     }
 
     fn any_list_rule() -> impl Strategy<Value = (Rule, BTreeSet<Peer>, BTreeSet<Peer>)> {

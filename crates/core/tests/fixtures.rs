@@ -237,6 +237,23 @@ fn real_config_messages_give_rule_diffs() {
 }
 
 #[test]
+fn a_prefix_list_restore_names_the_list_and_no_entries() {
+    let Trigger::ApiCall(call) = sample("cloudtrail-restore-managed-prefix-list-version.json")
+    else {
+        panic!("not an API call")
+    };
+    assert_eq!(
+        call.outcome,
+        CallOutcome::Succeeded(RuleChange::ListModify {
+            list_id: "pl-0a1b2c3d4e5f60718".into(),
+            added: Default::default(),
+            removed: Default::default(),
+            restored: true,
+        })
+    );
+}
+
+#[test]
 fn a_prefix_list_modify_names_the_list_and_what_it_added() {
     let Trigger::ApiCall(call) = sample("cloudtrail-modify-managed-prefix-list.json") else {
         panic!("not an API call")
@@ -245,6 +262,7 @@ fn a_prefix_list_modify_names_the_list_and_what_it_added() {
         list_id,
         added,
         removed,
+        restored: false,
     }) = call.outcome
     else {
         panic!("not a prefix-list modify")

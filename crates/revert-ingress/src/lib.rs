@@ -393,8 +393,16 @@ impl RevertIngress {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(skipped(report, call, reason)),
         };
-        if let RuleChange::ListModify { list_id, added, .. } = change {
-            return self.on_list_change(call, &ec2, list_id, added, now).await;
+        if let RuleChange::ListModify {
+            list_id,
+            added,
+            restored,
+            ..
+        } = change
+        {
+            return self
+                .on_list_change(call, &ec2, list_id, added, *restored, now)
+                .await;
         }
         let target = match self.target(&ec2, change).await? {
             Ok(target) => target,
@@ -701,12 +709,16 @@ impl RevertIngress {
     /// are, and a list with no record yet starts from what it holds but what this call
     /// added. An AWS-managed list is left alone; a list no guarded rule and no allow entry
     /// references is skipped.
+    ///
+    /// A `RestoreManagedPrefixListVersion` names no entries: every entry the list holds now is
+    /// taken as added by the call.
     async fn on_list_change(
         &self,
         call: &ApiCall,
         ec2: &Ec2,
         list_id: &str,
         added: &BTreeSet<Peer>,
+        restored: bool,
         now: u64,
     ) -> Result<Report, RevertError> {
         let report = self.report("api-call", Some(&call.event_id));
@@ -747,6 +759,7 @@ impl RevertIngress {
                 ))
             }
             Some(ListEntries::Customer(entries)) => {
+                let added = if restored { entries } else { added };
                 grants.vouched = self
                     .follow_list(call, list_id, entries, added)
                     .await?
@@ -818,7 +831,10 @@ impl RevertIngress {
                 "no guarded rule references the list".to_string(),
             ));
         }
-        let records = ec2.rules_of_groups(groups).await?;
+        // A rule the core cannot read beside the rules on the list holds nothing up: what
+        // can be read is judged first, then the invocation fails naming the odd rule.
+        let read = ec2.readable_rules_of_groups(groups).await?;
+        let records = read.records;
         for group_id in groups {
             let rules: RuleSet = rules_in(&records, group_id, None)
                 .iter()
@@ -843,6 +859,10 @@ impl RevertIngress {
                 reason: LIST_REASON,
             };
             report.add(self.judge(judged, ec2, &group_grants, now).await?);
+        }
+        if let Some(error) = read.unreadable.into_iter().next() {
+            tracing::error!(error = %error, revoked = %report.groups.iter().flat_map(|g| &g.revoked).cloned().collect::<Vec<_>>().join("; "), "a rule cannot be read and was not judged; every readable rule on the list was");
+            return Err(error.into());
         }
         Ok(report)
     }

@@ -4,9 +4,9 @@
 //! preset. Each change is made for real in the emulator, its CloudTrail event served to the
 //! real binary through the Runtime API, and the rules read back from EC2.
 //!
-//! The first tests are attacks that **work on the code they were written against** (each
-//! FAILS there, which is the point; see each one's comment for the root cause). The tests
-//! after them are attacks that are defended, kept for the coverage they add beside
+//! The first five are attacks that worked on the first forbid code (each failed on its
+//! binaries; each comment says what the hole was and what closes it now). The tests after
+//! them are attacks that were defended from the start, kept for the coverage they add beside
 //! `tests/forbid.rs`.
 
 use std::path::PathBuf;
@@ -192,15 +192,16 @@ async fn findings(w: &World) -> Vec<AwsSecurityFinding> {
 // ---------------------------------------------------------------------------------------
 // Attacks that work (each test FAILS on the code it was written against).
 
-/// FAILS. A rule the core cannot read, anywhere in a group holding a rule on a prefix list,
-/// makes that list's `ModifyManagedPrefixList` event fail: the widened list keeps ssh open
+/// Attack (closed). A rule the core cannot read, anywhere in a group holding a rule on a prefix list,
+/// made that list's `ModifyManagedPrefixList` event fail before judging: the widened list kept ssh open
 /// to the internet until the next sweep (never, for a forbid-only policy without a scope).
 ///
-/// Root cause: `RevertIngress::judge_list_rules` reads the referencing groups' rules with
+/// The hole was: `RevertIngress::judge_list_rules` reads the referencing groups' rules with
 /// `Ec2::rules_of_groups` (`describe_rules`), which fails on the first unreadable rule,
 /// although `on_list_change` found the groups with `guarded_rules`, which tolerates one.
 /// Attack 5's defence (`an_unreadable_rule_in_a_group_does_not_stop_its_events_being_judged`)
-/// covers the authorize path only.
+/// covered the authorize path only. Closed by: the list path reads what it can
+/// (`readable_rules_of_groups`), judges it, then fails naming the odd rule.
 #[tokio::test]
 async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_list_s_event() {
     let w = World::new().await;
@@ -233,23 +234,32 @@ async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_lis
         "ssh from the widened list is still open: {:?}",
         outcomes[0]
     );
-    assert_eq!(
-        revoked(ok(&outcomes[0])),
-        vec![format!("ingress tcp/22 {list}")]
-    );
+    // Judged first, then the invocation fails naming the rule it could not read (the
+    // Errors alarm; the sweep does the same), as the odd rule could be on the list too.
+    match &outcomes[0] {
+        Outcome::Error { body, .. } => assert!(
+            body["errorMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("cannot read"),
+            "{body}"
+        ),
+        other => panic!("the odd rule went unreported: {other:?}"),
+    }
 }
 
-/// FAILS. `RestoreManagedPrefixListVersion` puts back the entries of an older version of a
+/// Attack (closed). `RestoreManagedPrefixListVersion` puts back the entries of an older version of a
 /// list, with no `ModifyManagedPrefixList` call: a list that held `0.0.0.0/0` once, emptied of
 /// it before a rule pointed at it, is restored after. The README calls it "not a trigger (the
 /// sweep catches it)", but a forbid-only policy without a scope has no sweep (the sweep
 /// refuses an empty scope), so ssh stays open to the internet for good.
 ///
-/// Root cause: `sgwarden_core::event::cloudtrail::parse_change` knows only
+/// The hole was: `sgwarden_core::event::cloudtrail::parse_change` knows only
 /// `ModifyManagedPrefixList` among list changes (the event is refused as not understood),
 /// and `RevertIngress::sweep` skips a policy whose scope is everything, forbid-only or not.
 /// Moto has no `RestoreManagedPrefixListVersion`: the restore is made by hand (the same
-/// entries) and its CloudTrail event served.
+/// entries) and its CloudTrail event served. Closed by: the restore is a trigger, judged like
+/// a modify whose additions are every entry the list holds (none vouched for by the call).
 #[tokio::test]
 async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_good() {
     let w = World::new().await;
@@ -284,9 +294,11 @@ async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_g
         json!({"RestoreManagedPrefixListVersionResponse": {"prefixList": {"prefixListId": list,
             "version": 3}}}),
     );
-    let outcomes = w
-        .serve(&vars, vec![restore, world::scheduled_event(REGION)])
-        .await;
+    let outcomes = w.serve(&vars, vec![restore]).await;
+    assert_eq!(
+        revoked(ok(&outcomes[0])),
+        vec![format!("ingress tcp/22 {list}")]
+    );
     let ssh = format!("ingress tcp/22 {list}");
     assert!(
         !w.rules(&w.protected).await.contains(&ssh),
@@ -294,13 +306,15 @@ async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_g
     );
 }
 
-/// FAILS. `CreateSecurityGroup` gives every new group an egress rule to `0.0.0.0/0` with no
+/// Attack (closed). `CreateSecurityGroup` gives every new group an egress rule to `0.0.0.0/0` with no
 /// authorize call. Under a forbid of egress to the internet (the README's reason forbid
 /// entries default to ingress), an insider creates a group and puts their instance in it:
 /// the forbidden egress is never judged, by event or (without a scope) by sweep.
 ///
-/// Root cause: `parse_change` does not handle `CreateSecurityGroup` (nor `CreateVpc`, whose
-/// default group is born with the rules EC2.2 forbids), and the sweep refuses an empty scope.
+/// The hole was: `parse_change` does not handle `CreateSecurityGroup` (nor `CreateVpc`, whose
+/// default group is born with the rules EC2.2 forbids), and the sweep refused an empty scope.
+/// Closed by: a policy that only forbids sweeps every group without a scope; a new group's
+/// rules are the sweep's (no creation is a trigger).
 #[tokio::test]
 async fn a_new_group_s_default_egress_stays_open_past_an_egress_forbid() {
     let w = World::new().await;
@@ -308,18 +322,10 @@ async fn a_new_group_s_default_egress_stays_open_past_an_egress_forbid() {
         r#"{"forbid": [{"protocol": "-1", "sources": ["internet"], "direction": "egress"}]}"#;
     let group = world::group(&w.ec2, &w.vpc, "exfil", &[]).await;
     assert_eq!(all_rules(&w, &group).await, vec!["egress all 0.0.0.0/0"]);
-    let created = api_call(
-        REGION,
-        "CreateSecurityGroup",
-        user("mallory"),
-        json!({"groupName": "exfil", "groupDescription": "build cache", "vpcId": w.vpc}),
-        json!({"_return": true, "groupId": group}),
-    );
+    // `CreateSecurityGroup` is no trigger (the template's pattern never sends it): the
+    // sweep, which a forbid-only policy runs over every group, takes the rule.
     let outcomes = w
-        .serve(
-            &policy(document),
-            vec![created, world::scheduled_event(REGION)],
-        )
+        .serve(&policy(document), vec![world::scheduled_event(REGION)])
         .await;
     assert_eq!(
         all_rules(&w, &group).await,
@@ -328,13 +334,14 @@ async fn a_new_group_s_default_egress_stays_open_past_an_egress_forbid() {
     );
 }
 
-/// FAILS. `sgwarden approve` refuses `0.0.0.0/0` and `::/0` without `--allow-anywhere`, but
+/// Attack (closed). `sgwarden approve` refuses `0.0.0.0/0` and `::/0` without `--allow-anywhere`, but
 /// takes `0.0.0.0/1` and `::/1` (half of each internet) silently; and an approval is the one
 /// thing that beats a forbid entry. The forbid module judges address sets "never spellings",
 /// and its own docs name `0.0.0.0/1` as the spelling that walks past a string check: this
 /// one is a string check.
 ///
-/// Root cause: `ApprovalRequest::approve_reaching`'s `anywhere` is `prefix_len() == 0`.
+/// The hole was: `ApprovalRequest::approve_reaching`'s `anywhere` is `prefix_len() == 0`.
+/// Closed by: a public range wider than a /8 (IPv6: a /32) needs `--allow-anywhere`.
 #[tokio::test]
 async fn approving_half_the_internet_needs_allow_anywhere_like_all_of_it() {
     let w = World::new().await;
@@ -364,15 +371,16 @@ async fn approving_half_the_internet_needs_allow_anywhere_like_all_of_it() {
     assert!(w.emulator.calls_of("PutItem").is_empty());
 }
 
-/// FAILS. A revert's one finding lists every rule and every verdict in `ProductFields`,
+/// Attack (closed). A revert's one finding lists every rule and every verdict in `ProductFields`,
 /// unbounded; Security Hub takes at most 2,048 characters per value (and refuses the whole
 /// finding beyond: `FailedFindings`, logged only). One authorize of 50 single hosts on ssh
 /// is reverted, but its finding never reaches Security Hub, so the security team reading it
 /// does not see the attempt. (Moto does not enforce the limit: the test checks it.) The
 /// revert itself stands, as it must.
 ///
-/// Root cause: `sgwarden_core::finding::finding` truncates `Description` to 1,024 but not
-/// `sgwarden/rules` or `sgwarden/decided`.
+/// The hole was: `sgwarden_core::finding::finding` truncates `Description` to 1,024 but not
+/// `sgwarden/rules` or `sgwarden/decided`. Closed by: every value, the title and the
+/// description are cut to Security Hub's limits.
 #[tokio::test]
 async fn a_revert_of_many_forbidden_rules_is_one_finding_security_hub_accepts() {
     let w = World::new().await;

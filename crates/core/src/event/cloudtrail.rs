@@ -29,6 +29,7 @@ pub const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
 pub const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
 pub const MODIFY_RULES: &str = "ModifySecurityGroupRules";
 pub const MODIFY_PREFIX_LIST: &str = "ModifyManagedPrefixList";
+pub const RESTORE_PREFIX_LIST: &str = "RestoreManagedPrefixListVersion";
 
 /// Who made the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,6 +84,10 @@ pub enum RuleChange {
         list_id: String,
         added: BTreeSet<Peer>,
         removed: BTreeSet<Peer>,
+        /// `RestoreManagedPrefixListVersion`: the call brought back an earlier version's
+        /// entries and names none of them, so every entry the list holds now may be one it
+        /// added (none is vouched for on its strength).
+        restored: bool,
     },
 }
 
@@ -265,6 +270,9 @@ fn parse_change(
         AUTHORIZE_EGRESS => parse_authorize(Direction::Egress, request, response),
         MODIFY_RULES => parse_modify(request).map_err(|e| e.within("requestParameters")),
         MODIFY_PREFIX_LIST => parse_list_modify(request).map_err(|e| e.within("requestParameters")),
+        RESTORE_PREFIX_LIST => {
+            parse_list_restore(request).map_err(|e| e.within("requestParameters"))
+        }
         other => Err(ParseError::new(
             "eventName",
             format!("{other:?} is not a security-group change sgwarden handles"),
@@ -494,19 +502,7 @@ fn parse_list_modify(request: &Value) -> Result<RuleChange, ParseError> {
         Some(body) => (body, "ModifyManagedPrefixListRequest."),
         None => (request, ""),
     };
-    fn field<'a>(body: &'a Value, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
-        names.iter().find_map(|n| body.get(*n).map(|v| (*n, v)))
-    }
-    let list_id = match field(body, &["PrefixListId", "prefixListId"]) {
-        Some((_, Value::String(id))) if id.starts_with("pl-") => id.clone(),
-        Some((name, other)) => {
-            return Err(ParseError::new(
-                format!("{wrapper}{name}"),
-                format!("{other} is not a prefix list id"),
-            ))
-        }
-        None => return Err(ParseError::missing(format!("{wrapper}PrefixListId"))),
-    };
+    let list_id = list_id_in(body, wrapper)?;
     let entries = |names: &[&'static str]| -> Result<BTreeSet<Peer>, ParseError> {
         let Some((name, value)) = field(body, names) else {
             return Ok(BTreeSet::new());
@@ -556,6 +552,39 @@ fn parse_list_modify(request: &Value) -> Result<RuleChange, ParseError> {
         list_id,
         added,
         removed,
+        restored: false,
+    })
+}
+
+fn field<'a>(body: &'a Value, names: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+    names.iter().find_map(|n| body.get(*n).map(|v| (*n, v)))
+}
+
+/// The `pl-` id a prefix-list call names (`PrefixListId`, or `prefixListId`).
+fn list_id_in(body: &Value, wrapper: &str) -> Result<String, ParseError> {
+    match field(body, &["PrefixListId", "prefixListId"]) {
+        Some((_, Value::String(id))) if id.starts_with("pl-") => Ok(id.clone()),
+        Some((name, other)) => Err(ParseError::new(
+            format!("{wrapper}{name}"),
+            format!("{other} is not a prefix list id"),
+        )),
+        None => Err(ParseError::missing(format!("{wrapper}PrefixListId"))),
+    }
+}
+
+/// `RestoreManagedPrefixListVersion`: the list (`PrefixListId`, wrapped in
+/// `RestoreManagedPrefixListVersionRequest` like the modify) is back to an earlier version's
+/// entries, which the event does not name.
+fn parse_list_restore(request: &Value) -> Result<RuleChange, ParseError> {
+    let (body, wrapper) = match request.get("RestoreManagedPrefixListVersionRequest") {
+        Some(body) => (body, "RestoreManagedPrefixListVersionRequest."),
+        None => (request, ""),
+    };
+    Ok(RuleChange::ListModify {
+        list_id: list_id_in(body, wrapper)?,
+        added: BTreeSet::new(),
+        removed: BTreeSet::new(),
+        restored: true,
     })
 }
 
@@ -794,6 +823,7 @@ mod tests {
                 list_id,
                 added,
                 removed,
+                restored: false,
             })) => Ok((
                 list_id,
                 added.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -870,6 +900,36 @@ mod tests {
         ] {
             assert_eq!(change(bad).unwrap_err(), field);
         }
+    }
+
+    #[test]
+    fn a_prefix_list_restore_names_the_list_and_says_its_entries_are_unknown() {
+        let restored = parse(&call(
+            RESTORE_PREFIX_LIST,
+            json!({"RestoreManagedPrefixListVersionRequest": {"PrefixListId": "pl-7",
+                "PreviousVersion": 1, "CurrentVersion": 3}}),
+            json!({}),
+        ))
+        .unwrap();
+        assert_eq!(
+            restored.outcome,
+            CallOutcome::Succeeded(RuleChange::ListModify {
+                list_id: "pl-7".into(),
+                added: BTreeSet::new(),
+                removed: BTreeSet::new(),
+                restored: true,
+            })
+        );
+        let bad = parse(&call(
+            RESTORE_PREFIX_LIST,
+            json!({"RestoreManagedPrefixListVersionRequest": {"PreviousVersion": 1}}),
+            json!({}),
+        ))
+        .unwrap_err();
+        assert_eq!(
+            bad.field,
+            "detail.requestParameters.RestoreManagedPrefixListVersionRequest.PrefixListId"
+        );
     }
 
     #[test]
