@@ -55,8 +55,9 @@ GAPS, each checked against moto 5.2.5 and filled here:
     current Rust SDK uses, are served by moto 5.2.5 itself; a test pins that.)
   * Security Hub BatchImportFindings: moto 5.2.5 takes a finding of any account under any
     product. Security Hub takes one under a custom integration's default product only from
-    the account the finding is about; a batch breaking that is refused here (each such
-    finding in FailedFindings, AccessDeniedException). GetFindings is moto's (no filters).
+    the account the finding is about, and within the format's limits (Title 256,
+    Description 1024, a ProductFields value 2048 characters); a batch breaking that is
+    refused here (each such finding in FailedFindings). GetFindings is moto's (no filters).
   * SNS filter policies with `$or` at the top, scope MessageBody: moto 5.2.5 fails the
     publish with HTTP 500 (it matches the alternatives as message attributes). The policy is
     expanded into its alternatives here, each matched by moto's own body matcher.
@@ -297,19 +298,31 @@ class Emulator:
 
     @staticmethod
     def findings_refused(region: str, account: str, params: dict[str, Any]) -> Response | None:
-        """Security Hub's rule for a custom integration: a finding under the account's default
-        product is taken only from the account it is about. moto takes any; a batch holding a
-        finding of another account, or under another product, is refused whole here, each such
-        finding listed in FailedFindings as Security Hub lists them."""
+        """Security Hub's rules for a custom integration: a finding under the account's default
+        product is taken only from the account it is about, and within ASFF's field limits.
+        moto takes any; a batch holding a finding that breaks them is refused whole here, each
+        such finding listed in FailedFindings as Security Hub lists them."""
         product = f"arn:aws:securityhub:{region}:{account}:product/{account}/default"
+        def refusal(f: dict[str, Any]) -> tuple[str, str] | None:
+            if f.get("AwsAccountId") != account or f.get("ProductArn") != product:
+                return (
+                    "AccessDeniedException",
+                    f"account {account} may not import a finding of account {f.get('AwsAccountId')} under {f.get('ProductArn')}",
+                )
+            limits = {"Title": 256, "Description": 1024}
+            for field, limit in limits.items():
+                if len(str(f.get(field, ""))) > limit:
+                    return ("InvalidInput", f"{field} is longer than {limit} characters")
+            for key, value in (f.get("ProductFields") or {}).items():
+                if len(key) > 128 or len(str(value)) > 2048:
+                    return ("InvalidInput", f"ProductFields {key} is over its limit (key 128, value 2048)")
+            return None
+
         failed = [
-            {
-                "Id": f.get("Id", ""),
-                "ErrorCode": "AccessDeniedException",
-                "ErrorMessage": f"account {account} may not import a finding of account {f.get('AwsAccountId')} under {f.get('ProductArn')}",
-            }
+            {"Id": f.get("Id", ""), "ErrorCode": code, "ErrorMessage": message}
             for f in params.get("Findings", [])
-            if f.get("AwsAccountId") != account or f.get("ProductArn") != product
+            for code, message in [refusal(f) or ("", "")]
+            if code
         ]
         if not failed:
             return None

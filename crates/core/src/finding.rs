@@ -352,6 +352,12 @@ mod tests {
             "spans 1433"
         );
         assert_eq!(of("tcp/443 0.0.0.0/0"), Severity::Medium);
+        assert_eq!(of("tcp/0-100 0.0.0.0/0"), Severity::High, "not every port");
+        assert_eq!(
+            of("tcp/60000-65535 0.0.0.0/0"),
+            Severity::Medium,
+            "not every port"
+        );
         assert_eq!(of("udp/22 0.0.0.0/0"), Severity::Medium);
         assert_eq!(of("all 10.0.0.0/8"), Severity::Low);
         assert_eq!(of("tcp/22 sg-2"), Severity::Low);
@@ -388,6 +394,12 @@ mod tests {
             (f.mode.compliance_status(), f.mode.workflow_status()),
             ("PASSED", "RESOLVED")
         );
+        assert!(f
+            .id
+            .starts_with("sgwarden/revert-ingress/111122223333/eu-west-1/sg-1/reverted/"));
+        assert!(f
+            .product_fields
+            .contains(&("sgwarden/mode".into(), "reverted".into())));
         assert!(
             f.description.contains("mallory") && f.description.contains("ingress tcp/22 0.0.0.0/0")
         );
@@ -406,6 +418,7 @@ mod tests {
         assert_eq!(dry.len(), 2);
         assert_ne!(dry[0].id, dry[1].id);
         assert!(dry.iter().all(|f| f.mode.workflow_status() == "NEW"));
+        assert!(dry.iter().all(|f| f.id.contains("/sg-1/would-revert/")));
         assert!(dry.iter().all(|f| f.id != done[0].id));
         assert!(findings(&subject(), &[], Mode::Reverted, "t").is_empty());
     }
@@ -442,7 +455,9 @@ mod tests {
         assert!(one[0].title.len() <= TITLE_LIMIT);
         assert_eq!(partition("cn-north-1"), "aws-cn");
         assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
-        assert_eq!(digest("a"), digest("a"));
-        assert_ne!(digest("a"), digest("b"));
+        // FNV-1a's published test vectors: the id must not change between releases.
+        assert_eq!(digest(""), "cbf29ce484222325");
+        assert_eq!(digest("a"), "af63dc4c8601ec8c");
+        assert_eq!(digest("foobar"), "85944171f73967e8");
     }
 }

@@ -126,14 +126,6 @@ impl AddressSet {
         }
     }
 
-    /// Every address of both families.
-    pub fn everything() -> Self {
-        Self {
-            v4: vec![(0, u128::from(u32::MAX))],
-            v6: vec![(0, u128::MAX)],
-        }
-    }
-
     /// The union of two sets.
     pub fn union(&self, other: &AddressSet) -> Self {
         Self {
@@ -604,6 +596,20 @@ mod tests {
                 reason: "AccessDenied".into()
             }
         );
+        // An AWS-managed list is public address space: forbidden by a source reaching the
+        // internet in either family, not by a private one.
+        let managed = with(ListEntries::AwsManaged);
+        for (source, forbidden) in [("0.0.0.0/0", true), ("::/0", true), ("10.0.0.0/8", false)] {
+            let only = Policy::from_json(&format!(
+                r#"{{"forbid": [{{"protocol": "tcp", "ports": "22", "sources": ["{source}"]}}]}}"#
+            ))
+            .unwrap();
+            assert_eq!(
+                !judge(&only, "tcp/22 pl-x", &managed).keeps(),
+                forbidden,
+                "{source}"
+            );
+        }
         // A list whose traffic no entry forbids needs no read.
         assert_eq!(
             judge(&policy, "tcp/443 pl-x", &Grants::default()),
@@ -649,6 +655,10 @@ mod tests {
             assert!(!judge_with(ec2_18, open), "{open}");
         }
         assert!(judge_with(ec2_18, "tcp/8443 10.0.0.0/8") && judge_with(ec2_18, "icmp 0.0.0.0/0"));
+        // Authorised ports overlapping, nested or starting at 0 are one set of ports.
+        let nested = r#"{"preset": "security-hub-ec2-18", "tcp_ports": ["80-100", "85", "0-9"]}"#;
+        assert!(judge_with(nested, "tcp/90 0.0.0.0/0") && judge_with(nested, "tcp/0-9 ::/0"));
+        assert!(!judge_with(nested, "tcp/101 0.0.0.0/0") && !judge_with(nested, "tcp/10 ::/0"));
         let custom = r#"{"preset": "security-hub-ec2-18", "tcp_ports": ["443", "8000-8100"], "udp_ports": ["53"]}"#;
         assert!(judge_with(custom, "tcp/8000-8100 0.0.0.0/0") && judge_with(custom, "udp/53 ::/0"));
         assert!(!judge_with(custom, "tcp/80 0.0.0.0/0") && !judge_with(custom, "udp/54 ::/0"));
@@ -714,6 +724,19 @@ mod tests {
             let error = Policy::from_json(document).unwrap_err();
             assert!(error.field.starts_with(field), "{document}: {error}");
         }
+        for id in ["sg-1", "pl-1"] {
+            let document = format!(
+                r#"{{"forbid": [{{"protocol": "tcp", "ports": "22", "sources": ["{id}"]}}]}}"#
+            );
+            let error = Policy::from_json(&document).unwrap_err();
+            assert!(error.reason.contains("not a group or list"), "{error}");
+        }
+        let facts = |name: Option<&str>| crate::policy::GroupFacts {
+            name: name.map(str::to_string),
+            ..Default::default()
+        };
+        assert!(facts(Some("default")).is_default());
+        assert!(!facts(Some("db")).is_default() && !facts(None).is_default());
         let egress = Policy::from_json(
             r#"{"forbid": [{"protocol": "-1", "sources": ["0.0.0.0/0"], "direction": "egress"}], "directions": ["ingress"]}"#,
         )
