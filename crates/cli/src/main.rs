@@ -100,7 +100,8 @@ struct ApproveArgs {
     /// Why the access is needed (kept with the approval).
     #[arg(long)]
     reason: String,
-    /// Allow an approval that covers 0.0.0.0/0 or ::/0.
+    /// Allow an approval that covers a wide part of the internet (a public range wider than a
+    /// /8, or an IPv6 /32: 0.0.0.0/0, 0.0.0.0/1, ::/1).
     #[arg(long)]
     allow_anywhere: bool,
     /// revert-ingress's approvals table.

@@ -444,6 +444,7 @@ mod tests {
         assert!(!t("udp/22").overlaps(&t("tcp/22")));
         assert!(t("all").overlaps(&t("tcp/22")) && t("tcp/22").overlaps(&t("all")));
         assert!(t("icmp/8").overlaps(&t("icmp/8:0")) && t("icmp").overlaps(&t("icmp/3:1")));
+        assert!(t("icmp/8:0").overlaps(&t("icmp/8")) && t("icmp/3:1").overlaps(&t("icmp")));
         assert!(!t("icmp/8").overlaps(&t("icmp/0")) && !t("icmp/8:0").overlaps(&t("icmp/8:1")));
         assert!(!t("icmp").overlaps(&t("icmpv6")) && t("50").overlaps(&t("50")));
         assert!(!t("50").overlaps(&t("51")));
