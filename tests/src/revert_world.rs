@@ -218,6 +218,52 @@ impl World {
             .collect()
     }
 
+    /// A customer-managed IPv4 prefix list holding `entries`; returns its id.
+    pub async fn prefix_list(&self, entries: &[&str]) -> String {
+        let mut request = self
+            .ec2
+            .create_managed_prefix_list()
+            .prefix_list_name("partners")
+            .address_family("IPv4")
+            .max_entries(5);
+        for cidr in entries {
+            request = request.entries(
+                aws_sdk_ec2::types::AddPrefixListEntry::builder()
+                    .cidr(*cidr)
+                    .build(),
+            );
+        }
+        let out = request.send().await.expect("create the prefix list");
+        out.prefix_list()
+            .and_then(|l| l.prefix_list_id())
+            .expect("the list has an id")
+            .to_string()
+    }
+
+    /// Adds a rule the core cannot read to `group_id`: `tcp` from port 100 to 50, which moto
+    /// accepts (as a future EC2 field would reach us) and the core refuses.
+    pub async fn add_odd_rule(&self, group_id: &str) {
+        self.ec2
+            .authorize_security_group_ingress()
+            .group_id(group_id)
+            .ip_permissions(
+                aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(100)
+                    .to_port(50)
+                    .ip_ranges(
+                        aws_sdk_ec2::types::IpRange::builder()
+                            .cidr_ip("10.0.0.0/8")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("add the odd rule");
+        self.emulator.clear_calls();
+    }
+
     pub fn writes(&self) -> Vec<String> {
         self.emulator
             .calls()
@@ -286,3 +332,67 @@ pub fn created_rule_id(event: &Value) -> String {
 
 /// The hand-made rule every group of the world starts with.
 pub const PRE_EXISTING: &str = "ingress tcp/443 10.0.0.0/8";
+
+/// The commonest forbid-only policy: no ssh from the internet.
+pub const SSH_FROM_INTERNET: &str =
+    r#"{"forbid": [{"protocol": "tcp", "ports": "22", "sources": ["internet"]}]}"#;
+
+/// The settings of a function with `REVERT_POLICY` = `text`.
+pub fn policy(text: &str) -> Vec<(&'static str, String)> {
+    vec![("REVERT_POLICY", text.to_string())]
+}
+
+/// A CloudTrail permission: `protocol` (with `ports`, from and to) from IPv4 and IPv6 ranges.
+pub fn permission(protocol: &str, ports: Option<(i32, i32)>, v4: &[&str], v6: &[&str]) -> Value {
+    let mut p = json!({"ipProtocol": protocol, "groups": {}, "prefixListIds": {},
+        "ipRanges": {"items": v4.iter().map(|c| json!({"cidrIp": c})).collect::<Vec<_>>()},
+        "ipv6Ranges": {"items": v6.iter().map(|c| json!({"cidrIpv6": c})).collect::<Vec<_>>()}});
+    if let Some((from, to)) = ports {
+        p["fromPort"] = json!(from);
+        p["toPort"] = json!(to);
+    }
+    p
+}
+
+/// A CloudTrail permission: tcp `port` from the prefix list `list`.
+pub fn listed(list: &str, port: i32) -> Value {
+    json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": {}, "ipRanges": {},
+           "ipv6Ranges": {}, "prefixListIds": {"items": [{"prefixListId": list}]}})
+}
+
+/// Every rule a report's groups revoked (or would), sorted.
+pub fn revoked(report: &Value) -> Vec<String> {
+    let mut all: Vec<String> = report["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["revoked"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| r.as_str().map(str::to_string))
+        .collect();
+    all.sort();
+    all
+}
+
+/// Every Security Hub finding in the emulator's account and region. Read on a thread of its
+/// own with a large stack: the SDK's finding type nests deeper than a test thread's stack
+/// holds in a debug build.
+pub async fn findings(emulator: &Emulator) -> Vec<aws_sdk_securityhub::types::AwsSecurityFinding> {
+    let config = emulator.sdk_config(REGION).await;
+    let reader = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the reader");
+            runtime.block_on(async {
+                let hub = aws_sdk_securityhub::Client::new(&config);
+                let out = hub.get_findings().send().await.expect("GetFindings");
+                out.findings().to_vec()
+            })
+        })
+        .expect("start the reader");
+    tokio::task::spawn_blocking(move || reader.join().expect("the reader finishes"))
+        .await
+        .expect("join the reader")
+}

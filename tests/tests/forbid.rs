@@ -6,87 +6,16 @@
 #![allow(clippy::unwrap_used)]
 
 use aws_sdk_securityhub::types::AwsSecurityFinding;
-use serde_json::{json, Value};
+use serde_json::json;
 use sgwarden_tests::cloudtrail::{session, user};
 use sgwarden_tests::revert_world::*;
-use sgwarden_tests::runtime::Outcome;
 use sgwarden_tests::{world, Outage};
 
 const SSH_ENTRY: &str =
     r#""forbid": [{"protocol": "tcp", "ports": "22", "sources": ["internet"]}]"#;
-const SSH_FROM_INTERNET: &str =
-    r#"{"forbid": [{"protocol": "tcp", "ports": "22", "sources": ["internet"]}]}"#;
-
-fn policy(text: &str) -> Vec<(&'static str, String)> {
-    vec![("REVERT_POLICY", text.to_string())]
-}
 
 fn with_scope(forbid: &str) -> String {
     format!(r#"{{"scope": {{"tag": {{"key": "Protected", "value": "true"}}}}, {forbid}}}"#)
-}
-
-fn permission(protocol: &str, ports: Option<(i32, i32)>, v4: &[&str], v6: &[&str]) -> Value {
-    let mut p = json!({"ipProtocol": protocol, "groups": {}, "prefixListIds": {},
-        "ipRanges": {"items": v4.iter().map(|c| json!({"cidrIp": c})).collect::<Vec<_>>()},
-        "ipv6Ranges": {"items": v6.iter().map(|c| json!({"cidrIpv6": c})).collect::<Vec<_>>()}});
-    if let Some((from, to)) = ports {
-        p["fromPort"] = json!(from);
-        p["toPort"] = json!(to);
-    }
-    p
-}
-
-fn ok(outcome: &Outcome) -> &Value {
-    match outcome {
-        Outcome::Response { body, .. } => body,
-        other => panic!("the invocation failed: {other:?}"),
-    }
-}
-
-async fn prefix_list(w: &World, entries: &[&str]) -> String {
-    let mut request = w
-        .ec2
-        .create_managed_prefix_list()
-        .prefix_list_name("partners")
-        .address_family("IPv4")
-        .max_entries(5);
-    for cidr in entries {
-        request = request.entries(
-            aws_sdk_ec2::types::AddPrefixListEntry::builder()
-                .cidr(*cidr)
-                .build(),
-        );
-    }
-    let out = request.send().await.unwrap();
-    out.prefix_list()
-        .unwrap()
-        .prefix_list_id()
-        .unwrap()
-        .to_string()
-}
-
-/// Every finding in the emulator's account and region. Read on a thread of its own with a
-/// large stack: the SDK's finding type nests deeper than a test thread's stack holds in a
-/// debug build.
-async fn findings(w: &World) -> Vec<AwsSecurityFinding> {
-    let config = w.emulator.sdk_config(REGION).await;
-    let reader = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let hub = aws_sdk_securityhub::Client::new(&config);
-                let out = hub.get_findings().send().await.unwrap();
-                out.findings().to_vec()
-            })
-        })
-        .unwrap();
-    tokio::task::spawn_blocking(move || reader.join().unwrap())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -104,7 +33,7 @@ async fn a_forbid_only_policy_reverts_ssh_from_the_internet_and_keeps_everything
         )
         .await;
     let outcomes = w.serve(&policy(SSH_FROM_INTERNET), vec![event]).await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     assert_eq!(
         w.rules(&w.protected).await,
         vec![
@@ -151,7 +80,7 @@ async fn a_forbid_only_policy_sweeps_every_group_without_a_scope() {
             vec![world::scheduled_event(REGION)],
         )
         .await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     assert!(report["skipped"].is_null(), "{report}");
     for group in [&w.protected, &w.open] {
         assert_eq!(
@@ -175,8 +104,8 @@ async fn a_forbid_only_policy_sweeps_every_group_without_a_scope() {
 async fn every_evasion_of_a_forbid_entry_is_reverted_by_event_and_by_sweep() {
     let w = World::new().await;
     let dynamodb = w.approvals().await;
-    let public_list = prefix_list(&w, &["10.0.0.0/8", "52.0.0.0/8"]).await;
-    let private_list = prefix_list(&w, &["10.0.0.0/8", "192.168.0.0/16"]).await;
+    let public_list = w.prefix_list(&["10.0.0.0/8", "52.0.0.0/8"]).await;
+    let private_list = w.prefix_list(&["10.0.0.0/8", "192.168.0.0/16"]).await;
     // An approval of the list rule approves the list, not whatever it holds.
     let rule = format!("tcp/22 {public_list}");
     world::approve(
@@ -212,7 +141,7 @@ async fn every_evasion_of_a_forbid_entry_is_reverted_by_event_and_by_sweep() {
     let mut vars = policy(&with_scope(SSH_ENTRY));
     vars.push(("REVERT_APPROVALS_TABLE", APPROVALS.to_string()));
     let outcomes = w.serve(&vars, vec![event]).await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     let mut revoked: Vec<&str> = report["groups"][0]["revoked"]
         .as_array()
         .unwrap()
@@ -251,7 +180,7 @@ async fn every_evasion_of_a_forbid_entry_is_reverted_by_event_and_by_sweep() {
         .await;
     drop(again);
     let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
-    let swept = ok(&outcomes[0]);
+    let swept = response(&outcomes[0]);
     assert_eq!(
         w.rules(&w.protected).await,
         vec![private_rule.as_str(), PRE_EXISTING],
@@ -307,7 +236,7 @@ async fn forbid_beats_allow_and_an_exempt_principal_and_only_an_approval_of_the_
         )
         .await;
     let outcomes = w.serve(&vars, vec![by_mallory, by_admin]).await;
-    let admin = ok(&outcomes[1]);
+    let admin = response(&outcomes[1]);
     assert_eq!(
         w.rules(&w.protected).await,
         vec![
@@ -345,7 +274,7 @@ async fn each_preset_alone_does_what_its_control_says() {
         let vars = policy(&document);
         async move {
             let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
-            ok(&outcomes[0]).clone()
+            response(&outcomes[0]).clone()
         }
     };
     let dry = |preset: &str| {
@@ -354,7 +283,7 @@ async fn each_preset_alone_does_what_its_control_says() {
         vars.push(("REVERT_DRY_RUN", "true".to_string()));
         async move {
             let outcomes = w.serve(&vars, vec![world::scheduled_event(REGION)]).await;
-            let mut revoked: Vec<String> = ok(&outcomes[0])["groups"]
+            let mut revoked: Vec<String> = response(&outcomes[0])["groups"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -445,7 +374,7 @@ async fn the_default_group_preset_empties_the_vpc_s_default_group_and_only_it() 
         .await;
     let document = r#"{"presets": ["security-hub-ec2-2"], "directions": ["ingress"]}"#;
     let outcomes = w.serve(&policy(document), vec![event]).await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     assert_eq!(
         report["groups"][0]["revoked"],
         json!(["ingress tcp/443 10.0.0.0/8"])
@@ -463,7 +392,7 @@ async fn the_default_group_preset_empties_the_vpc_s_default_group_and_only_it() 
     let outcomes = w
         .serve(&policy(&scoped), vec![world::scheduled_event(REGION)])
         .await;
-    ok(&outcomes[0]);
+    response(&outcomes[0]);
     let group = sgwarden_aws::Ec2::new(&w.emulator.sdk_config(REGION).await)
         .read_group(&default)
         .await
@@ -487,9 +416,9 @@ async fn a_revert_is_one_finding_in_security_hub_updated_in_place_the_next_time(
     vars.push(("SECURITY_HUB", "true".to_string()));
     let first = w.ssh_opened(&w.protected).await;
     let outcomes = w.serve(&vars, vec![first]).await;
-    ok(&outcomes[0]);
+    response(&outcomes[0]);
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
-    let found = findings(&w).await;
+    let found = findings(&w.emulator).await;
     assert_eq!(found.len(), 1, "{found:?}");
     let f = &found[0];
     let account = sgwarden_tests::cloudtrail::ACCOUNT;
@@ -540,8 +469,8 @@ async fn a_revert_is_one_finding_in_security_hub_updated_in_place_the_next_time(
     // Opened again, reverted again: the same finding, updated, not a second one.
     let second = w.ssh_opened(&w.protected).await;
     let outcomes = w.serve(&vars, vec![second]).await;
-    ok(&outcomes[0]);
-    let found = findings(&w).await;
+    response(&outcomes[0]);
+    let found = findings(&w.emulator).await;
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].id(), f.id());
 }
@@ -565,13 +494,13 @@ async fn a_dry_run_is_one_new_finding_per_rule_it_would_revert() {
     vars.push(("SECURITY_HUB", "true".to_string()));
     vars.push(("REVERT_DRY_RUN", "true".to_string()));
     let outcomes = w.serve(&vars, vec![event.clone(), event]).await;
-    ok(&outcomes[1]);
+    response(&outcomes[1]);
     assert_eq!(
         w.rules(&w.protected).await.len(),
         4,
         "a dry run changes nothing"
     );
-    let mut found = findings(&w).await;
+    let mut found = findings(&w.emulator).await;
     found.sort_by_key(|f| field(f, "sgwarden/rules").to_string());
     assert_eq!(
         found.len(),
@@ -611,7 +540,7 @@ async fn a_finding_that_cannot_be_imported_never_undoes_or_fails_the_revert() {
     vars.push(("SECURITY_HUB", "true".to_string()));
     let event = w.ssh_opened(&w.protected).await;
     let outcomes = w.serve(&vars, vec![event]).await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     assert_eq!(
         report["groups"][0]["revoked"],
         json!(["ingress tcp/22 0.0.0.0/0"])
@@ -628,8 +557,8 @@ async fn without_security_hub_on_no_finding_is_imported() {
     let w = World::new().await;
     let event = w.ssh_opened(&w.protected).await;
     let outcomes = w.serve(&policy(SSH_FROM_INTERNET), vec![event]).await;
-    ok(&outcomes[0]);
+    response(&outcomes[0]);
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
     assert!(w.emulator.calls_of("POST /findings/import").is_empty());
-    assert!(findings(&w).await.is_empty());
+    assert!(findings(&w.emulator).await.is_empty());
 }

@@ -11,78 +11,17 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_ec2::types::{AddPrefixListEntry, IpPermission, IpRange, RemovePrefixListEntry};
-use aws_sdk_securityhub::types::AwsSecurityFinding;
+use aws_sdk_ec2::types::{AddPrefixListEntry, RemovePrefixListEntry};
 use serde_json::{json, Value};
 use sgwarden_tests::cloudtrail::{self, api_call, session, user};
 use sgwarden_tests::revert_world::*;
 use sgwarden_tests::runtime::{binary_path, Outcome};
 use sgwarden_tests::world;
 
-const SSH_FROM_INTERNET: &str =
-    r#"{"forbid": [{"protocol": "tcp", "ports": "22", "sources": ["internet"]}]}"#;
-
-fn policy(text: &str) -> Vec<(&'static str, String)> {
-    vec![("REVERT_POLICY", text.to_string())]
-}
-
 /// The brief's policy: EC2.19 on the groups tagged `Protected=true`.
 fn ec2_19_on_protected() -> String {
     r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
         "presets": ["security-hub-ec2-19"]}"#
-        .to_string()
-}
-
-fn permission(protocol: &str, ports: Option<(i32, i32)>, v4: &[&str], v6: &[&str]) -> Value {
-    let mut p = json!({"ipProtocol": protocol, "groups": {}, "prefixListIds": {},
-        "ipRanges": {"items": v4.iter().map(|c| json!({"cidrIp": c})).collect::<Vec<_>>()},
-        "ipv6Ranges": {"items": v6.iter().map(|c| json!({"cidrIpv6": c})).collect::<Vec<_>>()}});
-    if let Some((from, to)) = ports {
-        p["fromPort"] = json!(from);
-        p["toPort"] = json!(to);
-    }
-    p
-}
-
-fn listed(list: &str, port: i32) -> Value {
-    json!({"ipProtocol": "tcp", "fromPort": port, "toPort": port, "groups": {}, "ipRanges": {},
-           "ipv6Ranges": {}, "prefixListIds": {"items": [{"prefixListId": list}]}})
-}
-
-fn ok(outcome: &Outcome) -> &Value {
-    match outcome {
-        Outcome::Response { body, .. } => body,
-        other => panic!("the invocation failed: {other:?}"),
-    }
-}
-
-fn revoked(report: &Value) -> Vec<String> {
-    let mut all: Vec<String> = report["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["revoked"].as_array().unwrap().clone())
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    all.sort();
-    all
-}
-
-async fn prefix_list(w: &World, entries: &[&str]) -> String {
-    let mut request = w
-        .ec2
-        .create_managed_prefix_list()
-        .prefix_list_name("partners")
-        .address_family("IPv4")
-        .max_entries(5);
-    for cidr in entries {
-        request = request.entries(AddPrefixListEntry::builder().cidr(*cidr).build());
-    }
-    let out = request.send().await.unwrap();
-    out.prefix_list()
-        .unwrap()
-        .prefix_list_id()
-        .unwrap()
         .to_string()
 }
 
@@ -117,26 +56,6 @@ async fn modify_list(
     )
 }
 
-/// A rule the core cannot read, as in `attacks::revert_ingress` (moto lets `tcp` from port
-/// 100 to 50 in, as a future EC2 field would reach us; the core refuses it).
-async fn add_odd_rule(w: &World, group_id: &str) {
-    w.ec2
-        .authorize_security_group_ingress()
-        .group_id(group_id)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(100)
-                .to_port(50)
-                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    w.emulator.clear_calls();
-}
-
 /// Every rule of the group, both directions, read back from EC2.
 async fn all_rules(w: &World, group_id: &str) -> Vec<String> {
     sgwarden_aws::Ec2::new(&w.emulator.sdk_config(REGION).await)
@@ -167,28 +86,6 @@ async fn run_sgwarden(w: &World, args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Every finding in the emulator's account and region (read on a thread with a large stack,
-/// as `tests/forbid.rs` does: the SDK's finding type nests deep).
-async fn findings(w: &World) -> Vec<AwsSecurityFinding> {
-    let config = w.emulator.sdk_config(REGION).await;
-    let reader = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let hub = aws_sdk_securityhub::Client::new(&config);
-                hub.get_findings().send().await.unwrap().findings().to_vec()
-            })
-        })
-        .unwrap();
-    tokio::task::spawn_blocking(move || reader.join().unwrap())
-        .await
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Attacks that work (each test FAILS on the code it was written against).
 
@@ -205,7 +102,7 @@ async fn findings(w: &World) -> Vec<AwsSecurityFinding> {
 #[tokio::test]
 async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_list_s_event() {
     let w = World::new().await;
-    let list = prefix_list(&w, &["10.0.0.0/8"]).await;
+    let list = w.prefix_list(&["10.0.0.0/8"]).await;
     let event = w
         .authorize(
             &w.protected,
@@ -217,10 +114,10 @@ async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_lis
     let vars = policy(SSH_FROM_INTERNET);
     let first = w.serve(&vars, vec![event]).await;
     assert!(
-        revoked(ok(&first[0])).is_empty(),
+        revoked(response(&first[0])).is_empty(),
         "a private list is no exposure"
     );
-    add_odd_rule(&w, &w.protected).await;
+    w.add_odd_rule(&w.protected).await;
     let widened = modify_list(&w, &list, user("mallory"), Some("0.0.0.0/0"), None).await;
     let outcomes = w.serve(&vars, vec![widened]).await;
     // Read rule by rule: the group as a whole cannot be read with the odd rule in it.
@@ -264,7 +161,7 @@ async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_lis
 async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_good() {
     let w = World::new().await;
     // Version 1 holds the internet; version 2 does not.
-    let list = prefix_list(&w, &["10.0.0.0/8", "0.0.0.0/0"]).await;
+    let list = w.prefix_list(&["10.0.0.0/8", "0.0.0.0/0"]).await;
     let narrowed = modify_list(&w, &list, user("mallory"), None, Some("0.0.0.0/0")).await;
     let opened = w
         .authorize(
@@ -276,7 +173,7 @@ async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_g
         .await;
     let vars = policy(SSH_FROM_INTERNET);
     let first = w.serve(&vars, vec![narrowed, opened]).await;
-    assert!(revoked(ok(&first[1])).is_empty(), "{:?}", first[1]);
+    assert!(revoked(response(&first[1])).is_empty(), "{:?}", first[1]);
     // Version 1 restored: the list holds the internet again.
     w.ec2
         .modify_managed_prefix_list()
@@ -296,7 +193,7 @@ async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_g
     );
     let outcomes = w.serve(&vars, vec![restore]).await;
     assert_eq!(
-        revoked(ok(&outcomes[0])),
+        revoked(response(&outcomes[0])),
         vec![format!("ingress tcp/22 {list}")]
     );
     let ssh = format!("ingress tcp/22 {list}");
@@ -397,9 +294,9 @@ async fn a_revert_of_many_forbidden_rules_is_one_finding_security_hub_accepts() 
     let mut vars = policy(SSH_FROM_INTERNET);
     vars.push(("SECURITY_HUB", "true".to_string()));
     let outcomes = w.serve(&vars, vec![event]).await;
-    assert_eq!(revoked(ok(&outcomes[0])).len(), 50);
+    assert_eq!(revoked(response(&outcomes[0])).len(), 50);
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
-    let found = findings(&w).await;
+    let found = findings(&w.emulator).await;
     assert_eq!(found.len(), 1);
     let f = &found[0];
     for (key, value) in f.product_fields().unwrap() {
@@ -434,13 +331,13 @@ async fn reshaping_a_kept_rule_into_a_high_risk_port_is_reverted_by_its_modify()
         .await;
     let rule_id = created_rule_id(&https);
     let first = w.serve(&vars, vec![https]).await;
-    assert!(revoked(ok(&first[0])).is_empty());
+    assert!(revoked(response(&first[0])).is_empty());
     let modify = w
         .modify_by_hand(&rule_id, (3300, 3310), "100.64.0.0/9")
         .await;
     let outcomes = w.serve(&vars, vec![modify]).await;
     assert_eq!(
-        revoked(ok(&outcomes[0])),
+        revoked(response(&outcomes[0])),
         vec!["ingress tcp/3300-3310 100.0.0.0/9"]
     );
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
@@ -465,7 +362,7 @@ async fn an_exempt_role_reshaping_its_rule_into_a_forbidden_one_is_still_reverte
     let made = w.admin_opens(5432, "10.2.0.0/16", true).await;
     let rule_id = created_rule_id(&made);
     let first = w.serve(&vars, vec![made]).await;
-    assert!(ok(&first[0])["skipped"]
+    assert!(response(&first[0])["skipped"]
         .as_str()
         .unwrap()
         .contains("exempt principal"));
@@ -479,7 +376,7 @@ async fn an_exempt_role_reshaping_its_rule_into_a_forbidden_one_is_still_reverte
         .await;
     let outcomes = w.serve(&vars, vec![modify]).await;
     assert_eq!(
-        revoked(ok(&outcomes[0])),
+        revoked(response(&outcomes[0])),
         vec!["ingress tcp/5432 0.0.0.0/0"]
     );
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
@@ -522,7 +419,7 @@ async fn odd_spellings_of_the_internet_and_of_tcp_are_forbidden_and_private_ones
         )
         .await;
     let outcomes = w.serve(&policy(SSH_FROM_INTERNET), vec![event]).await;
-    let report = ok(&outcomes[0]);
+    let report = response(&outcomes[0]);
     assert_eq!(
         revoked(report),
         vec![
@@ -565,7 +462,7 @@ async fn a_private_list_widened_later_even_by_an_exempt_role_is_reverted_within_
     );
     let mut vars = policy(&document);
     vars.push(("REVERT_APPROVALS_TABLE", APPROVALS.to_string()));
-    let list = prefix_list(&w, &["10.0.0.0/8"]).await;
+    let list = w.prefix_list(&["10.0.0.0/8"]).await;
     let opened = w
         .authorize(
             &w.protected,
@@ -575,7 +472,7 @@ async fn a_private_list_widened_later_even_by_an_exempt_role_is_reverted_within_
         )
         .await;
     let first = w.serve(&vars, vec![opened]).await;
-    assert!(revoked(ok(&first[0])).is_empty(), "{:?}", first[0]);
+    assert!(revoked(response(&first[0])).is_empty(), "{:?}", first[0]);
     let widened = modify_list(
         &w,
         &list,
@@ -586,7 +483,7 @@ async fn a_private_list_widened_later_even_by_an_exempt_role_is_reverted_within_
     .await;
     let outcomes = w.serve(&vars, vec![widened]).await;
     let ssh = format!("ingress tcp/22 {list}");
-    assert_eq!(revoked(ok(&outcomes[0])), vec![ssh]);
+    assert_eq!(revoked(response(&outcomes[0])), vec![ssh]);
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
 }
 
@@ -630,11 +527,11 @@ async fn an_approval_beats_a_forbid_only_inside_it_and_only_on_its_group() {
         .await;
     let outcomes = w.serve(&vars, vec![here, there]).await;
     assert_eq!(
-        revoked(ok(&outcomes[0])),
+        revoked(response(&outcomes[0])),
         vec!["ingress tcp/22 198.51.100.0/23"]
     );
     assert_eq!(
-        revoked(ok(&outcomes[1])),
+        revoked(response(&outcomes[1])),
         vec!["ingress tcp/22 198.51.100.0/24"]
     );
     assert_eq!(

@@ -331,25 +331,6 @@ async fn a_peer_named_only_by_name_does_not_make_the_event_unreadable() {
     assert!(w.rules(&group_id).await.is_empty());
 }
 
-/// Adds a rule the core cannot read to `group_id`: `tcp` from port 100 to 50, which moto
-/// accepts (as a future EC2 field would reach us) and the core refuses.
-async fn add_odd_rule(w: &World, group_id: &str) {
-    w.ec2
-        .authorize_security_group_ingress()
-        .group_id(group_id)
-        .ip_permissions(
-            IpPermission::builder()
-                .ip_protocol("tcp")
-                .from_port(100)
-                .to_port(50)
-                .ip_ranges(IpRange::builder().cidr_ip("10.0.0.0/8").build())
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-}
-
 /// Attack 5, its revert-ingress half. A rule the core cannot read (moto, like a future EC2
 /// field, lets one in: `tcp` from port 100 to 50) on one guarded group used to fail the
 /// whole sweep of its account-region before any group was judged. Now every rule that can be
@@ -359,7 +340,7 @@ async fn add_odd_rule(w: &World, group_id: &str) {
 async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
     let w = World::new().await;
     let odd = world::group(&w.ec2, &w.vpc, "odd", &[("Protected", "true")]).await;
-    add_odd_rule(&w, &odd).await;
+    w.add_odd_rule(&odd).await;
     for group in [&w.protected, &odd] {
         cloudtrail::authorize(&w.ec2, group, false, &json!([tcp(22, "0.0.0.0/0")])).await;
     }
@@ -392,7 +373,7 @@ async fn one_unreadable_group_does_not_hide_the_others_from_the_sweep() {
 #[tokio::test]
 async fn an_unreadable_rule_in_a_group_does_not_stop_its_events_being_judged() {
     let w = World::new().await;
-    add_odd_rule(&w, &w.protected).await;
+    w.add_odd_rule(&w.protected).await;
     let event = w.ssh_opened(&w.protected).await;
     let policy = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}}}"#;
     let outcomes = w
