@@ -1247,47 +1247,35 @@ impl RevertIngress {
         AwsError,
     > {
         let policy = &self.config.policy;
-        let facts = |group_id: &str,
-                     name: &Option<String>,
-                     vpc_id: &Option<String>,
-                     tags: &BTreeMap<String, String>| GroupFacts {
-            group_id: group_id.to_string(),
-            name: name.clone(),
-            vpc_id: vpc_id.clone(),
-            tags: tags.clone(),
+        let mut default_groups = BTreeSet::new();
+        let mut guards = |group_id: &str,
+                          name: &Option<String>,
+                          vpc_id: &Option<String>,
+                          tags: &BTreeMap<String, String>| {
+            let facts = GroupFacts {
+                group_id: group_id.to_string(),
+                name: name.clone(),
+                vpc_id: vpc_id.clone(),
+                tags: tags.clone(),
+            };
+            let guarded = policy.guards_group(&facts);
+            if guarded && facts.is_default() {
+                default_groups.insert(facts.group_id);
+            }
+            guarded
         };
         let read = ec2.groups_in_scope(policy.scope()).await?;
-        let mut default_groups = BTreeSet::new();
-        let mut guarded = Vec::new();
-        for group in read.groups {
-            let facts = facts(
-                &group.group_id,
-                &group.group_name,
-                &group.vpc_id,
-                &group.tags,
-            );
-            if policy.guards_group(&facts) {
-                if facts.is_default() {
-                    default_groups.insert(group.group_id.clone());
-                }
-                guarded.push((group.group_id, group.rules));
-            }
-        }
-        let mut unreadable = Vec::new();
-        for group in read.unreadable {
-            let facts = facts(
-                &group.group_id,
-                &group.group_name,
-                &group.vpc_id,
-                &group.tags,
-            );
-            if policy.guards_group(&facts) {
-                if facts.is_default() {
-                    default_groups.insert(group.group_id.clone());
-                }
-                unreadable.push(group);
-            }
-        }
+        let guarded = read
+            .groups
+            .into_iter()
+            .filter(|g| guards(&g.group_id, &g.group_name, &g.vpc_id, &g.tags))
+            .map(|g| (g.group_id, g.rules))
+            .collect();
+        let unreadable = read
+            .unreadable
+            .into_iter()
+            .filter(|g| guards(&g.group_id, &g.group_name, &g.vpc_id, &g.tags))
+            .collect();
         Ok((guarded, unreadable, default_groups))
     }
 
