@@ -730,9 +730,9 @@ struct PolicyDocument {
     #[serde(default)]
     exempt: ExemptDocument,
     #[serde(default)]
-    allow: Vec<AllowDocument>,
+    allow: Vec<EntryDocument>,
     #[serde(default)]
-    forbid: Vec<ForbidDocument>,
+    forbid: Vec<EntryDocument>,
     #[serde(default)]
     presets: Vec<PresetDocument>,
     #[serde(default)]
@@ -771,7 +771,7 @@ enum PrincipalDocument {
 #[serde(deny_unknown_fields)]
 struct BoundedDocument {
     principal: String,
-    bounds: Vec<AllowDocument>,
+    bounds: Vec<EntryDocument>,
 }
 
 impl ExemptDocument {
@@ -815,9 +815,10 @@ impl ExemptDocument {
     }
 }
 
+/// An allow entry, an exempt principal's bound or a forbid entry, as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AllowDocument {
+struct EntryDocument {
     protocol: String,
     #[serde(default)]
     ports: Option<String>,
@@ -826,8 +827,8 @@ struct AllowDocument {
     direction: Option<Direction>,
 }
 
-impl AllowDocument {
-    /// The entry; `caller_allowed` lets its sources name `caller` (an exempt principal's
+impl EntryDocument {
+    /// The entry as an allow entry; `caller_allowed` lets its sources name `caller` (an exempt principal's
     /// bounds).
     fn compile(&self, caller_allowed: bool) -> Result<AllowEntry, ParseError> {
         let traffic = entry_traffic(&self.protocol, self.ports.as_deref())?;
@@ -870,22 +871,11 @@ fn entry_traffic(protocol: &str, ports: Option<&str>) -> Result<Traffic, ParseEr
         .map_err(|e: ParseError| ParseError::new("protocol", e.reason))
 }
 
-/// A forbid entry as written: like an allow entry, but its sources are addresses (CIDRs or
-/// `internet`) and its direction defaults to ingress (a forbid of every direction would
-/// revoke every group's default egress rule).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ForbidDocument {
-    protocol: String,
-    #[serde(default)]
-    ports: Option<String>,
-    sources: Vec<String>,
-    #[serde(default)]
-    direction: Option<Direction>,
-}
-
-impl ForbidDocument {
-    fn compile(&self, name: String) -> Result<Forbid, ParseError> {
+impl EntryDocument {
+    /// The entry as a forbid entry: written like an allow entry, but its sources are
+    /// addresses (CIDRs or `internet`) and its direction defaults to ingress (a forbid of
+    /// every direction would revoke every group's default egress rule).
+    fn compile_forbid(&self, name: String) -> Result<Forbid, ParseError> {
         let traffic = entry_traffic(&self.protocol, self.ports.as_deref())?;
         if self.sources.is_empty() {
             return Err(ParseError::new("sources", "lists no source"));
@@ -966,7 +956,7 @@ impl Policy {
             .enumerate()
             .map(|(i, f)| {
                 let name = format!("forbid[{i}]");
-                f.compile(name.clone()).map_err(|e| e.within(&name))
+                f.compile_forbid(name.clone()).map_err(|e| e.within(&name))
             })
             .collect::<Result<Vec<_>, _>>()?;
         for (i, preset) in doc.presets.iter().enumerate() {
