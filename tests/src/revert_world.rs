@@ -9,7 +9,7 @@ use aws_sdk_ec2::Client;
 use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
-use sgwarden_core::policy::CallerIdentity;
+use sgwarden_core::accounts::CallerIdentity;
 
 use crate::cloudtrail::{self, api_call, session, user};
 use crate::runtime::{self, Outcome};

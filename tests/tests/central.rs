@@ -13,7 +13,7 @@ use aws_sdk_ec2::Client;
 use notify_owner::{MessageOutcome, NotifyConfig, NotifyOwner};
 use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
 use serde_json::{json, Value};
-use sgwarden_core::policy::CallerIdentity;
+use sgwarden_core::accounts::CallerIdentity;
 use sgwarden_core::settings::from_pairs;
 use sgwarden_lambda::Measured;
 use sgwarden_tests::cloudtrail::{self, in_account, session, user, ACCOUNT as CENTRAL};

@@ -11,7 +11,7 @@ use aws_sdk_ec2::Client;
 use revert_ingress::{OwnRole, RevertError};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
-use sgwarden_core::policy::CallerIdentity;
+use sgwarden_core::accounts::CallerIdentity;
 use sgwarden_tests::cloudtrail::{self, api_call, session, user};
 use sgwarden_tests::revert_world::*;
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};

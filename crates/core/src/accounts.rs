@@ -79,6 +79,65 @@ impl std::fmt::Display for MemberRole {
     }
 }
 
+/// The identity a function runs as (its role's ARN, or the session ARN STS reports), to
+/// recognise its own calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity(String);
+
+impl CallerIdentity {
+    pub fn new(arn: impl Into<String>) -> Self {
+        Self(arn.into())
+    }
+
+    pub fn arn(&self) -> &str {
+        &self.0
+    }
+
+    /// True when `principal` is this identity. The identity is the function's role (its IAM
+    /// role ARN, or the assumed-role session ARN STS reports); CloudTrail names a Lambda's
+    /// calls by its session and by the role (with its path) that issued it: all are compared
+    /// by account and role name.
+    pub fn is(&self, principal: &Principal) -> bool {
+        if principal.arn.as_deref() == Some(self.0.as_str()) {
+            return true;
+        }
+        let Some(me) = role_of(&self.0) else {
+            return false;
+        };
+        [&principal.arn, &principal.role_arn]
+            .into_iter()
+            .flatten()
+            .filter_map(|arn| role_of(arn))
+            .any(|role| role == me)
+    }
+}
+
+/// `(account, role name)` of a role's ARN (`arn:aws:iam::<account>:role/<path>/<name>`) or of
+/// one of its sessions (`arn:aws:sts::<account>:assumed-role/<name>/<session>`).
+fn role_of(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let (account, name) = match parts.as_slice() {
+        ["arn", _, "iam", "", account, resource] => {
+            let path = resource.strip_prefix("role/")?;
+            (*account, path.rsplit('/').next()?)
+        }
+        _ => assumed_role(arn)?,
+    };
+    (!name.is_empty()).then_some((account, name))
+}
+
+/// `(account, role name)` of an assumed-role session ARN.
+fn assumed_role(arn: &str) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "sts", "", account, resource] => {
+            let mut path = resource.strip_prefix("assumed-role/")?.split('/');
+            Some((*account, path.next()?))
+        }
+        _ => None,
+    }
+}
+
 /// `(account, resource)` of an ARN of `service` (`arn:<partition>:<service>::<account>:…`).
 fn arn_parts<'a>(arn: &'a str, service: &str) -> Option<(&'a str, &'a str)> {
     match arn.splitn(6, ':').collect::<Vec<_>>().as_slice() {
@@ -447,5 +506,75 @@ mod tests {
         assert!(names_an_account(Some("111122223333")));
         assert!(!names_an_account(Some("0123456789")));
         assert!(!names_an_account(None));
+    }
+
+    #[test]
+    fn the_caller_identity_recognises_its_sessions_and_role_with_a_path() {
+        let me = CallerIdentity::new("arn:aws:sts::111122223333:assumed-role/revert-role/fn");
+        let by_issuer = Principal {
+            arn: Some("arn:aws:sts::111122223333:assumed-role/revert-role/other-session".into()),
+            role_arn: Some("arn:aws:iam::111122223333:role/service/revert-role".into()),
+            ..Principal::default()
+        };
+        assert!(me.is(&by_issuer));
+        let same_name_other_account = Principal {
+            arn: Some("arn:aws:sts::999999999999:assumed-role/revert-role/fn".into()),
+            role_arn: Some("arn:aws:iam::999999999999:role/revert-role".into()),
+            ..Principal::default()
+        };
+        assert!(!me.is(&same_name_other_account));
+        let user = CallerIdentity::new("arn:aws:iam::111122223333:user/ops");
+        assert!(user.is(&Principal {
+            arn: Some("arn:aws:iam::111122223333:user/ops".into()),
+            ..Principal::default()
+        }));
+        assert!(!user.is(&by_issuer));
+    }
+
+    #[test]
+    fn the_function_s_role_is_recognised_from_the_session_issuer_alone() {
+        let me = CallerIdentity::new("arn:aws:sts::111122223333:assumed-role/revert-role/fn");
+        let issuer_only = |role: &str| Principal {
+            arn: None,
+            role_arn: Some(role.into()),
+            ..Principal::default()
+        };
+        assert!(me.is(&issuer_only(
+            "arn:aws:iam::111122223333:role/service/revert-role"
+        )));
+        assert!(me.is(&issuer_only("arn:aws:iam::111122223333:role/revert-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::111122223333:role/other-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::999999999999:role/revert-role")));
+        assert!(!me.is(&issuer_only("arn:aws:iam::111122223333:user/revert-role")));
+        assert!(!me.is(&Principal::default()));
+    }
+
+    #[test]
+    fn the_function_s_role_given_by_its_arn_recognises_its_sessions() {
+        let arn = "arn:aws:iam::111122223333:role/revert";
+        assert_eq!(CallerIdentity::new(arn).arn(), arn);
+        let me = CallerIdentity::new("arn:aws:iam::111122223333:role/service/revert-role");
+        let session = |arn: &str| Principal {
+            arn: Some(arn.into()),
+            role_arn: None,
+            ..Principal::default()
+        };
+        assert!(me.is(&session(
+            "arn:aws:sts::111122223333:assumed-role/revert-role/revert-fn"
+        )));
+        assert!(me.is(&Principal {
+            arn: None,
+            role_arn: Some("arn:aws:iam::111122223333:role/service/revert-role".into()),
+            ..Principal::default()
+        }));
+        assert!(!me.is(&session(
+            "arn:aws:sts::999999999999:assumed-role/revert-role/revert-fn"
+        )));
+        assert!(!me.is(&session(
+            "arn:aws:sts::111122223333:assumed-role/other-role/revert-fn"
+        )));
+        assert!(!me.is(&session("arn:aws:iam::111122223333:user/revert-role")));
+        assert!(!CallerIdentity::new("arn:aws:iam::111122223333:role/")
+            .is(&session("arn:aws:sts::111122223333:assumed-role//x")));
     }
 }

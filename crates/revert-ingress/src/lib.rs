@@ -50,13 +50,12 @@ use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::securityhub::SecurityHub;
 use sgwarden_aws::sns::{Chat, Topic};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
-use sgwarden_core::accounts::{other_accounts, Accounts};
+use sgwarden_core::accounts::{other_accounts, Accounts, CallerIdentity};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
 use sgwarden_core::finding::{findings, Mode, RevokedRule, Severity, Subject};
 use sgwarden_core::policy::{
-    referenced_lists, CallerIdentity, Exemption, Grants, GroupFacts, ListEntries, RevertPlan,
-    Verdict, Vouched,
+    referenced_lists, Exemption, Grants, GroupFacts, ListEntries, RevertPlan, Verdict, Vouched,
 };
 use sgwarden_core::rule::Peer;
 use sgwarden_core::{ParseError, RuleSet, Trigger};

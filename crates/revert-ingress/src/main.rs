@@ -6,7 +6,7 @@
 use std::time::SystemTime;
 
 use revert_ingress::{OwnRole, RevertConfig, RevertIngress};
-use sgwarden_core::policy::CallerIdentity;
+use sgwarden_core::accounts::CallerIdentity;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use revert_ingress::{OwnRole, Report, RevertConfig, RevertIngress};
 use serde_json::json;
 use sgwarden_aws::Ec2;
-use sgwarden_core::policy::CallerIdentity;
+use sgwarden_core::accounts::CallerIdentity;
 use sgwarden_core::Direction;
 use sgwarden_tests::cloudtrail::{self, in_account, user, ACCOUNT as CENTRAL};
 use sgwarden_tests::{world, Emulator};
