@@ -4,7 +4,7 @@
 //! [`sgwarden_core::Permission`]; everything above works with core types.
 
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
-use sgwarden_core::rule::{CidrEntry, GroupEntry, Permission, PrefixListEntry};
+use sgwarden_core::wire::{CidrEntry, GroupEntry, Permission, PrefixListEntry};
 
 pub fn permission_from_sdk(p: &IpPermission) -> Permission {
     Permission {
@@ -114,8 +114,8 @@ pub fn permission_to_sdk(p: &Permission) -> IpPermission {
 /// A `DescribeSecurityGroupRules` rule as the core's neutral rule.
 pub fn security_group_rule_from_sdk(
     r: &aws_sdk_ec2::types::SecurityGroupRule,
-) -> sgwarden_core::rule::SecurityGroupRule {
-    sgwarden_core::rule::SecurityGroupRule {
+) -> sgwarden_core::wire::SecurityGroupRule {
+    sgwarden_core::wire::SecurityGroupRule {
         rule_id: r.security_group_rule_id().map(str::to_string),
         group_id: r.group_id().map(str::to_string),
         is_egress: r.is_egress().unwrap_or(false),

@@ -43,4 +43,5 @@ pub mod wire;
 pub use error::ParseError;
 pub use event::Trigger;
 pub use plan::{plan, Owner, Plan, Proof, Recorded};
-pub use rule::{Direction, Peer, Permission, PortRange, Rule, RuleInfo, RuleSet, Traffic};
+pub use rule::{Direction, Peer, PortRange, Rule, RuleInfo, RuleSet, Traffic};
+pub use wire::Permission;

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::error::ParseError;
-use crate::rule::{Direction, Peer, Permission, RuleInfo, RuleSet};
+use crate::rule::{Direction, Peer, RuleInfo, RuleSet};
+use crate::wire::Permission;
 
 /// The owner whose rules a plan may remove. Owner names are restricted to characters EC2
 /// accepts in a rule description and may not contain spaces (the space ends the marker).

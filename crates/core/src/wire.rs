@@ -7,14 +7,168 @@
 //! - AWS Config configuration items: lower camel case, plain arrays, peer groups under
 //!   `userIdGroupPairs`, and IPv4 twice: legacy `ipRanges` strings beside `ipv4Ranges` objects.
 //!
-//! Each deserialises here into the neutral [`Permission`] / [`SecurityGroupRule`] of
-//! [`crate::rule`]; nothing else in the crate sees a spelling.
+//! Each deserialises here into the neutral [`Permission`] / [`SecurityGroupRule`] defined
+//! below, which expand into [`crate::rule`]'s atomic rules; nothing else in the crate sees a
+//! spelling.
 
 use serde::de::{Deserializer, Error as _};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::rule::{CidrEntry, GroupEntry, Permission, PrefixListEntry, SecurityGroupRule};
+use crate::error::ParseError;
+use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
+
+/// An IPv4 or IPv6 range of a permission, as text, with its description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CidrEntry {
+    pub cidr: String,
+    pub description: Option<String>,
+}
+
+/// A security-group peer of a permission (`UserIdGroupPair`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupEntry {
+    pub group_id: Option<String>,
+    /// Only EC2-Classic and default-VPC calls name a peer group by name alone.
+    pub group_name: Option<String>,
+    pub owner: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A managed prefix list peer of a permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrefixListEntry {
+    pub prefix_list_id: String,
+    pub description: Option<String>,
+}
+
+/// A permission (`IpPermission`) in neutral form: one protocol and port range, many peers.
+/// Every wire shape parses into this; the AWS adapter converts it to and from the SDK's type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permission {
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub ipv4_ranges: Vec<CidrEntry>,
+    pub ipv6_ranges: Vec<CidrEntry>,
+    pub groups: Vec<GroupEntry>,
+    pub prefix_lists: Vec<PrefixListEntry>,
+}
+
+impl Permission {
+    /// How many peers (CIDRs, groups, prefix lists) the permission names.
+    pub fn peer_count(&self) -> usize {
+        self.ipv4_ranges.len()
+            + self.ipv6_ranges.len()
+            + self.groups.len()
+            + self.prefix_lists.len()
+    }
+
+    /// Expands into atomic rules. A permission with no peer at all is malformed: EC2 never
+    /// reports one, and accepting it would hide a parse gap behind an empty set.
+    pub fn expand_into(&self, direction: Direction, set: &mut RuleSet) -> Result<(), ParseError> {
+        let traffic = Traffic::from_wire(&self.protocol, self.from_port, self.to_port)?;
+        if self.peer_count() == 0 {
+            return Err(ParseError::new(
+                "ipRanges",
+                "permission names no peer (no CIDR, group or prefix list)",
+            ));
+        }
+        let mut add = |peer: Peer, description: &Option<String>| {
+            set.insert(
+                Rule::new(direction, traffic, peer),
+                RuleInfo {
+                    description: description.clone().filter(|d| !d.is_empty()),
+                    rule_id: None,
+                },
+            );
+        };
+        for (i, range) in self.ipv4_ranges.iter().enumerate() {
+            let peer = Peer::cidr(&range.cidr, &format!("ipRanges[{i}].cidrIp"))?;
+            add(peer, &range.description);
+        }
+        for (i, range) in self.ipv6_ranges.iter().enumerate() {
+            let peer = Peer::cidr(&range.cidr, &format!("ipv6Ranges[{i}].cidrIpv6"))?;
+            add(peer, &range.description);
+        }
+        for (i, group) in self.groups.iter().enumerate() {
+            let id = group.group_id.clone().ok_or_else(|| {
+                ParseError::new(
+                    format!("groups[{i}].groupId"),
+                    "a group peer named only by name cannot be compared; resolve it first",
+                )
+            })?;
+            add(Peer::group(id, group.owner.clone()), &group.description);
+        }
+        for list in &self.prefix_lists {
+            add(
+                Peer::PrefixList(list.prefix_list_id.clone()),
+                &list.description,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A security-group rule as EC2's `DescribeSecurityGroupRules`, CloudTrail's
+/// `securityGroupRuleSet` and `ModifySecurityGroupRules` report it: one peer, with an id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityGroupRule {
+    pub rule_id: Option<String>,
+    pub group_id: Option<String>,
+    pub is_egress: bool,
+    pub protocol: String,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub cidr_ipv4: Option<String>,
+    pub cidr_ipv6: Option<String>,
+    pub prefix_list_id: Option<String>,
+    pub referenced_group: Option<GroupEntry>,
+    pub description: Option<String>,
+}
+
+impl SecurityGroupRule {
+    /// The atomic rule and its info. Exactly one peer must be named.
+    pub fn to_rule(&self) -> Result<(Rule, RuleInfo), ParseError> {
+        let direction = if self.is_egress {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        let traffic = Traffic::from_wire(&self.protocol, self.from_port, self.to_port)?;
+        let mut peers = Vec::new();
+        if let Some(cidr) = &self.cidr_ipv4 {
+            peers.push(Peer::cidr(cidr, "cidrIpv4")?);
+        }
+        if let Some(cidr) = &self.cidr_ipv6 {
+            peers.push(Peer::cidr(cidr, "cidrIpv6")?);
+        }
+        if let Some(id) = &self.prefix_list_id {
+            peers.push(Peer::PrefixList(id.clone()));
+        }
+        if let Some(group) = &self.referenced_group {
+            let id = group
+                .group_id
+                .clone()
+                .ok_or_else(|| ParseError::missing("referencedGroupInfo.groupId"))?;
+            peers.push(Peer::group(id, group.owner.clone()));
+        }
+        let peer = match (peers.pop(), peers.is_empty()) {
+            (Some(peer), true) => peer,
+            (None, _) => return Err(ParseError::new("cidrIpv4", "rule names no peer")),
+            (Some(_), false) => {
+                return Err(ParseError::new("cidrIpv4", "rule names more than one peer"))
+            }
+        };
+        Ok((
+            Rule::new(direction, traffic, peer),
+            RuleInfo {
+                description: self.description.clone().filter(|d| !d.is_empty()),
+                rule_id: self.rule_id.clone(),
+            },
+        ))
+    }
+}
 
 /// A collection in any of AWS's spellings: `[...]`, `{"items": [...]}`, `{}` or `null`.
 pub(crate) fn collection<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
@@ -384,6 +538,55 @@ mod tests {
         assert_eq!(
             rule.to_rule().unwrap().0.to_string(),
             "ingress tcp/5432 sg-2"
+        );
+    }
+
+    #[test]
+    fn a_permission_without_peers_is_refused() {
+        let p = Permission {
+            protocol: "tcp".into(),
+            from_port: Some(1),
+            to_port: Some(1),
+            ..Permission::default()
+        };
+        assert!(p
+            .expand_into(Direction::Ingress, &mut RuleSet::new())
+            .is_err());
+    }
+
+    #[test]
+    fn a_security_group_rule_needs_exactly_one_peer() {
+        let mut r = SecurityGroupRule {
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            ..Default::default()
+        };
+        assert!(r.to_rule().is_err());
+        r.cidr_ipv4 = Some("0.0.0.0/0".into());
+        assert_eq!(
+            r.to_rule().unwrap().0.to_string(),
+            "ingress tcp/22 0.0.0.0/0"
+        );
+        r.cidr_ipv6 = Some("::/0".into());
+        assert!(r.to_rule().is_err());
+    }
+
+    #[test]
+    fn an_empty_rule_description_is_no_description() {
+        let mut r = SecurityGroupRule {
+            protocol: "tcp".into(),
+            from_port: Some(22),
+            to_port: Some(22),
+            cidr_ipv4: Some("10.0.0.0/8".into()),
+            description: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(r.to_rule().unwrap().1.description, None);
+        r.description = Some("office".into());
+        assert_eq!(
+            r.to_rule().unwrap().1.description.as_deref(),
+            Some("office")
         );
     }
 }

@@ -18,10 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{from_value, ParseError};
-use crate::rule::{
-    CidrEntry, Direction, Peer, Permission, Rule, RuleInfo, RuleSet, SecurityGroupRule, Traffic,
-};
-use crate::wire::Permissions;
+use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
+use crate::wire::{CidrEntry, Permission, Permissions, SecurityGroupRule};
 
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
 

@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::error::{from_str, from_value, ParseError};
-use crate::rule::{Direction, Permission, RuleSet};
+use crate::rule::{Direction, RuleSet};
+use crate::wire::Permission;
 use crate::wire::Permissions;
 
 pub const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";

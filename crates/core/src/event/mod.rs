@@ -195,7 +195,7 @@ mod tests {
             let _ = config::parse_message(&value);
             let _ = cloudtrail::parse(&value);
             let _ = from_value::<crate::wire::Permissions>(&value);
-            let _ = from_value::<crate::rule::SecurityGroupRule>(&value);
+            let _ = from_value::<crate::wire::SecurityGroupRule>(&value);
             let _ = config::parse_message_text(&value.to_string());
         }
 
