@@ -156,12 +156,12 @@ pub fn account_of(arn: &str) -> Option<&str> {
 }
 
 /// Twelve digits.
-pub fn is_account_id(text: &str) -> bool {
+pub(crate) fn is_account_id(text: &str) -> bool {
     text.len() == 12 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A region name as AWS spells them (`eu-west-1`, `us-gov-west-1`, `cn-north-1`).
-pub fn is_region(text: &str) -> bool {
+pub(crate) fn is_region(text: &str) -> bool {
     let mut parts = text.split('-');
     let first = parts.next().unwrap_or_default();
     let rest: Vec<&str> = parts.collect();
@@ -177,7 +177,7 @@ pub fn is_region(text: &str) -> bool {
 }
 
 /// The partition a region is in: ARNs built for it must name it.
-pub fn partition_of(region: &str) -> &'static str {
+pub(crate) fn partition_of(region: &str) -> &'static str {
     if region.starts_with("cn-") {
         "aws-cn"
     } else if region.starts_with("us-gov-") {

@@ -20,9 +20,9 @@
 use serde::Serialize;
 
 /// The schema's limit on `content.title`, in characters.
-pub const TITLE_LIMIT: usize = 250;
+pub(crate) const TITLE_LIMIT: usize = 250;
 /// The schema's limit on `content.description`, in characters.
-pub const DESCRIPTION_LIMIT: usize = 8_000;
+pub(crate) const DESCRIPTION_LIMIT: usize = 8_000;
 
 /// One custom notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

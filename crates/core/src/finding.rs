@@ -80,20 +80,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn compliance_status(self) -> &'static str {
-        match self {
-            Mode::Reverted => "PASSED",
-            Mode::WouldRevert => "FAILED",
-        }
-    }
-
-    pub fn workflow_status(self) -> &'static str {
-        match self {
-            Mode::Reverted => "RESOLVED",
-            Mode::WouldRevert => "NEW",
-        }
-    }
-
     fn word(self) -> &'static str {
         match self {
             Mode::Reverted => "reverted",
@@ -147,10 +133,10 @@ pub struct Finding {
 }
 
 /// The generator every sgwarden finding names.
-pub const GENERATOR_ID: &str = "sgwarden-revert-ingress";
+pub(crate) const GENERATOR_ID: &str = "sgwarden-revert-ingress";
 
 /// ASFF finding type: a network reachability check of security best practice.
-pub const FINDING_TYPE: &str =
+pub(crate) const FINDING_TYPE: &str =
     "Software and Configuration Checks/AWS Security Best Practices/Network Reachability";
 
 /// Security Hub's limits: a description, a title, a `ProductFields` value (a finding over
@@ -390,10 +376,7 @@ mod tests {
             f.resource_id,
             "arn:aws:ec2:eu-west-1:111122223333:security-group/sg-1"
         );
-        assert_eq!(
-            (f.mode.compliance_status(), f.mode.workflow_status()),
-            ("PASSED", "RESOLVED")
-        );
+        assert_eq!(f.mode, Mode::Reverted);
         assert!(f
             .id
             .starts_with("sgwarden/revert-ingress/111122223333/eu-west-1/sg-1/reverted/"));
@@ -417,7 +400,7 @@ mod tests {
         let dry = findings(&subject(), &rules, Mode::WouldRevert, "t");
         assert_eq!(dry.len(), 2);
         assert_ne!(dry[0].id, dry[1].id);
-        assert!(dry.iter().all(|f| f.mode.workflow_status() == "NEW"));
+        assert!(dry.iter().all(|f| f.mode == Mode::WouldRevert));
         assert!(dry.iter().all(|f| f.id.contains("/sg-1/would-revert/")));
         assert!(dry.iter().all(|f| f.id != done[0].id));
         assert!(findings(&subject(), &[], Mode::Reverted, "t").is_empty());

@@ -47,7 +47,7 @@ const NOT_INTERNET: [&str; 9] = [
 ];
 
 /// The word for [`AddressSet::internet`] in a policy document.
-pub const INTERNET: &str = "internet";
+pub(crate) const INTERNET: &str = "internet";
 
 fn v4_bounds(net: &Ipv4Net) -> (u128, u128) {
     (
@@ -127,7 +127,7 @@ impl AddressSet {
     }
 
     /// The union of two sets.
-    pub fn union(&self, other: &AddressSet) -> Self {
+    pub(crate) fn union(&self, other: &AddressSet) -> Self {
         Self {
             v4: normalised(self.v4.iter().chain(&other.v4).copied().collect()),
             v6: normalised(self.v6.iter().chain(&other.v6).copied().collect()),
@@ -135,7 +135,7 @@ impl AddressSet {
     }
 
     /// True when the CIDR peer holds an address of the set (other peers hold none).
-    pub fn meets(&self, peer: &Peer) -> bool {
+    pub(crate) fn meets(&self, peer: &Peer) -> bool {
         match peer {
             Peer::Ipv4(net) => meets(&self.v4, v4_bounds(net)),
             Peer::Ipv6(net) => meets(&self.v6, v6_bounds(net)),
@@ -144,7 +144,7 @@ impl AddressSet {
     }
 
     /// True when the two sets share an address.
-    pub fn meets_set(&self, other: &AddressSet) -> bool {
+    pub(crate) fn meets_set(&self, other: &AddressSet) -> bool {
         other.v4.iter().any(|span| meets(&self.v4, *span))
             || other.v6.iter().any(|span| meets(&self.v6, *span))
     }
@@ -202,7 +202,7 @@ impl fmt::Display for Forbid {
 impl Forbid {
     /// The traffic this entry forbids in `direction` (none for other directions; every kind
     /// for the default group's rules).
-    pub fn traffic_meets(&self, direction: Direction, traffic: &Traffic) -> bool {
+    pub(crate) fn traffic_meets(&self, direction: Direction, traffic: &Traffic) -> bool {
         match &self.forbids {
             Forbids::DefaultGroupRules => true,
             Forbids::Exposure {
@@ -215,13 +215,13 @@ impl Forbid {
 }
 
 /// Security Hub EC2.19's high-risk ports.
-pub const HIGH_RISK_PORTS: [u16; 24] = [
+pub(crate) const HIGH_RISK_PORTS: [u16; 24] = [
     20, 21, 22, 23, 25, 110, 135, 143, 445, 1433, 1434, 3000, 3306, 3389, 4333, 5000, 5432, 5500,
     5601, 8080, 8088, 8888, 9200, 9300,
 ];
 
 /// The presets' names, each the Security Hub control it enforces.
-pub const PRESETS: [&str; 5] = [
+pub(crate) const PRESETS: [&str; 5] = [
     "security-hub-ec2-2",
     "security-hub-ec2-13",
     "security-hub-ec2-14",
@@ -364,7 +364,7 @@ pub(crate) fn forbidden_source(text: &str) -> Result<AddressSet, ParseError> {
 }
 
 /// True when the CIDR peer holds a public address (the module's `internet`).
-pub fn reaches_internet(peer: &Peer) -> bool {
+pub(crate) fn reaches_internet(peer: &Peer) -> bool {
     AddressSet::internet().meets(peer)
 }
 

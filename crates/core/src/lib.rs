@@ -8,7 +8,7 @@
 //! - [`rule`]: the atomic rule model every comparison uses, and its batching back into
 //!   permissions.
 //! - [`wire`]: the three JSON spellings AWS uses for the same permission (EC2 API,
-//!   CloudTrail, AWS Config).
+//!   CloudTrail, AWS Config), and the neutral permission and rule they read into.
 //! - [`notify`]: notify-owner's opt-in test, owner addresses and the mail, rendered from
 //!   templates.
 //! - [`plan`]: ownership (`sgwarden:<owner> `) and the plan that brings a group from what it
@@ -24,6 +24,8 @@
 //!
 //! The core reads no clock and no environment; callers pass both in. Every parser returns a
 //! [`ParseError`] naming the field it could not read, and none panics on any JSON.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod accounts;
 pub mod chat;

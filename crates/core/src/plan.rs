@@ -23,7 +23,7 @@ use crate::wire::Permission;
 pub struct Owner(String);
 
 /// Every rule sgwarden writes starts with this.
-pub const MARKER: &str = "sgwarden:";
+pub(crate) const MARKER: &str = "sgwarden:";
 
 /// EC2 limits a rule description to 255 characters.
 const DESCRIPTION_LIMIT: usize = 255;

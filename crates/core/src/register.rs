@@ -17,10 +17,10 @@ use crate::rule::{RuleInfo, RuleSet, Traffic};
 use crate::sync::{desired_rules, Member};
 
 /// The detail after the region in a registration's description.
-pub const SELF_REGISTERED: &str = "self-registered";
+pub(crate) const SELF_REGISTERED: &str = "self-registered";
 
 /// True for an EC2 instance id (`i-` and 8 or 17 hex digits).
-pub fn is_instance_id(text: &str) -> bool {
+pub(crate) fn is_instance_id(text: &str) -> bool {
     text.strip_prefix("i-").is_some_and(|hex| {
         matches!(hex.len(), 8 | 17) && hex.chars().all(|c| c.is_ascii_hexdigit())
     })
@@ -79,7 +79,7 @@ impl Registrant {
 }
 
 /// The registrant a rule's description names, if it is a self-registration.
-pub fn registrant_of(info: &RuleInfo) -> Option<Registrant> {
+pub(crate) fn registrant_of(info: &RuleInfo) -> Option<Registrant> {
     let rest = info.description.as_deref()?.strip_prefix(MARKER)?;
     let (owner, detail) = rest.split_once(' ')?;
     let region = detail.strip_suffix(SELF_REGISTERED)?.strip_suffix('/')?;

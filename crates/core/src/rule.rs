@@ -106,7 +106,7 @@ pub enum Traffic {
 impl Traffic {
     /// Builds the traffic of a permission from its wire fields (`IpProtocol`, `FromPort`,
     /// `ToPort`).
-    pub fn from_wire(
+    pub(crate) fn from_wire(
         protocol: &str,
         from_port: Option<i64>,
         to_port: Option<i64>,
@@ -137,7 +137,7 @@ impl Traffic {
     }
 
     /// The wire fields (`IpProtocol`, `FromPort`, `ToPort`) EC2 expects for this traffic.
-    pub fn to_wire(&self) -> (String, Option<i32>, Option<i32>) {
+    pub(crate) fn to_wire(&self) -> (String, Option<i32>, Option<i32>) {
         let icmp = |k: Option<u8>, c: Option<u8>| {
             (Some(k.map_or(-1, i32::from)), Some(c.map_or(-1, i32::from)))
         };
@@ -179,7 +179,7 @@ impl Traffic {
 impl Traffic {
     /// True when some packet is admitted by both: what a forbid entry asks of a rule, so a
     /// range that spans a forbidden port, or every protocol, is caught however it is written.
-    pub fn overlaps(&self, other: &Traffic) -> bool {
+    pub(crate) fn overlaps(&self, other: &Traffic) -> bool {
         let icmp_meet = |k: Option<u8>, c: Option<u8>, ok: Option<u8>, oc: Option<u8>| {
             (k.is_none() || ok.is_none() || k == ok) && (c.is_none() || oc.is_none() || c == oc)
         };

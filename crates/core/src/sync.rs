@@ -115,7 +115,7 @@ pub struct Instance {
 
 impl Instance {
     /// True for instances on their way out: never in the desired set.
-    pub fn is_leaving(&self) -> bool {
+    pub(crate) fn is_leaving(&self) -> bool {
         self.lifecycle == Lifecycle::Leaving
     }
 

@@ -57,7 +57,7 @@ pub struct Permission {
 
 impl Permission {
     /// How many peers (CIDRs, groups, prefix lists) the permission names.
-    pub fn peer_count(&self) -> usize {
+    pub(crate) fn peer_count(&self) -> usize {
         self.ipv4_ranges.len()
             + self.ipv6_ranges.len()
             + self.groups.len()
@@ -66,7 +66,11 @@ impl Permission {
 
     /// Expands into atomic rules. A permission with no peer at all is malformed: EC2 never
     /// reports one, and accepting it would hide a parse gap behind an empty set.
-    pub fn expand_into(&self, direction: Direction, set: &mut RuleSet) -> Result<(), ParseError> {
+    pub(crate) fn expand_into(
+        &self,
+        direction: Direction,
+        set: &mut RuleSet,
+    ) -> Result<(), ParseError> {
         let traffic = Traffic::from_wire(&self.protocol, self.from_port, self.to_port)?;
         if self.peer_count() == 0 {
             return Err(ParseError::new(

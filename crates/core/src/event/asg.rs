@@ -11,11 +11,11 @@ use serde_json::Value;
 
 use crate::error::{from_value, ParseError};
 
-pub const LAUNCH_LIFECYCLE: &str = "EC2 Instance-launch Lifecycle Action";
-pub const TERMINATE_LIFECYCLE: &str = "EC2 Instance-terminate Lifecycle Action";
-pub const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
-pub const TERMINATE_SUCCESSFUL: &str = "EC2 Instance Terminate Successful";
-pub const SCHEDULED: &str = "Scheduled Event";
+pub(crate) const LAUNCH_LIFECYCLE: &str = "EC2 Instance-launch Lifecycle Action";
+pub(crate) const TERMINATE_LIFECYCLE: &str = "EC2 Instance-terminate Lifecycle Action";
+pub(crate) const LAUNCH_SUCCESSFUL: &str = "EC2 Instance Launch Successful";
+pub(crate) const TERMINATE_SUCCESSFUL: &str = "EC2 Instance Terminate Successful";
+pub(crate) const SCHEDULED: &str = "Scheduled Event";
 
 /// Whether an instance is coming or going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,13 +21,13 @@ use crate::error::{from_value, ParseError};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 use crate::wire::{CidrEntry, Permission, Permissions, SecurityGroupRule};
 
-pub const API_CALL: &str = "AWS API Call via CloudTrail";
+pub(crate) const API_CALL: &str = "AWS API Call via CloudTrail";
 
-pub const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
-pub const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
-pub const MODIFY_RULES: &str = "ModifySecurityGroupRules";
-pub const MODIFY_PREFIX_LIST: &str = "ModifyManagedPrefixList";
-pub const RESTORE_PREFIX_LIST: &str = "RestoreManagedPrefixListVersion";
+pub(crate) const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
+pub(crate) const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
+pub(crate) const MODIFY_RULES: &str = "ModifySecurityGroupRules";
+pub(crate) const MODIFY_PREFIX_LIST: &str = "ModifyManagedPrefixList";
+pub(crate) const RESTORE_PREFIX_LIST: &str = "RestoreManagedPrefixListVersion";
 
 /// Who made the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -23,11 +23,11 @@ use crate::rule::{Direction, RuleSet};
 use crate::wire::Permission;
 use crate::wire::Permissions;
 
-pub const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";
-pub const OVERSIZED_ITEM_CHANGE: &str = "OversizedConfigurationItemChangeNotification";
+pub(crate) const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";
+pub(crate) const OVERSIZED_ITEM_CHANGE: &str = "OversizedConfigurationItemChangeNotification";
 pub const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
 /// The EventBridge `detail-type` of a Config item change (source `aws.config`).
-pub const EVENTBRIDGE_ITEM_CHANGE: &str = "Config Configuration Item Change";
+pub(crate) const EVENTBRIDGE_ITEM_CHANGE: &str = "Config Configuration Item Change";
 
 /// One Config message.
 #[derive(Debug, Clone, PartialEq)]
@@ -398,7 +398,7 @@ pub fn parse_message(value: &Value) -> Result<ConfigMessage, ParseError> {
 }
 
 /// Parses a Config message from the text SNS carries.
-pub fn parse_message_text(text: &str) -> Result<ConfigMessage, ParseError> {
+pub(crate) fn parse_message_text(text: &str) -> Result<ConfigMessage, ParseError> {
     let value: Value = from_str(text)?;
     parse_message(&value)
 }

@@ -68,13 +68,13 @@ impl Approval {
 /// The longest an approval written with `sgwarden approve` may last. Approvals are for
 /// temporary access (an incident, a migration window); access needed for longer belongs in
 /// the policy's `allow` list, reviewed like any other change to it.
-pub const MAX_APPROVAL_SECONDS: u64 = 7 * 24 * 3600;
+pub(crate) const MAX_APPROVAL_SECONDS: u64 = 7 * 24 * 3600;
 
 /// An approval of a public IPv4 range with a prefix shorter than this (more than 16 million
 /// addresses), or of an IPv6 range shorter than [`WIDE_IPV6`] (more than an ISP's
 /// allocation), needs `--allow-anywhere`.
-pub const WIDE_IPV4: u8 = 8;
-pub const WIDE_IPV6: u8 = 32;
+pub(crate) const WIDE_IPV4: u8 = 8;
+pub(crate) const WIDE_IPV6: u8 = 32;
 
 /// What an operator asks to approve (`sgwarden approve`), before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

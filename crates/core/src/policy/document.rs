@@ -55,7 +55,7 @@ impl GroupFacts {
 }
 
 /// The name EC2 gives every VPC's default security group.
-pub const DEFAULT_GROUP_NAME: &str = "default";
+pub(crate) const DEFAULT_GROUP_NAME: &str = "default";
 
 impl Scope {
     /// True when no condition is set: every group in the account is guarded.
@@ -81,7 +81,7 @@ impl Scope {
 
 /// Where an allowed rule may come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// An IPv4 or IPv6 CIDR: any peer inside it.
     Cidr(Peer),
     /// A security group (`sg-…`) or managed prefix list (`pl-…`), by id.
@@ -145,14 +145,14 @@ impl fmt::Display for Source {
 /// A rule shape that stays: traffic inside `traffic`, peer inside one of `sources`, in
 /// `direction` (both when absent).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowEntry {
+pub(crate) struct AllowEntry {
     pub traffic: Traffic,
     pub sources: Vec<Source>,
     pub direction: Option<Direction>,
 }
 
 impl AllowEntry {
-    pub fn covers(&self, rule: &Rule) -> bool {
+    pub(crate) fn covers(&self, rule: &Rule) -> bool {
         self.covers_from(rule, None)
     }
 

@@ -12,14 +12,14 @@ use super::*;
 /// Whose changes stand: principals (IAM ARNs; an assumed-role session matches its role), each
 /// with its bounds, and groups carrying a tag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Exempt {
+pub(crate) struct Exempt {
     pub principals: BTreeMap<String, Bounds>,
     pub tag: Option<TagCondition>,
 }
 
 /// Which rules an exempt principal's calls may make and have stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bounds {
+pub(crate) enum Bounds {
     /// Any rule it makes (a network administrator's role).
     Unbounded,
     /// Only rules inside one of these shapes; anything else it makes is judged like anyone's

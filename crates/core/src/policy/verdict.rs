@@ -108,7 +108,7 @@ impl Policy {
     /// record of the list) or kept by the policy on its own, as the rule's traffic from that
     /// CIDR (an allow entry, or an approval on this group). AWS-managed lists (owner `AWS`)
     /// are not judged by their entries: nobody in the account can change them.
-    pub fn judge_list(
+    pub(crate) fn judge_list(
         &self,
         group_id: &str,
         rule: &Rule,
