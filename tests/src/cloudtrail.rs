@@ -6,7 +6,7 @@
 use aws_sdk_ec2::types::Filter;
 use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
-use sgwarden_aws::convert::permission_to_sdk;
+use sgwarden_aws::permission_to_sdk;
 use sgwarden_core::wire::Permissions;
 
 /// The emulator's account.

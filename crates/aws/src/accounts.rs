@@ -22,7 +22,7 @@ use sgwarden_core::accounts::{account_of, acting_in, names_an_account, Acting, M
 use crate::error::AwsError;
 
 /// Member-role credentials are renewed this long before they expire.
-pub const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+pub(crate) const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 /// Where an account is acted on.
 #[derive(Debug, Clone)]

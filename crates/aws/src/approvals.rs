@@ -346,13 +346,15 @@ impl Approvals {
 }
 
 /// The `kind` of an exemption record.
-pub const EXEMPTION: &str = "exemption";
+pub(crate) const EXEMPTION: &str = "exemption";
 
 /// The `kind` of a prefix list's record of vouched entries.
-pub const PREFIX_LIST: &str = "prefix-list";
+pub(crate) const PREFIX_LIST: &str = "prefix-list";
 
 /// Reads a prefix list's record of vouched entries; anything off the schema is refused.
-pub fn vouched_from_item(item: &HashMap<String, AttributeValue>) -> Result<Vouched, ParseError> {
+pub(crate) fn vouched_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Vouched, ParseError> {
     let list_id = text(item, "group_id")?;
     if !list_id.starts_with("pl-") {
         return Err(ParseError::new(
@@ -387,7 +389,7 @@ pub fn vouched_from_item(item: &HashMap<String, AttributeValue>) -> Result<Vouch
 }
 
 /// Reads an exemption record; anything off the schema is refused.
-pub fn exemption_from_item(
+pub(crate) fn exemption_from_item(
     item: &HashMap<String, AttributeValue>,
 ) -> Result<Exemption, ParseError> {
     let (direction, traffic, peer) = Approval::parse_rule(&text(item, "rule")?)?;
@@ -403,7 +405,9 @@ pub fn exemption_from_item(
 }
 
 /// Reads an approvals item; anything off the schema is refused.
-pub fn approval_from_item(item: &HashMap<String, AttributeValue>) -> Result<Approval, ParseError> {
+pub(crate) fn approval_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Approval, ParseError> {
     let rule = text(item, "rule")?;
     let (direction, traffic, peer) = Approval::parse_rule(&rule)?;
     let expires_at = number(item, "expires_at")?;

@@ -6,7 +6,7 @@
 use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
 use sgwarden_core::wire::{CidrEntry, GroupEntry, Permission, PrefixListEntry};
 
-pub fn permission_from_sdk(p: &IpPermission) -> Permission {
+pub(crate) fn permission_from_sdk(p: &IpPermission) -> Permission {
     Permission {
         protocol: p.ip_protocol().unwrap_or_default().to_string(),
         from_port: p.from_port().map(i64::from),
@@ -112,7 +112,7 @@ pub fn permission_to_sdk(p: &Permission) -> IpPermission {
 }
 
 /// A `DescribeSecurityGroupRules` rule as the core's neutral rule.
-pub fn security_group_rule_from_sdk(
+pub(crate) fn security_group_rule_from_sdk(
     r: &aws_sdk_ec2::types::SecurityGroupRule,
 ) -> sgwarden_core::wire::SecurityGroupRule {
     sgwarden_core::wire::SecurityGroupRule {

@@ -132,7 +132,7 @@ impl AwsError {
 
     /// What this error means for the invocation. The one place that decides, for every
     /// function, what is retried and what is not (README, "What is retried").
-    pub fn fault(&self) -> Fault {
+    pub(crate) fn fault(&self) -> Fault {
         match self {
             AwsError::Unreachable { .. } => Fault::Transient,
             AwsError::Service { status, .. } if *status >= 500 => Fault::Transient,
@@ -165,7 +165,7 @@ impl AwsError {
 
     /// True when a conditional DynamoDB write found its condition false: an answer about the
     /// table's state (claimed already, newer state, no such item), not a failure.
-    pub fn is_condition_failed(&self) -> bool {
+    pub(crate) fn is_condition_failed(&self) -> bool {
         self.code() == Some("ConditionalCheckFailedException")
     }
 

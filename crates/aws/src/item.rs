@@ -15,11 +15,11 @@ use sgwarden_core::ParseError;
 use crate::error::AwsError;
 
 /// One item of a table.
-pub type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Every item of a paginated `Query` or `Scan` (`into_paginator().items().send()`), in order;
 /// the first page that fails fails the read, naming `operation` on `table`.
-pub async fn all_items<E>(
+pub(crate) async fn all_items<E>(
     mut pages: PaginationStream<Result<Item, SdkError<E, HttpResponse>>>,
     operation: &'static str,
     table: &str,
@@ -36,7 +36,10 @@ where
 }
 
 /// A string attribute.
-pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String, ParseError> {
+pub(crate) fn text(
+    item: &HashMap<String, AttributeValue>,
+    key: &str,
+) -> Result<String, ParseError> {
     match item.get(key) {
         Some(AttributeValue::S(s)) => Ok(s.clone()),
         Some(_) => Err(ParseError::new(key, "not a string")),
@@ -45,7 +48,7 @@ pub fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Result<String,
 }
 
 /// A string attribute that may be absent; present, it must be a string.
-pub fn optional_text(
+pub(crate) fn optional_text(
     item: &HashMap<String, AttributeValue>,
     key: &str,
 ) -> Result<Option<String>, ParseError> {
@@ -56,7 +59,7 @@ pub fn optional_text(
 }
 
 /// A whole, non-negative number attribute (epoch seconds, a sequence number).
-pub fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Result<u64, ParseError> {
+pub(crate) fn number(item: &HashMap<String, AttributeValue>, key: &str) -> Result<u64, ParseError> {
     match item.get(key) {
         Some(AttributeValue::N(n)) => n
             .parse::<u64>()

@@ -27,6 +27,8 @@
 //! No decision is made here: what to change is the core's, when to change it the
 //! function's. This crate only carries plans out and reads state back.
 
+#![warn(missing_docs, unreachable_pub)]
+
 #[cfg(feature = "sts")]
 pub mod accounts;
 #[cfg(feature = "dynamodb")]
@@ -37,13 +39,13 @@ pub mod autoscaling;
 pub mod cloudtrail;
 #[cfg(feature = "config")]
 pub mod config_history;
-pub mod convert;
+mod convert;
 #[cfg(feature = "dynamodb")]
 pub mod dedup;
 pub mod ec2;
 pub mod error;
 #[cfg(feature = "dynamodb")]
-pub mod item;
+mod item;
 #[cfg(feature = "dynamodb")]
 pub mod registry;
 pub mod sdk;
@@ -56,6 +58,7 @@ pub mod sns;
 #[cfg(feature = "sts")]
 pub mod sts;
 
+pub use convert::permission_to_sdk;
 pub use ec2::{
     Applied, AuditContext, Ec2, GroupRules, GroupState, GroupsRead, RuleRecord, RulesRead,
     UnreadableGroup,

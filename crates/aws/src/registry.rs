@@ -28,7 +28,7 @@ use crate::error::AwsError;
 use crate::item::{all_items, number, text, Item};
 
 /// The sort key of every record starts with this; no member's does.
-pub const RECORD_PREFIX: &str = "#rules/";
+pub(crate) const RECORD_PREFIX: &str = "#rules/";
 
 /// The records of a table, by security group id.
 pub type Records = BTreeMap<String, Recorded>;
@@ -221,7 +221,7 @@ fn is_record(item: &Item) -> bool {
 
 /// Reads a record: its group id and the rule ids it holds (none once every id was deleted:
 /// DynamoDB drops an emptied set).
-pub fn record_from_item(item: &Item) -> Result<(String, Recorded), ParseError> {
+pub(crate) fn record_from_item(item: &Item) -> Result<(String, Recorded), ParseError> {
     let group_id = text(item, "group_id")?;
     let ids = match item.get("rule_ids") {
         Some(AttributeValue::Ss(ids)) => ids.clone(),
@@ -232,7 +232,9 @@ pub fn record_from_item(item: &Item) -> Result<(String, Recorded), ParseError> {
 }
 
 /// Reads a registry item; an item that does not follow the schema is refused, not guessed.
-pub fn member_from_item(item: &HashMap<String, AttributeValue>) -> Result<Member, ParseError> {
+pub(crate) fn member_from_item(
+    item: &HashMap<String, AttributeValue>,
+) -> Result<Member, ParseError> {
     let member = text(item, "member")?;
     let seq = number(item, "seq")?;
     let addresses = match item.get("addresses") {

@@ -12,11 +12,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 
 /// A TCP/TLS connect that takes longer than this is a region we cannot reach.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one call.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One call, retries included: the most any single AWS call can cost an invocation.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
 /// Standard retry (exponential backoff with jitter, throttling-aware), bounded.
 pub const MAX_ATTEMPTS: u32 = 3;
 
@@ -40,10 +40,10 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
 /// Attempts of one EC2 call. EC2 throttles per account and region (`RequestLimitExceeded`);
 /// a throttled call is retried in the SDK's adaptive mode, whose client-side rate limiter
 /// then sends at the rate EC2 accepts, so a large sweep slows down instead of failing groups.
-pub const EC2_MAX_ATTEMPTS: u32 = 5;
+pub(crate) const EC2_MAX_ATTEMPTS: u32 = 5;
 
 /// The retry configuration of every EC2 client: adaptive, within [`OPERATION_TIMEOUT`].
-pub fn ec2_retry() -> RetryConfig {
+pub(crate) fn ec2_retry() -> RetryConfig {
     RetryConfig::adaptive()
         .with_max_attempts(EC2_MAX_ATTEMPTS)
         .with_max_backoff(Duration::from_secs(2))

@@ -20,6 +20,8 @@
 //! It holds no function logic: each `main.rs` parses its settings, builds its clients and
 //! hands its handler to [`serve`].
 
+#![warn(missing_docs, unreachable_pub)]
+
 use std::fmt::Display;
 use std::future::Future;
 
@@ -30,7 +32,7 @@ use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
 
 /// The CloudWatch namespace of every sgwarden metric.
-pub const NAMESPACE: &str = "sgwarden";
+pub(crate) const NAMESPACE: &str = "sgwarden";
 
 /// What an invocation counted, by SPEC metric name (README, "Running it"). A failed
 /// invocation writes the counts of an empty report (`Default`: every metric, as zero), so every

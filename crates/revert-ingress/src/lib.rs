@@ -35,7 +35,7 @@
 //! others are swept. Approvals and records stay central, and name the account.
 
 pub mod config;
-pub mod record;
+mod record;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
