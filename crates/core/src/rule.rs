@@ -160,11 +160,11 @@ impl Traffic {
     }
 
     /// The wire fields (`IpProtocol`, `FromPort`, `ToPort`) EC2 expects for this traffic.
-    pub(crate) fn to_wire(&self) -> (String, Option<i32>, Option<i32>) {
+    pub(crate) fn to_wire(self) -> (String, Option<i32>, Option<i32>) {
         let icmp = |k: Option<u8>, c: Option<u8>| {
             (Some(k.map_or(-1, i32::from)), Some(c.map_or(-1, i32::from)))
         };
-        match *self {
+        match self {
             Traffic::All => ("-1".into(), None, None),
             Traffic::Tcp(r) => ("tcp".into(), Some(r.from.into()), Some(r.to.into())),
             Traffic::Udp(r) => ("udp".into(), Some(r.from.into()), Some(r.to.into())),
