@@ -85,10 +85,13 @@ impl std::fmt::Display for MemberRole {
 pub struct CallerIdentity(String);
 
 impl CallerIdentity {
+    /// The identity whose ARN is `arn`: the role's, or the session's as STS
+    /// `GetCallerIdentity` reports it.
     pub fn new(arn: impl Into<String>) -> Self {
         Self(arn.into())
     }
 
+    /// The ARN as given to [`Self::new`].
     pub fn arn(&self) -> &str {
         &self.0
     }
@@ -193,6 +196,8 @@ pub enum Accounts {
     /// Listed ids (none: the own account only).
     #[default]
     None,
+    /// These account ids (`SGWARDEN_ACCOUNTS=111122223333,…`), sorted, each once; the own
+    /// account may be among them.
     Listed(Vec<String>),
     /// Every active account of the organisation, read from AWS Organizations at each sweep.
     Organization,
@@ -202,7 +207,10 @@ pub enum Accounts {
 /// sweep covers (SPEC "One deployment, many accounts").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reach {
+    /// The role to act through in other accounts (`SGWARDEN_MEMBER_ROLE`); `None` when the
+    /// deployment acts only in its own account.
     pub member_role: Option<MemberRole>,
+    /// The accounts a sweep covers besides its own (`SGWARDEN_ACCOUNTS`).
     pub accounts: Accounts,
     /// `SGWARDEN_REGIONS`; empty: the function's own region.
     pub regions: Vec<String>,
@@ -287,7 +295,12 @@ pub enum Acting {
     /// The function's own account, with its own credentials.
     Own,
     /// A member account, through the member role (its ARN there).
-    Member { account: String, role_arn: String },
+    Member {
+        /// The member account's id, as the event names it.
+        account: String,
+        /// The member role's ARN in that account, in the partition of the event's region.
+        role_arn: String,
+    },
     /// Not at all: why.
     Skip(String),
 }

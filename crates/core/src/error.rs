@@ -7,6 +7,8 @@
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Input the core could not read: where it is (`field`) and what is wrong there (`reason`).
+/// Displays as `field: reason`, or the reason alone when there is no path.
 pub struct ParseError {
     /// Where in the input the problem is, as a dotted path.
     pub field: String,
@@ -15,6 +17,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
+    /// An error at `field` for `reason`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -22,6 +25,7 @@ impl ParseError {
         }
     }
 
+    /// An error for a required `field` that is absent; the reason is `missing`.
     pub fn missing(field: impl Into<String>) -> Self {
         Self::new(field, "missing")
     }

@@ -23,13 +23,19 @@ pub const SCHEMA_VERSION: &str = "2018-10-08";
 /// How bad what was exposed is, as Security Hub's severity labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// `LOW`: reaches no public address (a private range, a group, a prefix list of private
+    /// entries).
     Low,
+    /// `MEDIUM`: from the internet, on a port that is not high-risk.
     Medium,
+    /// `HIGH`: from the internet, on one of Security Hub EC2.19's high-risk TCP ports.
     High,
+    /// `CRITICAL`: every protocol, or every TCP port, from the internet.
     Critical,
 }
 
 impl Severity {
+    /// The ASFF `Severity.Label` (`LOW`, `MEDIUM`, `HIGH`, `CRITICAL`).
     pub fn label(self) -> &'static str {
         match self {
             Severity::Low => "LOW",
@@ -91,17 +97,22 @@ impl Mode {
 /// One rule a finding is about, and what decided it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedRule {
+    /// The rule revoked, or that a dry run would revoke.
     pub rule: Rule,
     /// The verdict in words (`forbidden by security-hub-ec2-13: …`).
     pub why: String,
+    /// What the rule exposes ([`Severity::of`]).
     pub severity: Severity,
 }
 
 /// Where the group is and who changed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
+    /// The account the group is in (12 digits); the finding is imported there.
     pub account: String,
+    /// The region the group is in; the finding is imported there.
     pub region: String,
+    /// The group's id (`sg-…`).
     pub group_id: String,
     /// The caller of the change (its ARN), when an event named one; a sweep has none.
     pub actor: Option<String>,
@@ -112,19 +123,34 @@ pub struct Subject {
 /// A finding as sgwarden writes it; every field maps to one ASFF field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// ASFF `Id`: `sgwarden/revert-ingress/<account>/<region>/<group>/<mode>/<digest of the
+    /// rules>`, so the same revert of the same rules updates one finding.
     pub id: String,
+    /// ASFF `ProductArn`: the account's default custom-integration product ([`product_arn`]).
     pub product_arn: String,
+    /// ASFF `GeneratorId`: always `sgwarden-revert-ingress`.
     pub generator_id: String,
+    /// ASFF `AwsAccountId`: the group's account, which must be the importing account.
     pub aws_account_id: String,
+    /// ASFF `Region`, and the resource's region: the group's.
     pub region: String,
+    /// ASFF `Types`: the network-reachability best-practice type.
     pub types: Vec<String>,
+    /// ASFF `Title`, cut to Security Hub's 256 bytes.
     pub title: String,
+    /// ASFF `Description`: the rules and why each was judged, cut to 1024 bytes.
     pub description: String,
+    /// ASFF `Severity.Label`: the worst of the finding's rules.
     pub severity: Severity,
+    /// Reverted or dry run: decides `Compliance.Status` and `Workflow.Status`.
     pub mode: Mode,
+    /// ASFF `Resources[0].Type`: always `AwsEc2SecurityGroup`.
     pub resource_type: &'static str,
+    /// ASFF `Resources[0].Id`: the group's ARN.
     pub resource_id: String,
+    /// ASFF `Resources[0].Partition`, from the region ([`partition`]).
     pub partition: &'static str,
+    /// `Resources[0].Details.AwsEc2SecurityGroup.GroupId` (`sg-…`).
     pub group_id: String,
     /// ASFF `ProductFields`: rules, decision, actor, event, mode.
     pub product_fields: Vec<(String, String)>,

@@ -155,8 +155,12 @@ impl AddressSet {
 pub enum Forbids {
     /// Traffic in `direction` overlapping one of `traffic`, from a peer reaching `sources`.
     Exposure {
+        /// The direction the entry applies to; rules of the other direction never match.
         direction: Direction,
+        /// The forbidden traffic; a rule is caught when its traffic overlaps any of these.
         traffic: Vec<Traffic>,
+        /// The forbidden addresses; a rule is caught when its peer (a CIDR, or a prefix list's
+        /// entries) holds any of them.
         sources: AddressSet,
         /// The sources as the document wrote them, for the verdict.
         written: String,
@@ -168,7 +172,10 @@ pub enum Forbids {
 /// One forbid entry: a name (`forbid[0]`, or a preset's) and what it forbids.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forbid {
+    /// The entry's name in verdicts: `forbid[<index>]` for a written entry, or the preset's
+    /// (`security-hub-ec2-13`, …).
     pub name: String,
+    /// What the entry forbids.
     pub forbids: Forbids,
 }
 

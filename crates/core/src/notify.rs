@@ -34,7 +34,10 @@ pub fn opted_in(tags: &BTreeMap<String, String>, key: &str, value: &str) -> bool
 /// An owner-tag entry that gets no mail, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Refused {
+    /// The entry as the tag wrote it (the whole value, escaped, when it held a control
+    /// character).
     pub given: String,
+    /// Why it gets no mail, for the log.
     pub reason: String,
 }
 
@@ -43,6 +46,7 @@ pub struct Refused {
 pub struct Recipients {
     /// Valid, allowed, de-duplicated addresses, in the order given.
     pub to: Vec<String>,
+    /// The entries that get no mail, each with why.
     pub refused: Vec<Refused>,
 }
 
@@ -115,9 +119,15 @@ fn recipient(
 /// function's settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OwnerTags {
+    /// The tag key that opts a group in (notify-owner's `NOTIFY_TAG`).
     pub opt_in_tag: String,
+    /// The value of that tag that opts in (`NOTIFY_TAG_VALUE`), compared trimmed and
+    /// case-insensitively.
     pub opt_in_value: String,
+    /// The tag key whose value lists the owners' addresses (`OWNER_TAG`).
     pub owner_tag: String,
+    /// The domain a bare name in the owner tag is completed with (`db-team` →
+    /// `db-team@<domain>`, `OWNER_DEFAULT_DOMAIN`); `None`: bare names are refused.
     pub default_domain: Option<String>,
     /// Lower case; empty means every domain.
     pub allowed_domains: Vec<String>,
@@ -199,9 +209,13 @@ impl OwnerTags {
 /// One rule as the mail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleRow {
+    /// `ingress` or `egress`.
     pub direction: String,
+    /// The traffic as sgwarden writes it (`tcp/22`, `all`, `icmp/8:0`).
     pub traffic: String,
+    /// The peer: a CIDR, a group id (`sg-…`) or a prefix list id (`pl-…`).
     pub peer: String,
+    /// The rule's description, when it has one.
     pub description: Option<String>,
 }
 
@@ -220,17 +234,24 @@ fn rows(rules: &RuleSet) -> Vec<RuleRow> {
 /// One tag change as the mail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TagRow {
+    /// The tag's key.
     pub key: String,
+    /// The value before the change; `None` when the tag was added.
     pub before: Option<String>,
+    /// The value after the change; `None` when the tag was removed.
     pub after: Option<String>,
 }
 
 /// Everything an owner's mail says, as data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notice {
+    /// The account the group is in (`awsAccountId` of the item; empty when unknown).
     pub account: String,
+    /// The region the group is in.
     pub region: String,
+    /// The group's id (`sg-…`).
     pub group_id: String,
+    /// The group's name, when Config recorded it.
     pub group_name: Option<String>,
     /// `created`, `changed` or `deleted`.
     pub change: String,
@@ -238,21 +259,30 @@ pub struct Notice {
     pub time: String,
     /// Who made the change (the CloudTrail principal), or `unknown`.
     pub actor: String,
+    /// The CloudTrail event id behind the change, when Config named one.
     pub event_id: Option<String>,
+    /// The rules the change added.
     pub added: Vec<RuleRow>,
+    /// The rules the change removed.
     pub removed: Vec<RuleRow>,
+    /// The tags the change added, removed or altered.
     pub tags: Vec<TagRow>,
+    /// The opt-in tag key, so the mail says why the owner receives it.
     pub opt_in_tag: String,
+    /// The opt-in tag's value.
     pub opt_in_value: String,
+    /// The owner tag key.
     pub owner_tag: String,
     /// Recipients told only because they were owners before this change ([`Audience`]).
     pub former_owners: Vec<String>,
+    /// A link to the group in the EC2 console (the commercial partition's console).
     pub console_url: String,
 }
 
 /// Who made a change, as CloudTrail recorded it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actor {
+    /// The principal CloudTrail recorded for the event.
     pub principal: Principal,
     /// The event's `Username` (for a session, its name).
     pub user_name: Option<String>,
@@ -282,21 +312,33 @@ impl Actor {
 /// The facts a [`Notice`] is made from, besides the diff.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NoticeFacts {
+    /// The account the group is in; empty when unknown.
     pub account: String,
+    /// The region the group is in.
     pub region: String,
+    /// The group's id (`sg-…`).
     pub group_id: String,
+    /// The group's name, when known.
     pub group_name: Option<String>,
+    /// When Config captured the change (`configurationItemCaptureTime`); empty when unknown.
     pub time: String,
+    /// Who made the change ([`Actor::describe`]); `None` shows as `unknown`.
     pub actor: Option<String>,
+    /// The CloudTrail event id behind the change, when known.
     pub event_id: Option<String>,
+    /// The opt-in tag key.
     pub opt_in_tag: String,
+    /// The opt-in tag's value.
     pub opt_in_value: String,
+    /// The owner tag key.
     pub owner_tag: String,
     /// Recipients told only because they were owners before this change.
     pub former_owners: Vec<String>,
 }
 
 impl Notice {
+    /// The notice of `change`, with the diff's rules and tags as rows and the console link for
+    /// the group.
     pub fn new(facts: NoticeFacts, change: ChangeType, diff: &SecurityGroupDiff) -> Self {
         Self {
             console_url: format!(
@@ -334,8 +376,11 @@ impl Notice {
 /// A rendered mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mail {
+    /// The subject line: control characters blanked, at most 200 characters.
     pub subject: String,
+    /// The plain-text body.
     pub text: String,
+    /// The HTML body, every value auto-escaped.
     pub html: String,
 }
 
@@ -343,7 +388,9 @@ pub struct Mail {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("mail template {template} failed: {reason}")]
 pub struct RenderError {
+    /// The template's name (`subject.txt`, `notify.txt`, `notify.html`).
     pub template: &'static str,
+    /// What the template engine reported.
     pub reason: String,
 }
 
@@ -363,6 +410,8 @@ const TEMPLATES: [(&str, &str); 3] = [
 const SUBJECT_LIMIT: usize = 200;
 
 impl Mailer {
+    /// Compiles the templates built into the crate, once at cold start. An error is a defect
+    /// in a template, never in any input.
     pub fn new() -> Result<Self, RenderError> {
         let mut env = minijinja::Environment::new();
         for (name, source) in TEMPLATES {
@@ -374,6 +423,7 @@ impl Mailer {
         Ok(Self { env })
     }
 
+    /// Renders a notice into its subject, text body and HTML body.
     pub fn render(&self, notice: &Notice) -> Result<Mail, RenderError> {
         let render = |name: &'static str, ctx: minijinja::Value| {
             self.env

@@ -29,6 +29,8 @@ pub(crate) const MARKER: &str = "sgwarden:";
 const DESCRIPTION_LIMIT: usize = 255;
 
 impl Owner {
+    /// An owner named `name`; refuses an empty name, a character outside `._-:/@+=#` and
+    /// ASCII letters and digits, and a name too long to leave room in a 255-character description.
     pub fn new(name: &str) -> Result<Self, ParseError> {
         let valid = |c: char| c.is_ascii_alphanumeric() || "._-:/@+=#".contains(c);
         if name.is_empty() || !name.chars().all(valid) {
@@ -46,6 +48,7 @@ impl Owner {
         Ok(Self(name.to_string()))
     }
 
+    /// The owner's name, as written after `sgwarden:` in the marker.
     pub fn name(&self) -> &str {
         &self.0
     }
@@ -94,14 +97,17 @@ impl Proof for Owner {
 pub struct Recorded(BTreeSet<String>);
 
 impl Recorded {
+    /// The record of these rule ids (`sgr-…`); duplicates collapse.
     pub fn new(ids: impl IntoIterator<Item = String>) -> Self {
         Self(ids.into_iter().collect())
     }
 
+    /// True when `rule_id` is one sgwarden recorded creating.
     pub fn contains(&self, rule_id: &str) -> bool {
         self.0.contains(rule_id)
     }
 
+    /// The recorded rule ids, in order.
     pub fn ids(&self) -> impl Iterator<Item = &String> {
         self.0.iter()
     }
@@ -122,7 +128,9 @@ impl fmt::Display for Owner {
 /// The change to make to one group: rules to authorize and rules to revoke.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Rules to authorize: desired and missing, with the descriptions `desired` gave them.
     pub add: RuleSet,
+    /// Rules to revoke: present, owned by the plan's proof, and no longer desired.
     pub remove: RuleSet,
 }
 
@@ -150,6 +158,7 @@ pub fn plan(actual: &RuleSet, desired: &RuleSet, proof: &impl Proof) -> Plan {
 }
 
 impl Plan {
+    /// True when the plan neither adds nor removes a rule: the group is already right.
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty()
     }
@@ -198,7 +207,9 @@ impl Plan {
 /// Rule counts per direction as (IPv4, IPv6).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RuleCounts {
+    /// Ingress rules after the plan, as (IPv4, IPv6).
     pub ingress: (usize, usize),
+    /// Egress rules after the plan, as (IPv4, IPv6).
     pub egress: (usize, usize),
 }
 

@@ -29,12 +29,17 @@ pub(crate) fn is_instance_id(text: &str) -> bool {
 /// Who registered: an instance, and the region it runs in.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Registrant {
+    /// The registering instance's id (`i-…`): also the owner of its rules.
     pub instance_id: String,
+    /// The region the instance runs in, which is often not the group's.
     pub region: String,
     owner: Owner,
 }
 
 impl Registrant {
+    /// The registrant `instance_id` in `region`; refuses a text that is not an EC2 instance
+    /// id (`i-` and 8 or 17 hex digits) and a region that is empty or holds anything but
+    /// letters, digits and `-`.
     pub fn new(instance_id: &str, region: &str) -> Result<Self, ParseError> {
         if !is_instance_id(instance_id) {
             return Err(ParseError::new(

@@ -26,11 +26,14 @@ use crate::wire::{CidrEntry, GroupEntry, Permission, PrefixListEntry};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
+    /// Traffic into the group's members (`IpPermissions`; `isEgress: false`).
     Ingress,
+    /// Traffic out of the group's members (`IpPermissionsEgress`; `isEgress: true`).
     Egress,
 }
 
 impl Direction {
+    /// The lowercase name, `ingress` or `egress`: how logs, plans and the serde form spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Ingress => "ingress",
@@ -54,6 +57,7 @@ pub struct PortRange {
 }
 
 impl PortRange {
+    /// The ports `from` to `to`, both included; refuses a range that runs backwards (`from > to`).
     pub fn new(from: u16, to: u16) -> Result<Self, ParseError> {
         if from > to {
             return Err(ParseError::new(
@@ -95,11 +99,30 @@ impl fmt::Display for PortRange {
 /// and so do we. `None` in an ICMP type or code means "any" (`-1` on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Traffic {
+    /// Every protocol, port and ICMP type (`IpProtocol` `-1`).
     All,
+    /// TCP (protocol 6) on a range of ports.
     Tcp(PortRange),
+    /// UDP (protocol 17) on a range of ports.
     Udp(PortRange),
-    Icmp { kind: Option<u8>, code: Option<u8> },
-    Icmpv6 { kind: Option<u8>, code: Option<u8> },
+    /// ICMP (protocol 1), on `FromPort`/`ToPort` as type and code.
+    Icmp {
+        /// The type (`FromPort` on the wire); `None` is any type (`-1`).
+        kind: Option<u8>,
+        /// The code (`ToPort` on the wire); `None` is any code (`-1`). The parsers refuse a
+        /// code without a type.
+        code: Option<u8>,
+    },
+    /// ICMPv6 (protocol 58), on `FromPort`/`ToPort` as type and code.
+    Icmpv6 {
+        /// The type (`FromPort` on the wire); `None` is any type (`-1`).
+        kind: Option<u8>,
+        /// The code (`ToPort` on the wire); `None` is any code (`-1`). The parsers refuse a
+        /// code without a type.
+        code: Option<u8>,
+    },
+    /// Any other IP protocol, by number (`50` is ESP). EC2 ignores ports for these, so it has
+    /// none; the parsers never put 1, 6, 17 or 58 here.
     Protocol(u8),
 }
 
@@ -137,11 +160,11 @@ impl Traffic {
     }
 
     /// The wire fields (`IpProtocol`, `FromPort`, `ToPort`) EC2 expects for this traffic.
-    pub(crate) fn to_wire(&self) -> (String, Option<i32>, Option<i32>) {
+    pub(crate) fn to_wire(self) -> (String, Option<i32>, Option<i32>) {
         let icmp = |k: Option<u8>, c: Option<u8>| {
             (Some(k.map_or(-1, i32::from)), Some(c.map_or(-1, i32::from)))
         };
-        match *self {
+        match self {
             Traffic::All => ("-1".into(), None, None),
             Traffic::Tcp(r) => ("tcp".into(), Some(r.from.into()), Some(r.to.into())),
             Traffic::Udp(r) => ("udp".into(), Some(r.from.into()), Some(r.to.into())),
@@ -298,7 +321,10 @@ impl fmt::Display for Traffic {
 /// for API calls (cross-account references need it) but never compared.
 #[derive(Debug, Clone)]
 pub struct GroupRef {
+    /// The referenced group's id (`sg-…`): the whole of its identity.
     pub id: String,
+    /// The account id that owns the referenced group (`UserId` on the wire), when the source
+    /// names it; cross-account references need it, comparisons ignore it.
     pub owner: Option<String>,
 }
 
@@ -327,9 +353,13 @@ impl std::hash::Hash for GroupRef {
 /// The one other end of an atomic rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Peer {
+    /// An IPv4 CIDR, host bits cleared.
     Ipv4(Ipv4Net),
+    /// An IPv6 CIDR, host bits cleared.
     Ipv6(Ipv6Net),
+    /// A security group: the traffic of its members (possibly the rule's own group).
     Group(GroupRef),
+    /// A managed prefix list, by its id (`pl-…`).
     PrefixList(String),
 }
 
@@ -354,6 +384,7 @@ impl Peer {
         }
     }
 
+    /// A group peer by id (`sg-…`), with its owner account when the source names it.
     pub fn group(id: impl Into<String>, owner: Option<String>) -> Self {
         Peer::Group(GroupRef {
             id: id.into(),
@@ -378,12 +409,16 @@ impl fmt::Display for Peer {
 /// One atomic security-group rule: the unit of every comparison sgwarden makes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Rule {
+    /// Whether the rule admits traffic into the group or out of it.
     pub direction: Direction,
+    /// The protocol, and the ports or ICMP type and code, it admits.
     pub traffic: Traffic,
+    /// The one source (ingress) or destination (egress) it admits.
     pub peer: Peer,
 }
 
 impl Rule {
+    /// A rule from the three parts of its identity.
     pub fn new(direction: Direction, traffic: Traffic, peer: Peer) -> Self {
         Self {
             direction,
@@ -403,12 +438,15 @@ impl fmt::Display for Rule {
 /// What a rule carries besides its identity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuleInfo {
+    /// The rule's description (`Description` on the wire), when it has one. Rules sgwarden
+    /// owns start with the `sgwarden:<owner> ` marker ([`crate::plan::Owner::describe`]).
     pub description: Option<String>,
     /// The `sgr-…` id, when the source names it.
     pub rule_id: Option<String>,
 }
 
 impl RuleInfo {
+    /// Info with this description and no rule id: what a rule sgwarden is about to add carries.
     pub fn described(description: impl Into<String>) -> Self {
         Self {
             description: Some(description.into()),
@@ -422,6 +460,7 @@ impl RuleInfo {
 pub struct RuleSet(BTreeMap<Rule, RuleInfo>);
 
 impl RuleSet {
+    /// An empty set.
     pub fn new() -> Self {
         Self::default()
     }
@@ -445,10 +484,12 @@ impl RuleSet {
         }
     }
 
+    /// Removes a rule, returning what it carried; `None` when it was not in the set.
     pub fn remove(&mut self, rule: &Rule) -> Option<RuleInfo> {
         self.0.remove(rule)
     }
 
+    /// True when the rule is in the set; identity only, so descriptions and ids do not matter.
     pub fn contains(&self, rule: &Rule) -> bool {
         self.0.contains_key(rule)
     }
@@ -458,22 +499,27 @@ impl RuleSet {
         self.0.values().map(|info| info.rule_id.clone()).collect()
     }
 
+    /// What the rule carries, when it is in the set.
     pub fn get(&self, rule: &Rule) -> Option<&RuleInfo> {
         self.0.get(rule)
     }
 
+    /// How many atomic rules the set holds.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// True when the set holds no rule.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The rules with what each carries, in rule order.
     pub fn iter(&self) -> impl Iterator<Item = (&Rule, &RuleInfo)> {
         self.0.iter()
     }
 
+    /// The rules alone, in rule order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.0.keys()
     }

@@ -9,7 +9,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{variable}: {reason}")]
 pub struct ConfigError {
+    /// The environment variable refused (`SYNC_PORTS`, …).
     pub variable: &'static str,
+    /// Why, in words an operator can act on.
     pub reason: String,
 }
 

@@ -106,10 +106,16 @@ impl Lifecycle {
 /// What asg-sync knows of one instance of an Auto Scaling group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Instance {
+    /// The instance id (`i-…`).
     pub id: String,
+    /// Where the instance is in its group's lifecycle; EC2 does not say, so the Auto Scaling
+    /// group's answer fills it in.
     pub lifecycle: Lifecycle,
+    /// The public IPv4 address (`PublicIpAddress`), when it has one.
     pub public_ipv4: Option<IpAddr>,
+    /// The primary private IPv4 address (`PrivateIpAddress`), when it has one.
     pub private_ipv4: Option<IpAddr>,
+    /// Every IPv6 address of the instance's network interfaces, sorted, without duplicates.
     pub ipv6: Vec<IpAddr>,
 }
 
@@ -131,6 +137,7 @@ impl Instance {
 /// The addresses of a group's instances, and the instances left out for lack of one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberAddresses {
+    /// The addresses of the kind asked for, sorted and without duplicates.
     pub addresses: Vec<IpAddr>,
     /// Instances that should be in the set but have no address of the kind yet.
     pub without_address: Vec<String>,
@@ -166,14 +173,22 @@ pub fn member_addresses(
 pub struct Member {
     /// `<region>/<asg-name>`: the registry's sort key.
     pub member: String,
+    /// The region of the Auto Scaling group.
     pub region: String,
+    /// The Auto Scaling group's name.
     pub asg: String,
+    /// Its instances' addresses when last synced, sorted and without duplicates.
     pub addresses: Vec<IpAddr>,
+    /// When the member was last synced, RFC 3339; for people, never compared.
     pub updated_at: String,
+    /// Grows with every sync of the member (asg-sync uses milliseconds since the Unix epoch); a
+    /// write with a smaller or equal `seq` than the registry holds is refused, so a stale
+    /// invocation cannot overwrite a newer one.
     pub seq: u64,
 }
 
 impl Member {
+    /// The member's key, `<region>/<asg-name>`.
     pub fn key(region: &str, asg: &str) -> String {
         format!("{region}/{asg}")
     }
@@ -277,11 +292,14 @@ pub fn plan_group(
 /// gave the rules the plan added.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordChange {
+    /// Ids (`sgr-…`) to record as the cluster's: the rules the plan created, and those adopted.
     pub add: BTreeSet<String>,
+    /// Ids to drop from the record: the rules the plan removed, and those already gone.
     pub remove: BTreeSet<String>,
 }
 
 impl RecordChange {
+    /// True when the record stays as it is.
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.remove.is_empty()
     }
@@ -308,8 +326,12 @@ impl GroupPlan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("group {group_id} would need {needed} rules per address family and direction after this plan; its quota is {quota} (raise SYNC_RULE_QUOTA only if the account's quota is raised)")]
 pub struct QuotaExceeded {
+    /// The group's id (`sg-…`).
     pub group_id: String,
+    /// The largest count of rules, per address family and direction, after the plan.
     pub needed: usize,
+    /// The per-group limit it was checked against (asg-sync's `SYNC_RULE_QUOTA`, the CLI's
+    /// `--quota`).
     pub quota: usize,
 }
 

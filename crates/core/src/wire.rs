@@ -21,24 +21,33 @@ use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 /// An IPv4 or IPv6 range of a permission, as text, with its description.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CidrEntry {
+    /// The range as written (`CidrIp`, `CidrIpv6`, or a legacy `ipRanges` string); parsed and
+    /// normalised only when the permission expands.
     pub cidr: String,
+    /// The range's `Description`; `None` when it has none (legacy strings never do).
     pub description: Option<String>,
 }
 
 /// A security-group peer of a permission (`UserIdGroupPair`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupEntry {
+    /// The peer group's id (`GroupId`, `sg-…`); `None` when the call named it by name alone,
+    /// which expansion refuses.
     pub group_id: Option<String>,
     /// Only EC2-Classic and default-VPC calls name a peer group by name alone.
     pub group_name: Option<String>,
+    /// The account that owns the peer group (`UserId`), when the source names it.
     pub owner: Option<String>,
+    /// The pair's `Description`, when it has one.
     pub description: Option<String>,
 }
 
 /// A managed prefix list peer of a permission.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PrefixListEntry {
+    /// The list's id (`PrefixListId`, `pl-…`).
     pub prefix_list_id: String,
+    /// The entry's `Description`, when it has one.
     pub description: Option<String>,
 }
 
@@ -46,12 +55,23 @@ pub struct PrefixListEntry {
 /// Every wire shape parses into this; the AWS adapter converts it to and from the SDK's type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Permission {
+    /// `IpProtocol` as text: `tcp`, `udp`, `icmp`, `icmpv6`, a protocol number, or `-1` for
+    /// every protocol. A number on the wire is kept as its digits.
     pub protocol: String,
+    /// `FromPort`: the first port, or the ICMP type (`-1` is any); `None` where the protocol
+    /// has no ports.
     pub from_port: Option<i64>,
+    /// `ToPort`: the last port, or the ICMP code (`-1` is any); `None` where the protocol has
+    /// no ports.
     pub to_port: Option<i64>,
+    /// IPv4 peers (`IpRanges`). From AWS Config, the `ipv4Ranges` objects come first and the
+    /// legacy `ipRanges` strings that repeat them after.
     pub ipv4_ranges: Vec<CidrEntry>,
+    /// IPv6 peers (`Ipv6Ranges`).
     pub ipv6_ranges: Vec<CidrEntry>,
+    /// Security-group peers (`UserIdGroupPairs`; `groups` in CloudTrail).
     pub groups: Vec<GroupEntry>,
+    /// Managed prefix list peers (`PrefixListIds`).
     pub prefix_lists: Vec<PrefixListEntry>,
 }
 
@@ -118,16 +138,29 @@ impl Permission {
 /// `securityGroupRuleSet` and `ModifySecurityGroupRules` report it: one peer, with an id.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecurityGroupRule {
+    /// `SecurityGroupRuleId` (`sgr-…`), when the source gives it.
     pub rule_id: Option<String>,
+    /// `GroupId`: the group the rule belongs to, when the source gives it. [`Self::to_rule`]
+    /// does not read it.
     pub group_id: Option<String>,
+    /// `IsEgress`: true for an egress rule; absent on the wire reads as ingress.
     pub is_egress: bool,
+    /// `IpProtocol` as text, as in [`Permission::protocol`].
     pub protocol: String,
+    /// `FromPort`: the first port, or the ICMP type; `None` where the protocol has no ports.
     pub from_port: Option<i64>,
+    /// `ToPort`: the last port, or the ICMP code; `None` where the protocol has no ports.
     pub to_port: Option<i64>,
+    /// `CidrIpv4`, when the peer is an IPv4 range.
     pub cidr_ipv4: Option<String>,
+    /// `CidrIpv6`, when the peer is an IPv6 range.
     pub cidr_ipv6: Option<String>,
+    /// `PrefixListId` (`pl-…`), when the peer is a managed prefix list.
     pub prefix_list_id: Option<String>,
+    /// The peer group, when the peer is one: from `ReferencedGroupInfo` (id and owner), or
+    /// from `ModifySecurityGroupRules`' `ReferencedGroupId` (id alone).
     pub referenced_group: Option<GroupEntry>,
+    /// `Description`; [`Self::to_rule`] reads an empty one as none.
     pub description: Option<String>,
 }
 

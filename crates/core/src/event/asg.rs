@@ -20,7 +20,9 @@ pub(crate) const SCHEDULED: &str = "Scheduled Event";
 /// Whether an instance is coming or going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleTransition {
+    /// Coming in: `autoscaling:EC2_INSTANCE_LAUNCHING`, or `EC2 Instance Launch Successful`.
     Launching,
+    /// Going: `autoscaling:EC2_INSTANCE_TERMINATING`, or `EC2 Instance Terminate Successful`.
     Terminating,
 }
 
@@ -28,13 +30,22 @@ pub enum LifecycleTransition {
 /// `Terminating:Wait` until the action is completed (or the hook times out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LifecycleAction {
+    /// Launch or terminate, from `detail.LifecycleTransition` (which must match the
+    /// detail-type).
     pub transition: LifecycleTransition,
+    /// The Auto Scaling group's name (`detail.AutoScalingGroupName`); never empty.
     pub asg_name: String,
+    /// The lifecycle hook's name (`detail.LifecycleHookName`), needed to complete the action.
     pub hook_name: String,
+    /// `detail.LifecycleActionToken`: what completing the action names; never empty.
     pub token: String,
+    /// The waiting instance (`detail.EC2InstanceId`, `i-…`); never empty.
     pub instance_id: String,
+    /// The envelope's `region`, when present.
     pub region: Option<String>,
+    /// The envelope's `account`: the account the group is in, when present.
     pub account: Option<String>,
+    /// The envelope's `time`, as RFC 3339, when present.
     pub time: Option<String>,
 }
 
@@ -105,9 +116,15 @@ pub(crate) fn parse_lifecycle(event: &Value) -> Result<LifecycleAction, ParseErr
 /// An instance launched into, or terminated out of, a group that has no lifecycle hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceChange {
+    /// `Launching` for `EC2 Instance Launch Successful`, `Terminating` for `… Terminate
+    /// Successful`.
     pub transition: LifecycleTransition,
+    /// The Auto Scaling group's name (`detail.AutoScalingGroupName`); never empty.
     pub asg_name: String,
+    /// The instance (`detail.EC2InstanceId`, `i-…`), as the event gives it; not checked for
+    /// being empty.
     pub instance_id: String,
+    /// The envelope's `region`, when present.
     pub region: Option<String>,
 }
 
@@ -142,7 +159,9 @@ pub(crate) fn parse_instance_change(event: &Value) -> Result<InstanceChange, Par
 pub struct Scheduled {
     /// The schedule rule's ARN, from `resources`.
     pub rule_arn: Option<String>,
+    /// The envelope's `time`, as RFC 3339, when present.
     pub time: Option<String>,
+    /// The envelope's `region`, when present.
     pub region: Option<String>,
 }
 
@@ -167,6 +186,7 @@ pub(crate) fn parse_scheduled(event: &Value) -> Result<Scheduled, ParseError> {
 /// The seed's manual true-up: re-sync one Auto Scaling group now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrueUp {
+    /// The Auto Scaling group to re-sync (`detail.AutoScalingGroupName`); never empty.
     pub asg_name: String,
 }
 

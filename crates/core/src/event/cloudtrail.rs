@@ -46,24 +46,33 @@ pub struct Principal {
 /// How the call names its group: by id, or (EC2-Classic and default-VPC style) by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupSelector {
+    /// `requestParameters.groupId` (`sg-…`).
     Id(String),
+    /// `requestParameters.groupName`, when the call gives no id: the group must be looked up.
     Name(String),
 }
 
 /// One rule as `ModifySecurityGroupRules` set it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModifiedRule {
+    /// The rule modified (`SecurityGroupRuleId`, `sgr-…`).
     pub rule_id: String,
+    /// The traffic the rule admits from now on.
     pub traffic: Traffic,
+    /// The peer the rule admits from now on.
     pub peer: Peer,
+    /// The new description, when the call set a non-empty one.
     pub description: Option<String>,
 }
 
 /// What a successful call changed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleChange {
+    /// `AuthorizeSecurityGroupIngress` or `AuthorizeSecurityGroupEgress`: rules added to a group.
     Authorize {
+        /// The group the rules were added to, by id or by name.
         group: GroupSelector,
+        /// `Ingress` for `AuthorizeSecurityGroupIngress`, `Egress` for `…Egress`.
         direction: Direction,
         /// The rules the call asked for.
         requested: RuleSet,
@@ -71,16 +80,24 @@ pub enum RuleChange {
         /// them (older events, other producers).
         created: RuleSet,
     },
+    /// `ModifySecurityGroupRules`: existing rules given a new definition, replacing the old
+    /// one (which the event does not carry).
     Modify {
+        /// The group the rules belong to (`GroupId`, `sg-…`).
         group_id: String,
+        /// Each rule as the call set it; never empty. The direction is not recorded: the
+        /// function looks the rule up by id.
         rules: Vec<ModifiedRule>,
     },
     /// `ModifyManagedPrefixList`: entries added to or removed from a managed prefix list
     /// (a rename or resize names none). No security-group call is made, yet every rule on
     /// the list now exposes what it holds.
     ListModify {
+        /// The managed prefix list (`PrefixListId`, `pl-…`).
         list_id: String,
+        /// The CIDRs the call added (`AddEntry`); empty for a restore.
         added: BTreeSet<Peer>,
+        /// The CIDRs the call removed (`RemoveEntry`); empty for a restore.
         removed: BTreeSet<Peer>,
         /// `RestoreManagedPrefixListVersion`: the call brought back an earlier version's
         /// entries and names none of them, so every entry the list holds now may be one it
@@ -120,28 +137,38 @@ impl RuleChange {
 /// The outcome the event records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CallOutcome {
+    /// The call failed (`errorCode` is set): it changed nothing, and its parameters were not
+    /// read.
     Failed {
+        /// `errorCode`, e.g. `Client.InvalidPermission.Duplicate`.
         code: String,
+        /// `errorMessage`, when recorded.
         message: Option<String>,
     },
+    /// The call succeeded, and this is what it changed.
     Succeeded(RuleChange),
 }
 
 /// A parsed CloudTrail API call on a security group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiCall {
+    /// The CloudTrail record's id (`eventID`).
     pub event_id: String,
+    /// The API action (`eventName`), one of those the parser handles.
     pub event_name: String,
+    /// When the call was made (`eventTime`, as recorded), when present.
     pub event_time: Option<String>,
     /// The region the call was made in (`awsRegion`): where any revert must happen.
     pub region: String,
     /// The account the call was made in (the envelope's `account`, which EventBridge sets).
     pub account: Option<String>,
+    /// Who made the call (`userIdentity`); every field `None` when the record has none.
     pub principal: Principal,
     /// The address the call came from (`sourceIPAddress`), when it is one: AWS records it,
     /// the caller cannot write it. A call a service made for the principal names the service
     /// there instead.
     pub source_address: Option<IpAddr>,
+    /// Whether the call failed, and if not, what it changed.
     pub outcome: CallOutcome,
 }
 

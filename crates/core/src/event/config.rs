@@ -25,6 +25,7 @@ use crate::wire::Permissions;
 
 pub(crate) const ITEM_CHANGE: &str = "ConfigurationItemChangeNotification";
 pub(crate) const OVERSIZED_ITEM_CHANGE: &str = "OversizedConfigurationItemChangeNotification";
+/// The Config resource type of a security group: the only items notify-owner mails about.
 pub const SECURITY_GROUP: &str = "AWS::EC2::SecurityGroup";
 /// The EventBridge `detail-type` of a Config item change (source `aws.config`).
 pub(crate) const EVENTBRIDGE_ITEM_CHANGE: &str = "Config Configuration Item Change";
@@ -32,10 +33,15 @@ pub(crate) const EVENTBRIDGE_ITEM_CHANGE: &str = "Config Configuration Item Chan
 /// One Config message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigMessage {
+    /// `ConfigurationItemChangeNotification`: the item as it is now, and the diff of what
+    /// changed.
     Change(Box<ItemChange>),
+    /// `OversizedConfigurationItemChangeNotification`: the item was too large for SNS; only
+    /// its summary came, and the item must be read through the Config API.
     Oversized(OversizedItem),
     /// Any other message type (snapshots, compliance, history deliveries …).
     Other {
+        /// The `messageType` as Config wrote it.
         message_type: String,
     },
 }
@@ -44,8 +50,11 @@ pub enum ConfigMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ChangeType {
+    /// `CREATE`: the resource was first recorded (also assumed when Config sends no diff).
     Create,
+    /// `UPDATE`: a recorded resource changed.
     Update,
+    /// `DELETE`: the resource was deleted.
     Delete,
 }
 
@@ -62,6 +71,8 @@ impl ChangeType {
         }
     }
 
+    /// The change as a past participle for mail (`created`, `changed`, `deleted`); not Config's
+    /// spelling.
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeType::Create => "created",
@@ -75,27 +86,39 @@ impl ChangeType {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConfigurationItem {
+    /// `resourceType`, e.g. `AWS::EC2::SecurityGroup` ([`SECURITY_GROUP`]).
     pub resource_type: String,
+    /// `resourceId`: for a security group, its id (`sg-…`).
     pub resource_id: String,
     #[serde(default)]
+    /// `resourceName`: for a security group, its name, when recorded.
     pub resource_name: Option<String>,
     #[serde(default)]
+    /// `awsRegion`: the region the resource is in, when recorded.
     pub aws_region: Option<String>,
     #[serde(default)]
+    /// `awsAccountId`: the account the resource is in, when recorded. Not always a real id
+    /// (recorded items may carry the sanitised `0123456789`); see
+    /// [`crate::accounts::names_an_account`].
     pub aws_account_id: Option<String>,
     #[serde(default)]
+    /// `configurationItemCaptureTime`: when Config recorded this state, as Config wrote it.
     pub configuration_item_capture_time: Option<String>,
     #[serde(default)]
+    /// `configurationItemStatus` (`OK`, `ResourceDiscovered`, `ResourceDeleted`, …), as Config
+    /// wrote it.
     pub configuration_item_status: Option<String>,
     /// Config writes it as a number in notifications and as a string in the API.
     #[serde(default)]
     pub configuration_state_id: Option<Value>,
     #[serde(default)]
+    /// `configurationStateMd5Hash`, as Config wrote it.
     pub configuration_state_md5_hash: Option<String>,
     /// The resource's own configuration; `null` once the resource is deleted.
     #[serde(default)]
     pub configuration: Option<Value>,
     #[serde(default)]
+    /// `tags`: the resource's tags at this state, key → value; `None` when the item has none.
     pub tags: Option<BTreeMap<String, String>>,
     /// CloudTrail event ids behind this change, when Config knows them.
     #[serde(default)]
@@ -179,17 +202,22 @@ fn difference(a: &RuleSet, b: &RuleSet) -> RuleSet {
 /// A `ConfigurationItemChangeNotification`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemChange {
+    /// `configurationItem`: the resource as it is after the change.
     pub item: ConfigurationItem,
+    /// `configurationItemDiff.changeType`; `Create` when the message has no diff.
     pub change_type: ChangeType,
     /// `configurationItemDiff.changedProperties`, as Config wrote it.
     pub changed_properties: Map<String, Value>,
+    /// `notificationCreationTime`: when Config sent the message, as Config wrote it.
     pub notification_time: Option<String>,
 }
 
 /// What changed in a security group, in sgwarden's terms.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SecurityGroupDiff {
+    /// Rules the group holds after the change and not before.
     pub added: RuleSet,
+    /// Rules the group held before the change and not after.
     pub removed: RuleSet,
     /// Tag key → (before, after); `None` where the tag did not exist on that side.
     pub tags: BTreeMap<String, (Option<String>, Option<String>)>,
@@ -216,6 +244,7 @@ impl SecurityGroupDiff {
 }
 
 impl ItemChange {
+    /// True when the item is a security group ([`SECURITY_GROUP`]).
     pub fn is_security_group(&self) -> bool {
         self.item.resource_type == SECURITY_GROUP
     }
@@ -328,17 +357,24 @@ impl ItemChange {
 pub struct OversizedItem {
     /// An unknown value is refused with the message, never read as an update.
     pub change_type: ChangeType,
+    /// `resourceType`, e.g. `AWS::EC2::SecurityGroup` ([`SECURITY_GROUP`]).
     pub resource_type: String,
+    /// `resourceId`: for a security group, its id (`sg-…`).
     pub resource_id: String,
     #[serde(default)]
+    /// `resourceName`, when the summary gives it.
     pub resource_name: Option<String>,
     #[serde(default)]
+    /// `awsRegion`, when the summary gives it.
     pub aws_region: Option<String>,
     #[serde(default)]
+    /// `awsAccountId`, when the summary gives it.
     pub aws_account_id: Option<String>,
     #[serde(default)]
+    /// `configurationItemCaptureTime`: when Config recorded this state, as Config wrote it.
     pub configuration_item_capture_time: Option<String>,
     #[serde(default)]
+    /// `configurationStateId`, a number or a string as Config wrote it.
     pub configuration_state_id: Option<Value>,
 }
 

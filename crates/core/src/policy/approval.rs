@@ -7,15 +7,22 @@ use crate::rule::{Direction, Peer, Rule, Traffic};
 /// A time-limited approval of one rule shape on one group (the approvals table's item).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approval {
+    /// The group it approves a rule on (`sg-…`; the table's partition key).
     pub group_id: String,
+    /// The item's sort key (`approval-<UTC time>` when `sgwarden approve` wrote it).
     pub approval_id: String,
     /// The approved shape; a rule inside it (traffic inside, peer inside) is approved.
     pub direction: Direction,
+    /// The approved traffic; a rule whose traffic it contains is covered.
     pub traffic: Traffic,
+    /// The approved peer; a CIDR covers the CIDRs inside it, a group or prefix list only
+    /// itself.
     pub peer: Peer,
     /// Epoch seconds; the approval holds while `now < expires_at`.
     pub expires_at: u64,
+    /// Who approved it (the caller's ARN, for `sgwarden approve`), when the item says.
     pub approved_by: Option<String>,
+    /// Why the access is needed, when the item says.
     pub reason: Option<String>,
 }
 
@@ -52,6 +59,8 @@ impl Approval {
         Rule::new(self.direction, self.traffic, self.peer.clone()).to_string()
     }
 
+    /// True when the approval keeps `rule` on `group_id` at `now` (epoch seconds): it has not
+    /// expired, and the rule is inside the approved shape.
     pub fn covers(&self, group_id: &str, rule: &Rule, now: u64) -> bool {
         now < self.expires_at
             && self.group_id == group_id
@@ -79,11 +88,13 @@ pub(crate) const WIDE_IPV6: u8 = 32;
 /// What an operator asks to approve (`sgwarden approve`), before it is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRequest {
+    /// The group to approve a rule on; must be a security group id (`sg-…`).
     pub group_id: String,
     /// `[ingress|egress] <traffic> <peer>`, as the table's `rule` attribute.
     pub rule: String,
     /// How long it lasts, in seconds.
     pub seconds: u64,
+    /// Why the access is needed; must not be blank.
     pub reason: String,
     /// Lets the approval cover a wide part of the internet (`0.0.0.0/0`, `0.0.0.0/1`, `::/1`:
     /// wider than [`WIDE_IPV4`] or [`WIDE_IPV6`]), which is refused otherwise.

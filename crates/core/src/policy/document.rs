@@ -17,11 +17,14 @@ use super::*;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TagCondition {
+    /// The tag key.
     pub key: String,
+    /// The value the tag must have, compared exactly (case and white space count).
     pub value: String,
 }
 
 impl TagCondition {
+    /// True when `tags` carry the key with exactly this value.
     pub fn holds(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.get(&self.key) == Some(&self.value)
     }
@@ -31,9 +34,13 @@ impl TagCondition {
 /// tags are read when the policy needs them ([`Policy::needs_group_details`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GroupFacts {
+    /// The group's id (`sg-…`): always known.
     pub group_id: String,
+    /// The group's name (`GroupName`), when read; `default` marks a VPC's default group.
     pub name: Option<String>,
+    /// The VPC the group is in, when read.
     pub vpc_id: Option<String>,
+    /// The group's tags, key → value; empty when not read or when it has none.
     pub tags: BTreeMap<String, String>,
 }
 
@@ -41,8 +48,12 @@ pub struct GroupFacts {
 /// tag matches every group.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
+    /// `scope.group_ids`: when not empty, only these groups (`sg-…`) are guarded.
     pub group_ids: BTreeSet<String>,
+    /// `scope.vpc_ids`: when not empty, only groups in these VPCs are guarded; a group whose
+    /// VPC is not known is not.
     pub vpc_ids: BTreeSet<String>,
+    /// `scope.tag`: when set, only groups carrying this tag and value are guarded.
     pub tag: Option<TagCondition>,
 }
 
@@ -68,6 +79,7 @@ impl Scope {
         !self.group_ids.is_empty() && !self.group_ids.contains(group_id)
     }
 
+    /// True when the group is in scope: every condition that is set holds for it.
     pub fn contains(&self, group: &GroupFacts) -> bool {
         !self.excludes_id(&group.group_id)
             && (self.vpc_ids.is_empty()

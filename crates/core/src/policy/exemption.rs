@@ -44,7 +44,9 @@ impl Bounds {
 /// and covers one shape exactly, not the rules inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exemption {
+    /// The group the rule is on (`sg-…`; the table's partition key).
     pub group_id: String,
+    /// The exact shape the exempt principal made; only a rule of this very shape is covered.
     pub rule: Rule,
     /// The rule's `sgr-` id when known: then only that rule is covered, not a rule of the same
     /// shape made later by somebody else.
@@ -69,6 +71,8 @@ impl Exemption {
         }
     }
 
+    /// True when the record keeps `rule` (carrying `info`) on `group_id`: same group, same
+    /// shape, and, when the record names a rule id, the same `sgr-` id.
     pub fn covers(&self, group_id: &str, rule: &Rule, info: &RuleInfo) -> bool {
         self.group_id == group_id
             && self.rule == *rule
@@ -82,7 +86,10 @@ impl Exemption {
 /// What the approvals table grants for the groups being judged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
+    /// The approvals of the judged groups. Expired ones may be among them (DynamoDB's TTL
+    /// deletes late), so each is checked against the time it is judged at.
     pub approvals: Vec<Approval>,
+    /// The records of rules exempt principals made on the judged groups.
     pub exemptions: Vec<Exemption>,
     /// The entries sgwarden vouches for, per customer-managed prefix list.
     pub vouched: Vec<Vouched>,
@@ -128,10 +135,12 @@ pub enum ListEntries {
 pub struct PrefixLists(BTreeMap<String, ListEntries>);
 
 impl PrefixLists {
+    /// Records what `list_id` (`pl-…`) holds, replacing what was known of it.
     pub fn insert(&mut self, list_id: impl Into<String>, entries: ListEntries) {
         self.0.insert(list_id.into(), entries);
     }
 
+    /// What `list_id` holds, when it was read.
     pub fn get(&self, list_id: &str) -> Option<&ListEntries> {
         self.0.get(list_id)
     }
@@ -176,7 +185,9 @@ pub fn referenced_lists<'r>(
 /// an entry removed is no longer vouched for, an entry an exempt principal added is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vouched {
+    /// The list's id (`pl-…`; the table's partition key).
     pub list_id: String,
+    /// The CIDRs vouched for; may be empty.
     pub entries: BTreeSet<Peer>,
     /// Who vouched: the exempt principal of the last change, or sgwarden on first use.
     pub by: String,

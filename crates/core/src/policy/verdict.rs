@@ -28,13 +28,25 @@ pub enum Verdict {
     NotForbidden,
     /// Kept by its shape, but the customer-managed prefix list it references holds entries
     /// that nobody vouched for and the policy does not keep on their own: revert it.
-    ListWidened { list: String, entries: Vec<Peer> },
+    ListWidened {
+        /// The prefix list's id (`pl-…`).
+        list: String,
+        /// The entries nobody vouched for and the policy does not keep.
+        entries: Vec<Peer>,
+    },
     /// Kept by its shape, but the prefix list it references could not be read: nothing is
     /// kept on the strength of a list whose entries are unknown.
-    ListUnreadable { list: String, reason: String },
+    ListUnreadable {
+        /// The prefix list's id (`pl-…`).
+        list: String,
+        /// Why it could not be read (or that it was not read at all).
+        reason: String,
+    },
 }
 
 impl Verdict {
+    /// True when the verdict lets the rule stay; false for `Violates`, `Forbidden`,
+    /// `ListWidened` and `ListUnreadable`.
     pub fn keeps(&self) -> bool {
         !matches!(
             self,
@@ -74,7 +86,9 @@ impl fmt::Display for Verdict {
 /// What to revoke in one group, and what stays with its reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RevertPlan {
+    /// The rules to revoke, with what each carries (its `sgr-` id, when read with one).
     pub revoke: RuleSet,
+    /// The rules that stay, each with the verdict that keeps it.
     pub kept: Vec<(Rule, Verdict)>,
     /// The rules in `revoke` that go for a reason beyond "not allowed", with the verdict
     /// naming it: the forbid entry or preset that decided, or the prefix list they reference
