@@ -83,14 +83,14 @@ mutants: ## mutation testing of sgwarden-core (cargo-mutants, pinned); prints th
 	  --output target/mutants $(MUTANTS_ARGS); rc=$$?; [ $$rc -le 3 ] && [ $$rc -ne 1 ] || exit $$rc
 	$(PYTHON) tests/mutants_score.py target/mutants/mutants.out/outcomes.json $(MUTANTS_MINIMUM)
 
-# The README's picture of an owner's mail: the demo writes the mail's HTML part, headless
+# The guide's picture of an owner's mail: the demo writes the mail's HTML part, headless
 # Chromium (Debian's `chromium` package, not needed by anything else) renders it.
 CHROMIUM ?= chromium
-mail-png: demo ## render the demo's owner mail to docs/notify-owner-mail.png (needs chromium)
+mail-png: demo ## render the demo's owner mail to docs/guide/src/images/notify-owner-mail.png (needs chromium)
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=800,480 \
-	  --screenshot=$(CURDIR)/docs/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
+	  --screenshot=$(CURDIR)/docs/guide/src/images/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
 
 # Lambda packages, built with the size-tuned release profile (Cargo.toml). cargo-lambda and
 # zig come pinned from infra/package-tools.lock into their own virtualenv, never into
