@@ -9,7 +9,7 @@ Fails, naming the file and line, on:
   `REVERT_POLICY` (known from the string literals of crates/ and tests/ and the variables of
   the Makefile and infra/deploy.sh), a `make` target (the Makefile's), an `sgwarden` command
   or flag (the help snapshots in tests/snapshots/, which tests/tests/cli.rs keeps equal to
-  the binary's --help).
+  the binary's --help), a template parameter in `--parameter-overrides` (infra/*.yaml).
 - a gap: an error type the code reports that Troubleshooting does not explain, an alarm of
   infra/*.yaml or a metric the functions write that Running it does not name, a command
   without a help snapshot in the CLI chapter, a variable a template sets that no code reads.
@@ -115,6 +115,15 @@ def metrics() -> set[str]:
     names = {m for body in function_bodies("counts") for m in re.findall(r'\("([A-Z][A-Za-z]+)"', body)}
     lambda_lib = (ROOT / "crates/lambda/src/lib.rs").read_text()
     return names | set(re.findall(r'push\(\("([A-Z][A-Za-z]+)"', lambda_lib))
+
+
+def template_parameters() -> set[str]:
+    names = set()
+    for path in sorted((ROOT / "infra").glob("*.yaml")):
+        section = re.search(r"^Parameters:\n((?:[ #].*\n|\n)+)", path.read_text(), re.M)
+        if section:
+            names |= set(re.findall(r"^  (\w+):", section.group(1), re.M))
+    return names
 
 
 def template_parts() -> tuple[set[str], dict[str, tuple[Path, int]]]:
@@ -252,7 +261,7 @@ def command_words(code: str):
 
 
 def check_code(path: Path, settings: set[str], prefixes: set[str], targets: set[str],
-               helps: dict[str, str]) -> int:
+               helps: dict[str, str], parameters: set[str]) -> int:
     count = 0
     p = page(path)
 
@@ -265,6 +274,12 @@ def check_code(path: Path, settings: set[str], prefixes: set[str], targets: set[
 
     def command(line: int, code: str) -> None:
         nonlocal count
+        overrides = code.partition("--parameter-overrides")[2]
+        for name in re.findall(r"(?:^|\s)([A-Z][A-Za-z0-9]+)=", overrides) + \
+                re.findall(r"ParameterKey=(\w+)", code):
+            count += 1
+            if name not in parameters:
+                problem(path, line, f"`{name}` is not a parameter of any template in infra/")
         for tool, word, flags in command_words(code):
             count += 1
             if tool == "make":
@@ -332,21 +347,21 @@ def check_guide_coverage(listed: set[Path]) -> None:
 
 def main() -> int:
     settings, prefixes = known_settings()
-    targets, helps = make_targets(), cli_help()
+    targets, helps, parameters = make_targets(), cli_help(), template_parameters()
     summary = GUIDE / "SUMMARY.md"
     listed = {(GUIDE / t).resolve() for t in re.findall(r"\]\(([^)]+\.md)\)", summary.read_text())}
     files = [ROOT / f for f in TOP_FILES if (ROOT / f).exists()] + sorted(GUIDE.rglob("*.md"))
     links = names = 0
     for path in files:
         links += check_links(path, listed)
-        names += check_code(path, settings, prefixes, targets, helps)
+        names += check_code(path, settings, prefixes, targets, helps, parameters)
     check_guide_coverage(listed)
     for line in problems:
         print(line)
     if problems:
         print(f"docs check: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"docs check: {len(files)} files, {links} links, {names} names of settings and commands: ok")
+    print(f"docs check: {len(files)} files, {links} links, {names} names of settings, commands and parameters: ok")
     return 0
 
 
