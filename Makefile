@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 CARGO ?= cargo
 
-.PHONY: help test demo bench mutants emulator emulator-lock fmt lint infra-lint unit release clean mail-png package deploy
+.PHONY: help test demo bench mutants emulator emulator-lock fmt lint infra-lint unit docs release clean mail-png package deploy
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -46,7 +46,19 @@ unit: $(VENV_STAMP) ## unit, property and end-to-end tests
 	$(CARGO) build --workspace --all-targets --locked
 	$(CARGO) test --workspace --locked
 
-test: fmt lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests
+test: fmt docs lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests, the guide
+
+# The guide (docs/guide, mdBook) is built with a pinned mdBook, installed into .tools (git-ignored)
+# only when that version is not there. Without default features it has no serve/watch web
+# server to compile; search stays. Then docs/guide/check.py checks its links, and every
+# setting, make target and sgwarden command it names, against the code.
+MDBOOK_VERSION := 0.5.4
+MDBOOK := .tools/bin/mdbook
+docs: ## build the guide into target/book and check its links and names
+	@$(MDBOOK) --version 2>/dev/null | grep -qx 'mdbook v$(MDBOOK_VERSION)' \
+	  || $(CARGO) install --locked --quiet mdbook@$(MDBOOK_VERSION) --no-default-features --features search --root .tools
+	$(MDBOOK) build docs/guide
+	$(PYTHON) docs/guide/check.py
 
 demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-region world
 	$(CARGO) build --quiet --locked -p sgwarden-cli
@@ -71,7 +83,8 @@ bench: $(VENV_STAMP) $(PEER_VENV)/.installed ## benchmarks: parse/plan, each fun
 
 # Mutation testing of the security core: cargo-mutants (pinned) changes sgwarden-core's code
 # one mutant at a time and runs the core's own tests; a mutant they do not notice is a rule
-# no test states. Not part of `make test` (about half an hour on 2 cores): see the README.
+# no test states. Not part of `make test` (about 12 minutes on 2 cores): see the guide's
+# contributing chapter.
 CARGO_MUTANTS_VERSION := 27.1.0
 MUTANTS_MINIMUM := 95
 SGWARDEN_REAL_EVENTS ?= $(abspath ../shared/real-events)
@@ -83,14 +96,14 @@ mutants: ## mutation testing of sgwarden-core (cargo-mutants, pinned); prints th
 	  --output target/mutants $(MUTANTS_ARGS); rc=$$?; [ $$rc -le 3 ] && [ $$rc -ne 1 ] || exit $$rc
 	$(PYTHON) tests/mutants_score.py target/mutants/mutants.out/outcomes.json $(MUTANTS_MINIMUM)
 
-# The README's picture of an owner's mail: the demo writes the mail's HTML part, headless
+# The guide's picture of an owner's mail: the demo writes the mail's HTML part, headless
 # Chromium (Debian's `chromium` package, not needed by anything else) renders it.
 CHROMIUM ?= chromium
-mail-png: demo ## render the demo's owner mail to docs/notify-owner-mail.png (needs chromium)
+mail-png: demo ## render the demo's owner mail to docs/guide/src/images/notify-owner-mail.png (needs chromium)
 	$(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=800,480 \
-	  --screenshot=$(CURDIR)/docs/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
+	  --screenshot=$(CURDIR)/docs/guide/src/images/notify-owner-mail.png file://$(CURDIR)/target/demo/notify-owner-mail.html
 
 # Lambda packages, built with the size-tuned release profile (Cargo.toml). cargo-lambda and
 # zig come pinned from infra/package-tools.lock into their own virtualenv, never into

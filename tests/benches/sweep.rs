@@ -17,7 +17,7 @@
 //!
 //! The peer runs when `custodian` is found (`SGWARDEN_CUSTODIAN`, else `.venv-peer`, which
 //! `make bench` installs from `tests/bench-peer.lock`). The table is printed, and drawn as
-//! `docs/sweep-bench.svg` for the README.
+//! `docs/guide/src/images/sweep-bench.svg` for the guide.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -332,7 +332,7 @@ async fn main() {
             speedup
         );
     }
-    let svg = repo().join("docs/sweep-bench.svg");
+    let svg = repo().join("docs/guide/src/images/sweep-bench.svg");
     std::fs::write(&svg, chart(&rows)).expect("write the chart");
     println!("chart: {}", svg.display());
 }

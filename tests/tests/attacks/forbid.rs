@@ -147,7 +147,7 @@ async fn an_odd_rule_beside_a_rule_on_a_widened_list_keeps_ssh_open_past_the_lis
 
 /// Attack (closed). `RestoreManagedPrefixListVersion` puts back the entries of an older version of a
 /// list, with no `ModifyManagedPrefixList` call: a list that held `0.0.0.0/0` once, emptied of
-/// it before a rule pointed at it, is restored after. The README calls it "not a trigger (the
+/// it before a rule pointed at it, is restored after. The README used to call it "not a trigger (the
 /// sweep catches it)", but a forbid-only policy without a scope has no sweep (the sweep
 /// refuses an empty scope), so ssh stays open to the internet for good.
 ///
@@ -204,7 +204,7 @@ async fn restoring_an_old_list_version_opens_ssh_past_a_forbid_only_policy_for_g
 }
 
 /// Attack (closed). `CreateSecurityGroup` gives every new group an egress rule to `0.0.0.0/0` with no
-/// authorize call. Under a forbid of egress to the internet (the README's reason forbid
+/// authorize call. Under a forbid of egress to the internet (the guide's reason forbid
 /// entries default to ingress), an insider creates a group and puts their instance in it:
 /// the forbidden egress is never judged, by event or (without a scope) by sweep.
 ///

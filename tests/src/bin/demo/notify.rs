@@ -1,7 +1,7 @@
 //! The notify-owner part of `make demo`: a change on a group tagged for notification, the
 //! mail its owners get (read back from what SES received), and the redelivery that mails
 //! nobody twice. The mail's HTML part is written to `target/demo/notify-owner-mail.html`
-//! (`make mail-png` renders it for the README).
+//! (`make mail-png` renders it for the guide).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
