@@ -31,7 +31,9 @@ pub enum Place {
     Own,
     /// A member account: the configuration that acts there through the member role.
     Member {
+        /// The member account's id.
         account: String,
+        /// The configuration with the member role's credentials, in the event's region.
         sdk: Box<SdkConfig>,
     },
     /// Not acted on: why.
@@ -82,6 +84,8 @@ impl Sessions {
         }
     }
 
+    /// The role assumed in member accounts, when one is configured: revert-ingress takes any
+    /// session of it for one of its own calls.
     pub fn member_role(&self) -> Option<&MemberRole> {
         self.member_role.as_ref()
     }

@@ -31,6 +31,8 @@ use sgwarden_core::ParseError;
 use crate::error::AwsError;
 use crate::item::{all_items, number, optional_text, text, Item};
 
+/// The approvals table in one region: revert-ingress reads its grants and records
+/// exemptions and vouched prefix lists; `sgwarden approve` writes and deletes approvals.
 #[derive(Debug, Clone)]
 pub struct Approvals {
     client: Client,
@@ -39,6 +41,7 @@ pub struct Approvals {
 }
 
 impl Approvals {
+    /// The table named `table` in `config`'s region. No AWS call is made here.
     pub fn new(config: &SdkConfig, table: &str) -> Self {
         Self {
             client: Client::new(config),

@@ -17,11 +17,15 @@ use crate::error::AwsError;
 /// The result sent with a lifecycle completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LifecycleResult {
+    /// `CONTINUE`: the instance goes on launching or terminating.
     Continue,
+    /// `ABANDON`: a launching instance is terminated; a terminating one terminates all the
+    /// same, without waiting for the group's other lifecycle hooks.
     Abandon,
 }
 
 impl LifecycleResult {
+    /// The value sent as `LifecycleActionResult`: `CONTINUE` or `ABANDON`.
     pub fn as_str(self) -> &'static str {
         match self {
             LifecycleResult::Continue => "CONTINUE",
@@ -33,15 +37,20 @@ impl LifecycleResult {
 /// What a completion call found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Completion {
+    /// Auto Scaling accepted the completion.
     Completed,
-    /// The action was no longer active: completed before, or timed out.
+    /// The action was no longer active: completed before, timed out, or its group or hook
+    /// deleted.
     AlreadyCompleted,
 }
 
 /// One instance of an Auto Scaling group, as the group reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInstance {
+    /// The instance's id (`i-…`).
     pub instance_id: String,
+    /// Whether it stays in the group or is leaving, read from its Auto Scaling lifecycle
+    /// state.
     pub lifecycle: Lifecycle,
 }
 
@@ -53,6 +62,7 @@ pub struct AutoScaling {
 }
 
 impl AutoScaling {
+    /// An Auto Scaling client in `config`'s region.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: Client::new(config),

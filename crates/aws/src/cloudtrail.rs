@@ -11,6 +11,8 @@ use sgwarden_core::notify::Actor;
 
 use crate::error::AwsError;
 
+/// CloudTrail's event history in one region: `LookupEvents` finds only the events recorded
+/// in the region it is asked in, which is the region of the call.
 #[derive(Debug, Clone)]
 pub struct CloudTrail {
     client: Client,
@@ -18,6 +20,7 @@ pub struct CloudTrail {
 }
 
 impl CloudTrail {
+    /// A CloudTrail client in `config`'s region.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: Client::new(config),

@@ -10,6 +10,7 @@ use sgwarden_core::event::ConfigurationItem;
 
 use crate::error::AwsError;
 
+/// AWS Config in one region: the history it recorded of that region's resources.
 #[derive(Debug, Clone)]
 pub struct ConfigHistory {
     client: Client,
@@ -17,6 +18,7 @@ pub struct ConfigHistory {
 }
 
 impl ConfigHistory {
+    /// An AWS Config client in `config`'s region.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: Client::new(config),

@@ -57,6 +57,10 @@ fn nonempty<T>(list: Vec<T>) -> Option<Vec<T>> {
     (!list.is_empty()).then_some(list)
 }
 
+/// The core's neutral permission as the `IpPermission` that EC2's authorize and revoke calls
+/// take: a list with no entry is left unset, and a port outside `i32` is dropped (the core
+/// never holds one). Public for the test harness, which authorizes rules from their
+/// CloudTrail spelling.
 pub fn permission_to_sdk(p: &Permission) -> IpPermission {
     IpPermission::builder()
         .ip_protocol(&p.protocol)

@@ -27,6 +27,7 @@ pub enum Claim {
     AlreadyClaimed,
 }
 
+/// notify-owner's "mailed once" table in one region.
 #[derive(Debug, Clone)]
 pub struct Dedup {
     client: Client,
@@ -35,6 +36,7 @@ pub struct Dedup {
 }
 
 impl Dedup {
+    /// The table named `table` in `config`'s region. No AWS call is made here.
     pub fn new(config: &SdkConfig, table: &str) -> Self {
         Self {
             client: Client::new(config),
@@ -43,6 +45,9 @@ impl Dedup {
         }
     }
 
+    /// Claims the notification `key` with one conditional `PutItem`: [`Claim::Claimed`] when
+    /// no item holds it, [`Claim::AlreadyClaimed`] when one does, expired or not. `expires_at`
+    /// (epoch seconds) only tells the table's TTL when it may delete the item.
     pub async fn claim(&self, key: &str, expires_at: u64) -> Result<Claim, AwsError> {
         let result = self
             .client

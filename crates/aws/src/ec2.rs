@@ -36,10 +36,15 @@ const FILTER_VALUES: usize = 200;
 /// A security group as sgwarden needs to see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupState {
+    /// The group's `sg-` id.
     pub group_id: String,
+    /// The group's name (`GroupName`), unique within its VPC.
     pub group_name: Option<String>,
+    /// The id of the VPC the group belongs to; `None` only when EC2's answer leaves it out.
     pub vpc_id: Option<String>,
+    /// The id of the account that owns the group.
     pub owner_id: Option<String>,
+    /// The group's tags, key to value (a tag without a value maps to `""`).
     pub tags: BTreeMap<String, String>,
     /// Ingress and egress rules, atomic.
     pub rules: RuleSet,
@@ -48,7 +53,9 @@ pub struct GroupState {
 /// Groups as one describe read them: those the core can read, and the others.
 #[derive(Debug, Default)]
 pub struct GroupsRead {
+    /// The groups whose every rule the core can read.
     pub groups: Vec<GroupState>,
+    /// The groups with at least one rule the core cannot read, each with the reason.
     pub unreadable: Vec<UnreadableGroup>,
 }
 
@@ -56,7 +63,9 @@ pub struct GroupsRead {
 /// each other one could not be read (an [`AwsError::Unreadable`] naming group and rule).
 #[derive(Debug, Default)]
 pub struct RulesRead {
+    /// The rules the core can read, each with its group and `sgr-` id.
     pub records: Vec<RuleRecord>,
+    /// One [`AwsError::Unreadable`] per rule the core cannot read.
     pub unreadable: Vec<AwsError>,
 }
 
@@ -64,10 +73,15 @@ pub struct RulesRead {
 /// [`AwsError::Unreadable`] naming the group).
 #[derive(Debug)]
 pub struct UnreadableGroup {
+    /// The group's `sg-` id.
     pub group_id: String,
+    /// The group's name, as for [`GroupState::group_name`].
     pub group_name: Option<String>,
+    /// The group's VPC, as for [`GroupState::vpc_id`].
     pub vpc_id: Option<String>,
+    /// The group's tags, as for [`GroupState::tags`]: enough for scope and exemption tests.
     pub tags: BTreeMap<String, String>,
+    /// Why its rules cannot be read: an [`AwsError::Unreadable`] naming the group.
     pub error: AwsError,
 }
 
@@ -75,7 +89,9 @@ pub struct UnreadableGroup {
 /// are not read: anyone who may tag a rule could write them, so they decide nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleRecord {
+    /// The `sg-` id of the group the rule belongs to.
     pub group_id: String,
+    /// The rule, in the core's terms.
     pub rule: Rule,
     /// Description and `sgr-` id.
     pub info: RuleInfo,
@@ -84,7 +100,10 @@ pub struct RuleRecord {
 /// A group's rules, each with its `sgr-` id, as `DescribeSecurityGroupRules` reports them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupRules {
+    /// The group's `sg-` id.
     pub group_id: String,
+    /// Its ingress and egress rules, each with its description and `sgr-` id; empty for a
+    /// group that exists and has no rule.
     pub rules: RuleSet,
 }
 
@@ -100,7 +119,9 @@ pub struct AuditContext {
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Applied {
+    /// Rules this apply authorized.
     pub added: Vec<Rule>,
+    /// Rules this apply revoked.
     pub removed: Vec<Rule>,
     /// Rules the plan added that were already there (a concurrent writer got there first).
     pub already_present: Vec<Rule>,
@@ -108,7 +129,7 @@ pub struct Applied {
     pub already_gone: Vec<Rule>,
     /// The `sgr-` ids EC2 gave the rules this apply created (from the authorize answers).
     pub created_ids: Vec<String>,
-    /// API calls made.
+    /// Authorize and revoke calls sent, the failed one and the rule-by-rule retries included.
     pub calls: usize,
 }
 
@@ -120,6 +141,8 @@ pub struct Ec2 {
 }
 
 impl Ec2 {
+    /// An EC2 client in `config`'s region, with EC2's own retry (adaptive, up to five
+    /// attempts): a throttled sweep slows down instead of failing groups.
     pub fn new(config: &SdkConfig) -> Self {
         let ec2_config = aws_sdk_ec2::config::Builder::from(config)
             .retry_config(crate::sdk::ec2_retry())
@@ -130,6 +153,7 @@ impl Ec2 {
         }
     }
 
+    /// The region this client acts in (`unknown` when the configuration names none).
     pub fn region(&self) -> &str {
         &self.region
     }

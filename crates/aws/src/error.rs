@@ -45,39 +45,63 @@ const GONE_VALIDATION: [&str; 3] = [
     "No Lifecycle Hook found",
 ];
 
+/// An AWS call that failed, or an answer sgwarden cannot use: which operation, on which
+/// resource, in which region, and why. Every adapter method returns it; [`AwsError::is_transient`]
+/// and [`AwsError::is_gone`] say whether the invocation is retried or answered.
 #[derive(Debug, thiserror::Error)]
 pub enum AwsError {
     /// AWS answered with an error code.
     #[error("{operation} on {resource} in {region} failed (HTTP {status}): {code}: {message}")]
     Service {
+        /// The API operation, as AWS names it (`AuthorizeSecurityGroupIngress`, `PutItem`).
         operation: &'static str,
+        /// What the call was about: a group or instance id (several joined by commas), a
+        /// table name, a topic or role ARN.
         resource: String,
+        /// The region the call was sent to (`unknown` when the configuration names none).
         region: String,
+        /// The HTTP status of the answer; 200 for a finding Security Hub refused inside a
+        /// successful `BatchImportFindings`.
         status: u16,
+        /// The AWS error code (`InvalidGroup.NotFound`, `ConditionalCheckFailedException`,
+        /// `RequestLimitExceeded`), or `Unknown` when the answer carries none.
         code: String,
+        /// AWS's message, as sent (empty when there is none).
         message: String,
     },
     /// No usable answer: timeout, connection refused, DNS, a response we could not read.
     #[error("{operation} on {resource} in {region} got no answer: {detail}")]
     Unreachable {
+        /// The API operation, as AWS names it.
         operation: &'static str,
+        /// What the call was about (see [`AwsError::Service`]).
         resource: String,
+        /// The region the call was sent to.
         region: String,
+        /// The SDK's error and each of its causes, on one line.
         detail: String,
     },
     /// The request could not be built (a value the SDK refuses): asking again cannot help.
     #[error("{operation} on {resource} in {region} could not be sent: {detail}")]
     Request {
+        /// The API operation, as AWS names it.
         operation: &'static str,
+        /// What the call was about (see [`AwsError::Service`]).
         resource: String,
+        /// The region the call would have gone to.
         region: String,
+        /// Why the SDK's builder refused the value.
         detail: String,
     },
     /// The resource does not exist (or is not visible to this account) in that region.
     #[error("{what} {id} not found in {region}")]
     NotFound {
+        /// What was looked for, in words (`security group`, `Auto Scaling group`,
+        /// `prefix list`).
         what: &'static str,
+        /// The id, name or ARN it was looked for by.
         id: String,
+        /// The region it was looked for in.
         region: String,
     },
     /// AWS answered with something the core cannot model; nothing was changed.
@@ -85,9 +109,14 @@ pub enum AwsError {
         "{operation} on {resource} in {region} returned a rule sgwarden cannot read: {source}"
     )]
     Unreadable {
+        /// The API operation whose answer it was.
         operation: &'static str,
+        /// What the answer was about: a group id, a group id and `sgr-` rule id, a prefix
+        /// list id, a table name.
         resource: String,
+        /// The region the answer came from.
         region: String,
+        /// The field the core could not read, and why.
         source: sgwarden_core::ParseError,
     },
 }
@@ -131,7 +160,8 @@ impl AwsError {
     }
 
     /// What this error means for the invocation. The one place that decides, for every
-    /// function, what is retried and what is not (README, "What is retried").
+    /// function, what is retried and what is not (`docs/guide/src/troubleshooting.md`,
+    /// "What is retried, what is answered, what reaches the dead-letter queue").
     pub(crate) fn fault(&self) -> Fault {
         match self {
             AwsError::Unreachable { .. } => Fault::Transient,

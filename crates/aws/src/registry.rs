@@ -36,13 +36,16 @@ pub type Records = BTreeMap<String, Recorded>;
 /// What the registry holds for a cluster: its members and this region's records.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Cluster {
+    /// The cluster's members, each region's Auto Scaling group, as this table holds them.
     pub members: Vec<Member>,
+    /// The `sgr-` ids asg-sync created in this region, by security group id.
     pub records: Records,
 }
 
 /// What a conditional write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
+    /// The member was written: the table held no `seq` for it, or a smaller one.
     Written,
     /// The table already holds this member with a newer (or equal) `seq`.
     Stale,
@@ -57,6 +60,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// The table named `table` in `config`'s region. No AWS call is made here.
     pub fn new(config: &SdkConfig, table: &str) -> Self {
         Self {
             client: Client::new(config),
@@ -65,10 +69,12 @@ impl Registry {
         }
     }
 
+    /// The table's region (`unknown` when the configuration names none), for logs.
     pub fn region(&self) -> &str {
         &self.region
     }
 
+    /// The table's name, for logs.
     pub fn table(&self) -> &str {
         &self.table
     }

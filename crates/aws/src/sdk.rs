@@ -82,6 +82,8 @@ pub struct Regional<T> {
 }
 
 impl<T: Clone> Regional<T> {
+    /// Clients that `make` (a constructor such as `Ec2::new`) builds from `sdk` moved to each
+    /// region asked for; none is built before [`Regional::get`] asks.
     pub fn new(sdk: &SdkConfig, make: fn(&SdkConfig) -> T) -> Self {
         Self {
             sdk: sdk.clone(),

@@ -27,6 +27,8 @@ pub struct SecurityHub {
 const BATCH: usize = 100;
 
 impl SecurityHub {
+    /// A Security Hub client in `config`'s account and region, which must be those the
+    /// findings are about.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: Client::new(config),

@@ -6,6 +6,7 @@ use aws_sdk_sesv2::Client;
 
 use crate::error::AwsError;
 
+/// SESv2 in one region: the sender must be an identity verified in that region.
 #[derive(Debug, Clone)]
 pub struct Ses {
     client: Client,
@@ -15,14 +16,20 @@ pub struct Ses {
 /// A mail to send: addresses already validated by the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing<'a> {
+    /// The sender's address (`FromEmailAddress`).
     pub from: &'a str,
+    /// The recipients, all on the one message's `To` line.
     pub to: &'a [String],
+    /// The subject line.
     pub subject: &'a str,
+    /// The plain-text body.
     pub text: &'a str,
+    /// The HTML body.
     pub html: &'a str,
 }
 
 impl Ses {
+    /// An SESv2 client in `config`'s region.
     pub fn new(config: &SdkConfig) -> Self {
         Self {
             client: Client::new(config),

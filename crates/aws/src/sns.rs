@@ -31,7 +31,8 @@ impl Topic {
         }
     }
 
-    pub fn arn(&self) -> &str {
+    /// The topic's ARN, for logs.
+    pub(crate) fn arn(&self) -> &str {
         &self.arn
     }
 
@@ -68,6 +69,8 @@ impl Topic {
 pub struct Chat(Option<Topic>);
 
 impl Chat {
+    /// The chat topic at `arn`, or none when `arn` is `None`: then [`Chat::tell`] publishes
+    /// nothing and answers false.
     pub fn new(config: &SdkConfig, arn: Option<&str>) -> Self {
         Self(arn.map(|arn| Topic::new(config, arn)))
     }

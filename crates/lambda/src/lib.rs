@@ -34,7 +34,7 @@ use sgwarden_core::settings::ConfigError;
 /// The CloudWatch namespace of every sgwarden metric.
 pub(crate) const NAMESPACE: &str = "sgwarden";
 
-/// What an invocation counted, by SPEC metric name (README, "Running it"). A failed
+/// What an invocation counted, by SPEC metric name (`docs/guide/src/running.md`, "Metrics"). A failed
 /// invocation writes the counts of an empty report (`Default`: every metric, as zero), so every
 /// metric has a data point per invocation and the names are written in one place.
 pub trait Measured: Default {
@@ -78,6 +78,9 @@ fn emit(function: &str, counts: &[(&'static str, u64)]) {
 
 /// A function's error: its message, and a stable name for the Lambda error type.
 pub trait FunctionError: Display {
+    /// The `errorType` of an invocation that fails with this error (`EventNotUnderstood`,
+    /// `AwsUnavailable`, …): one name per cause, never changed, because alarms and
+    /// dead-letter triage match on it.
     fn kind(&self) -> &'static str;
 }
 

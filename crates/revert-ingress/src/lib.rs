@@ -581,7 +581,7 @@ impl RevertIngress {
             })
             .collect();
         report.exempted = exemptions.iter().map(|e| e.rule.to_string()).collect();
-        // The configuration refuses exempt principals without a table (README, "Trust"), so
+        // The configuration refuses exempt principals without a table (`docs/guide/src/trust.md`), so
         // the last arm is only a fallback that says what it does.
         match (&self.approvals, self.config.dry_run) {
             (_, true) => {

@@ -1,8 +1,8 @@
 //! The record of one revert, published as JSON to `REVERT_NOTIFY_TOPIC_ARN`.
 //!
 //! The schema is a contract with whoever subscribes (a chat bridge, a SIEM, a ticketing
-//! rule), so it is versioned (`schema`) and documented in the README: fields are only ever
-//! added. One record is published per group per event (or per group per sweep).
+//! rule), so it is versioned (`schema`) and documented in the guide
+//! (`docs/guide/src/revert-ingress.md#the-revert-record`): fields are only ever added. One record is published per group per event (or per group per sweep).
 
 use serde::Serialize;
 use sgwarden_core::event::Principal;
