@@ -21,7 +21,7 @@
 //! - `sts` (feature `sts`): the caller's own identity.
 //! - `accounts` (feature `sts`): acting in member accounts through the member role; with
 //!   feature `organizations`, the organisation's active accounts.
-//! - [`convert`]: SDK types to and from the core's neutral [`Permission`](sgwarden_core::Permission).
+//! - `convert`: SDK types to and from the core's neutral [`Permission`](sgwarden_core::Permission).
 //! - [`error`]: one error type whose variants tell an operator what failed where.
 //!
 //! No decision is made here: what to change is the core's, when to change it the
