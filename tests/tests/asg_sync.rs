@@ -8,12 +8,17 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
-use asg_sync::SyncError;
+use asg_sync::{Lifecycle, SyncError};
 use serde_json::{json, Value};
+use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_aws::Ec2;
+use sgwarden_core::ErrorType;
 use sgwarden_tests::cluster_world::*;
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Outage};
+
+/// A lifecycle action completed with `CONTINUE`.
+const CONTINUED: Lifecycle = Lifecycle::Completed(LifecycleResult::Continue);
 
 #[tokio::test]
 async fn launches_in_each_region_bring_both_groups_in_step() {
@@ -23,7 +28,7 @@ async fn launches_in_each_region_bring_both_groups_in_step() {
     c.launch(LOCAL, &local[0]).await.unwrap();
     c.emulator.clear_calls();
     let report = c.launch(PEER, &peer[0]).await.unwrap();
-    assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+    assert_eq!(report.lifecycle, Some(CONTINUED));
 
     // The API calls of one launch, per the performance target.
     let count = |op: &str| c.emulator.calls_of(op).len();
@@ -85,7 +90,7 @@ async fn a_termination_removes_the_instance_everywhere_and_keeps_hand_made_rules
     let site = c.site(LOCAL);
     let event = world::lifecycle_event(LOCAL, &site.asg, &local[1], false);
     let report = c.handle(LOCAL, &[], &event).await.unwrap();
-    assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+    assert_eq!(report.lifecycle, Some(CONTINUED));
 
     let expected = c
         .expected(&[
@@ -120,11 +125,7 @@ async fn a_peer_region_down_does_not_hold_local_scaling() {
     c.emulator.set_outage(PEER, Outage::Hang);
     let report = c.launch(LOCAL, &local[0]).await.unwrap();
     assert_eq!(report.unreachable, vec![PEER.to_string()]);
-    assert_eq!(
-        report.lifecycle.as_deref(),
-        Some("CONTINUE"),
-        "local scaling goes on"
-    );
+    assert_eq!(report.lifecycle, Some(CONTINUED), "local scaling goes on");
     let completions = c.emulator.calls_of("CompleteLifecycleAction");
     assert_eq!(completions.len(), 1);
     assert!(
@@ -262,7 +263,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
     ))
     .unwrap();
     let err = c.handle(LOCAL, &[], &cloudtrail).await.unwrap_err();
-    assert_eq!(err.kind(), "WrongTrigger");
+    assert_eq!(err.kind(), ErrorType::WrongTrigger);
     assert!(c.emulator.calls().is_empty(), "no AWS call at all");
 }
 
@@ -296,7 +297,7 @@ async fn five_concurrent_launches_converge() {
     let results = futures_join(events.iter().map(|e| function.handle(e, SystemTime::now()))).await;
     for result in results {
         let report = result.unwrap();
-        assert_eq!(report.lifecycle.as_deref(), Some("CONTINUE"));
+        assert_eq!(report.lifecycle, Some(CONTINUED));
     }
     let expected = c.expected(&[(LOCAL, instances)]).await;
     assert_eq!(c.owned_rules(LOCAL).await, expected);
@@ -342,7 +343,7 @@ async fn a_plan_over_the_quota_is_refused_with_nothing_changed() {
     let event = world::lifecycle_event(LOCAL, &site.asg, &site.instances[0], true);
     let quota = [("SYNC_RULE_QUOTA", "3"), ("SYNC_ON_FAILURE", "abandon")];
     let err = c.handle(LOCAL, &quota, &event).await.unwrap_err();
-    assert_eq!(err.kind(), "QuotaExceeded", "{err}");
+    assert_eq!(err.kind(), ErrorType::QuotaExceeded, "{err}");
     assert!(err.to_string().contains(&site.group_id), "{err}");
     assert!(c.owned_rules(LOCAL).await.is_empty());
     assert!(c.owned_rules(PEER).await.is_empty());

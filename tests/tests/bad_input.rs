@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use serde_json::{json, Value};
 use sgwarden_core::settings::from_pairs;
+use sgwarden_core::ErrorType;
 use sgwarden_tests::runtime::{self, Outcome};
 use sgwarden_tests::Emulator;
 
@@ -22,7 +23,11 @@ const REGION: &str = "us-east-1";
 /// Mutated copies per event file.
 const COPIES: usize = 8;
 /// The error types that mean "refused before acting".
-const REFUSALS: [&str; 3] = ["EventNotUnderstood", "WrongTrigger", "GroupNotInCluster"];
+const REFUSALS: [ErrorType; 3] = [
+    ErrorType::EventNotUnderstood,
+    ErrorType::WrongTrigger,
+    ErrorType::GroupNotInCluster,
+];
 
 /// A small, fixed pseudo-random sequence (SplitMix64): the same mutations on every run.
 struct Dice(u64);
@@ -196,7 +201,7 @@ impl Functions {
     const NAMES: [&'static str; 3] = ["asg-sync", "revert-ingress", "notify-owner"];
 
     /// Handles `event` with function `which`; returns the error type when it fails.
-    async fn handle(&self, which: usize, event: &Value) -> Option<&'static str> {
+    async fn handle(&self, which: usize, event: &Value) -> Option<ErrorType> {
         let now = SystemTime::now();
         match which {
             0 => self
@@ -245,7 +250,7 @@ async fn mutated_events_never_panic_and_a_refusal_writes_nothing() {
             for (which, function) in Functions::NAMES.iter().enumerate() {
                 emulator.clear_calls();
                 let refusal = functions.handle(which, &event).await;
-                if refusal == Some("EventNotUnderstood") {
+                if refusal == Some(ErrorType::EventNotUnderstood) {
                     not_understood += 1;
                 }
                 if refusal.is_some_and(|kind| REFUSALS.contains(&kind)) {

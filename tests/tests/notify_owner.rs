@@ -7,9 +7,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use notify_owner::{MessageOutcome, NotifyConfig, NotifyOwner};
+use notify_owner::{MessageOutcome, NotifyConfig, NotifyOwner, Unmailed};
 use serde_json::{json, Value};
 use sgwarden_core::settings::from_pairs;
+use sgwarden_core::ErrorType;
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Call, Emulator, Outage};
 
@@ -241,11 +242,7 @@ async fn a_relationship_only_change_sends_nothing() {
         .await
         .unwrap();
     assert_eq!(report.messages[0].outcome, MessageOutcome::Ignored);
-    assert!(report.messages[0]
-        .reason
-        .as_deref()
-        .unwrap()
-        .contains("relationships"));
+    assert_eq!(report.messages[0].reason, Some(Unmailed::OnlyRelationships));
     assert!(w.mails().is_empty());
 }
 
@@ -305,7 +302,7 @@ async fn an_oversized_notification_is_resolved_through_config_history() {
         .handle(&world::config_delivery(&[summary]), now())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), "ConfigHistoryBehind");
+    assert_eq!(err.kind(), ErrorType::ConfigHistoryBehind);
     assert_eq!(w.mails().len(), 1);
 }
 
@@ -363,7 +360,7 @@ async fn a_malformed_message_is_an_error_and_sends_nothing() {
         .handle(&world::config_delivery(&[good, bad]), now())
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), "EventNotUnderstood");
+    assert_eq!(err.kind(), ErrorType::EventNotUnderstood);
     assert!(err.to_string().contains("fromPort"), "{err}");
     assert!(w.emulator.calls().is_empty());
 }
@@ -446,7 +443,7 @@ async fn ses_faults_fail_only_when_a_retry_helps_and_the_retry_mails_once() {
     // SES answers 503: the invocation fails so SNS retries; the claim is given back.
     w.emulator.set_service_outage(REGION, "ses", Outage::Error);
     let err = function.handle(&event, now()).await.unwrap_err();
-    assert_eq!(err.kind(), "MailNotSent");
+    assert_eq!(err.kind(), ErrorType::MailNotSent);
     assert!(err.to_string().contains("db-team@example.com"), "{err}");
     w.emulator.set_service_outage(REGION, "ses", Outage::None);
     w.emulator.clear_calls();

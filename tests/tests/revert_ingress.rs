@@ -12,6 +12,8 @@ use revert_ingress::{OwnRole, RevertError};
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::accounts::CallerIdentity;
+use sgwarden_core::policy::{Skip, Verdict};
+use sgwarden_core::ErrorType;
 use sgwarden_tests::cloudtrail::{self, api_call, session, user};
 use sgwarden_tests::revert_world::*;
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
@@ -96,9 +98,10 @@ async fn a_rule_inside_an_allow_entry_stays_and_the_rest_of_the_call_goes() {
         vec![PRE_EXISTING, "ingress tcp/8443 0.0.0.0/0"]
     );
     assert_eq!(report.groups[0].kept.len(), 1);
-    assert!(report.groups[0].kept[0]
-        .reason
-        .starts_with("allowed by policy"));
+    assert!(matches!(
+        report.groups[0].kept[0].reason,
+        Verdict::Allowed(_)
+    ));
 }
 
 #[tokio::test]
@@ -113,10 +116,12 @@ async fn groups_outside_the_scope_are_left_alone() {
         .handle(&event, now())
         .await
         .unwrap();
-    assert!(report
-        .skipped
-        .unwrap()
-        .contains("outside the policy's scope"));
+    assert_eq!(
+        report.skipped,
+        Some(Skip::NotGuarded {
+            group_id: w.open.clone()
+        })
+    );
     assert!(w.writes().is_empty(), "{:?}", w.writes());
     // Scope by id: decided without any call.
     w.emulator.clear_calls();
@@ -147,10 +152,10 @@ async fn a_failed_call_is_ignored_and_the_identical_rule_survives() {
     event["detail"]["errorCode"] = json!("InvalidPermission.Duplicate");
     event["detail"]["errorMessage"] = json!("the specified rule already exists");
     let report = w.function(&[]).await.handle(&event, now()).await.unwrap();
-    assert!(report
-        .skipped
-        .unwrap()
-        .contains("InvalidPermission.Duplicate"));
+    assert!(
+        matches!(&report.skipped, Some(Skip::CallFailed { code }) if code.contains("InvalidPermission.Duplicate")),
+        "{report:?}"
+    );
     assert!(w.emulator.calls().is_empty());
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
 }
@@ -161,7 +166,10 @@ async fn an_exempt_role_s_change_is_recorded_and_later_sweeps_keep_it() {
     let function = w.guarded_function().await;
     let event = w.admin_opens(5432, "10.20.0.0/16", true).await;
     let report = function.handle(&event, now()).await.unwrap();
-    assert!(report.skipped.unwrap().contains("exempt principal"));
+    assert!(
+        matches!(&report.skipped, Some(Skip::Exempt { .. })),
+        "{report:?}"
+    );
     assert_eq!(report.exempted, vec!["ingress tcp/5432 10.20.0.0/16"]);
     // The record is written where only sgwarden and the security team can write; the rule
     // itself is not touched (no tag, no revoke).
@@ -189,7 +197,7 @@ async fn an_exempt_role_s_change_is_recorded_and_later_sweeps_keep_it() {
     assert!(group
         .kept
         .iter()
-        .any(|k| k.reason == format!("added by exempt principal {ADMIN_ROLE}")));
+        .any(|k| k.reason == Verdict::Exempted(ADMIN_ROLE.to_string())));
 }
 
 #[tokio::test]
@@ -297,7 +305,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, RevertError::Event(_)), "{err}");
-    assert_eq!(err.kind(), "EventNotUnderstood");
+    assert_eq!(err.kind(), ErrorType::EventNotUnderstood);
     assert!(err.to_string().contains("toPort"), "{err}");
     let wrong = w
         .function(&[])
@@ -305,7 +313,7 @@ async fn a_malformed_event_is_an_error_and_changes_nothing() {
         .handle(&world::lifecycle_event(REGION, "asg", "i-1", true), now())
         .await
         .unwrap_err();
-    assert_eq!(wrong.kind(), "WrongTrigger");
+    assert_eq!(wrong.kind(), ErrorType::WrongTrigger);
     assert!(w.emulator.calls().is_empty());
 }
 
@@ -356,7 +364,10 @@ async fn an_approval_holds_until_it_expires_and_then_the_sweep_revokes_the_rule(
         report.groups[0].revoked,
         vec!["ingress tcp/22 198.51.100.7/32"]
     );
-    assert_eq!(report.groups[0].kept[0].reason, "approved (CHG-7)");
+    assert_eq!(
+        report.groups[0].kept[0].reason,
+        Verdict::Approved("CHG-7".into())
+    );
     let approved = vec!["ingress tcp/22 203.0.113.7/32", PRE_EXISTING];
     assert_eq!(w.rules(&w.protected).await, approved);
     // A sweep while the approval holds keeps it; a sweep after it expired revokes it.
@@ -410,7 +421,7 @@ async fn the_sweep_removes_drift_in_scope_only_and_needs_a_scope() {
         .handle(&world::scheduled_event(REGION), now())
         .await
         .unwrap();
-    assert!(unscoped.skipped.unwrap().contains("needs a scope"));
+    assert_eq!(unscoped.skipped, Some(Skip::SweepNeedsScope));
     assert!(w.emulator.calls().is_empty());
     assert_eq!(
         w.rules(&w.open).await,
@@ -520,7 +531,7 @@ async fn a_clock_before_1970_is_refused_rather_than_read_as_the_epoch() {
     let function = w.function(&[("REVERT_APPROVALS_TABLE", APPROVALS)]).await;
     let before_1970 = UNIX_EPOCH - Duration::from_secs(1);
     let err = function.handle(&event, before_1970).await.unwrap_err();
-    assert_eq!(err.kind(), "ClockError", "{err}");
+    assert_eq!(err.kind(), ErrorType::ClockError, "{err}");
     assert!(w.emulator.calls().is_empty());
     assert_eq!(
         w.rules(&w.protected).await,
@@ -594,7 +605,7 @@ async fn an_outage_fails_the_invocation_for_a_retry_and_the_retry_finishes_the_j
     // EC2 down: a transient error Lambda retries; nothing changed, nothing recorded.
     w.emulator.set_outage(REGION, Outage::Error);
     let err = function.handle(&event, now()).await.unwrap_err();
-    assert_eq!(err.kind(), "AwsUnavailable", "{err}");
+    assert_eq!(err.kind(), ErrorType::AwsUnavailable, "{err}");
     w.emulator.set_outage(REGION, Outage::None);
     assert_eq!(w.rules(&w.protected).await, opened);
     assert!(w.emulator.calls_of("Publish").is_empty());
@@ -603,7 +614,7 @@ async fn an_outage_fails_the_invocation_for_a_retry_and_the_retry_finishes_the_j
     // publishes the record that would otherwise be lost.
     w.emulator.set_outage(OTHER_REGION, Outage::Error);
     let err = function.handle(&event, now()).await.unwrap_err();
-    assert_eq!(err.kind(), "RecordNotPublished", "{err}");
+    assert_eq!(err.kind(), ErrorType::RecordNotPublished, "{err}");
     assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
     w.emulator.set_outage(OTHER_REGION, Outage::None);
     w.emulator.clear_calls();
@@ -629,7 +640,10 @@ async fn the_recorded_real_event_is_handled() {
         .handle(&serde_json::from_str(&text).unwrap(), now())
         .await
         .unwrap();
-    assert!(report.skipped.unwrap().contains("770203350335"));
+    assert!(
+        matches!(&report.skipped, Some(Skip::OutOfReach(r)) if r.account == "770203350335"),
+        "{report:?}"
+    );
     assert!(w.emulator.calls().is_empty());
     // In this account, its group is not in this world's scope: skipped, still without a call.
     let text = text.replace("770203350335", cloudtrail::ACCOUNT);
@@ -637,7 +651,12 @@ async fn the_recorded_real_event_is_handled() {
         .handle(&serde_json::from_str(&text).unwrap(), now())
         .await
         .unwrap();
-    assert!(report.skipped.unwrap().contains("sg-01f414f5313452cd1"));
+    assert_eq!(
+        report.skipped,
+        Some(Skip::OutsideScope {
+            group_id: "sg-01f414f5313452cd1".into()
+        })
+    );
     assert!(w.emulator.calls().is_empty());
     // The same event with this world's ids: the same rule, made for real, is revoked by id.
     let app = world::group(&w.ec2, &w.vpc, "app", &[]).await;
@@ -742,7 +761,7 @@ async fn calls_made_by_the_function_s_own_role_are_ignored() {
         .handle(&event, now())
         .await
         .unwrap();
-    assert!(report.skipped.unwrap().contains("own role"));
+    assert_eq!(report.skipped, Some(Skip::OwnCall));
     assert!(w.emulator.calls().is_empty());
     assert_eq!(w.rules(&w.protected).await.len(), 2);
 }
@@ -804,6 +823,72 @@ async fn the_binary_makes_no_aws_call_before_its_first_event() {
         "ingress tcp/8080 0.0.0.0/0"
     );
     assert_eq!(w.emulator.calls_of("GetCallerIdentity").len(), 1);
+}
+
+/// The JSON log lines of `logs` (the metrics documents have no `level`).
+fn log_lines(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["level"].is_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_binary_logs_at_the_level_lambda_sets_and_keeps_every_audit_line() {
+    let w = World::new().await;
+    let bad =
+        json!({"detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2", "detail": {}});
+    // Lambda's advanced logging controls at ERROR: the revert's audit line stays, and the
+    // failure's error; nothing else below ERROR is written (a failed call's skip is info).
+    let runtime = RuntimeApi::start().await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push(("AWS_LAMBDA_LOG_LEVEL", "ERROR".to_string()));
+    let function = runtime.spawn("revert-ingress", &env);
+    let mut failed = w.ssh_opened(&w.open).await;
+    failed["detail"]["errorCode"] = json!("Client.UnauthorizedOperation");
+    runtime.invoke(w.ssh_opened(&w.protected).await);
+    runtime.invoke(bad);
+    runtime.invoke(failed.clone());
+    runtime.outcomes(3, Duration::from_secs(60)).await;
+    let lines = log_lines(&function.stop());
+    let audit = |l: &&Value| l["target"] == "sgwarden::audit";
+    assert_eq!(lines.iter().filter(audit).count(), 1, "{lines:?}");
+    assert!(lines.iter().any(|l| l["level"] == "ERROR"), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| audit(&l) || l["level"] == "ERROR"),
+        "{lines:?}"
+    );
+    assert_eq!(w.rules(&w.protected).await, vec![PRE_EXISTING]);
+
+    // RUST_LOG comes first; one it cannot read is named once, and info is logged.
+    let runtime = RuntimeApi::start().await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push(("AWS_LAMBDA_LOG_LEVEL", "ERROR".to_string()));
+    env.push(("RUST_LOG", "revert_ingress=loud".to_string()));
+    let function = runtime.spawn("revert-ingress", &env);
+    runtime.invoke(failed);
+    runtime.outcomes(1, Duration::from_secs(60)).await;
+    let lines = log_lines(&function.stop());
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "log level not understood; logging info and up")
+        .collect();
+    assert_eq!(refused.len(), 1, "{lines:?}");
+    assert_eq!(refused[0]["level"], "WARN");
+    assert!(
+        refused[0]["fields"]["setting"]
+            .as_str()
+            .unwrap()
+            .contains("revert_ingress=loud"),
+        "{refused:?}"
+    );
+    // The failed call's skip is logged at info, as with no level set.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "INFO" && l["fields"]["message"] == "skipped"),
+        "{lines:?}"
+    );
 }
 
 #[tokio::test]

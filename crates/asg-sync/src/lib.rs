@@ -45,7 +45,7 @@ use sgwarden_core::sync::{
     check_quota, desired_rules, member_addresses, plan_group, split_strangers, GroupPlan, Member,
     QuotaExceeded,
 };
-use sgwarden_core::{ParseError, Plan, Recorded, RuleSet, Trigger};
+use sgwarden_core::{ErrorType, ParseError, Plan, Recorded, RuleSet, Trigger};
 
 pub use config::{ConfigError, SyncConfig};
 
@@ -75,21 +75,21 @@ pub enum SyncError {
 }
 
 impl sgwarden_lambda::FunctionError for SyncError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorType {
         SyncError::kind(self)
     }
 }
 
 impl SyncError {
     /// A stable name for the Lambda error type.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorType {
         match self {
-            SyncError::Event(_) => "EventNotUnderstood",
-            SyncError::WrongTrigger(_) => "WrongTrigger",
+            SyncError::Event(_) => ErrorType::EventNotUnderstood,
+            SyncError::WrongTrigger(_) => ErrorType::WrongTrigger,
             SyncError::Aws(e) => e.kind(),
-            SyncError::Quota(_) => "QuotaExceeded",
-            SyncError::NotInCluster(_) => "GroupNotInCluster",
-            SyncError::Gone(_) => "GroupGone",
+            SyncError::Quota(_) => ErrorType::QuotaExceeded,
+            SyncError::NotInCluster(_) => ErrorType::GroupNotInCluster,
+            SyncError::Gone(_) => ErrorType::GroupGone,
         }
     }
 }
@@ -100,7 +100,8 @@ pub struct Report {
     pub trigger: &'static str,
     pub cluster: String,
     /// Why nothing was synced, when the trigger's Auto Scaling group no longer exists.
-    pub skipped: Option<String>,
+    #[serde(serialize_with = "sgwarden_core::text::as_optional_text")]
+    pub skipped: Option<Skipped>,
     /// Members registered by this invocation (`region/asg`).
     pub registered: Vec<String>,
     /// Members whose write was refused because the registry held newer state.
@@ -117,7 +118,42 @@ pub struct Report {
     pub rounds: usize,
     pub dry_run: bool,
     /// `CONTINUE`, `ABANDON`, `already-completed`, or absent when there was no action.
-    pub lifecycle: Option<String>,
+    #[serde(serialize_with = "sgwarden_core::text::as_optional_text")]
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// Why an invocation synced nothing, on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skipped {
+    /// The trigger's Auto Scaling group was deleted (with its instances, each termination
+    /// still sending its event): Auto Scaling's answer.
+    GroupGone(String),
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skipped::GroupGone(answer) => write!(f, "nothing to sync: {answer}"),
+        }
+    }
+}
+
+/// How the invocation's lifecycle action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Completed with this result.
+    Completed(LifecycleResult),
+    /// Completed before this invocation (a redelivery, or the hook's timeout).
+    AlreadyCompleted,
+}
+
+impl std::fmt::Display for Lifecycle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Lifecycle::Completed(result) => result.as_str(),
+            Lifecycle::AlreadyCompleted => "already-completed",
+        })
+    }
 }
 
 /// A peer group left out of this invocation, and why.
@@ -296,7 +332,7 @@ impl AsgSync {
             // to sync, nothing changed, and a retry would get the same answer.
             Err(SyncError::Gone(error)) => {
                 tracing::info!(reason = %error, "skipped");
-                report.skipped = Some(format!("nothing to sync: {error}"));
+                report.skipped = Some(Skipped::GroupGone(error.to_string()));
                 Ok(())
             }
             other => other,
@@ -410,7 +446,7 @@ impl AsgSync {
         &self,
         action: &LifecycleAction,
         result: LifecycleResult,
-    ) -> Result<String, SyncError> {
+    ) -> Result<Lifecycle, SyncError> {
         let completion = self.autoscaling.complete(action, result).await?;
         tracing::info!(
             target: "sgwarden::audit",
@@ -423,8 +459,8 @@ impl AsgSync {
             "lifecycle action completed"
         );
         Ok(match completion {
-            Completion::Completed => result.as_str().to_string(),
-            Completion::AlreadyCompleted => "already-completed".to_string(),
+            Completion::Completed => Lifecycle::Completed(result),
+            Completion::AlreadyCompleted => Lifecycle::AlreadyCompleted,
         })
     }
 

@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
 use aws_sdk_sts::config::{Credentials, SharedCredentialsProvider};
-use sgwarden_core::accounts::{account_of, acting_in, names_an_account, Acting, MemberRole};
+use sgwarden_core::accounts::{
+    account_of, acting_in, names_an_account, Acting, MemberRole, OutOfReach,
+};
 
 use crate::error::AwsError;
 
@@ -36,8 +38,8 @@ pub enum Place {
         /// The configuration with the member role's credentials, in the event's region.
         sdk: Box<SdkConfig>,
     },
-    /// Not acted on: why.
-    Skip(String),
+    /// Not acted on: the event is from an account this deployment cannot reach.
+    OutOfReach(OutOfReach),
 }
 
 struct Session {
@@ -120,7 +122,7 @@ impl Sessions {
         let own = self.own_account().await?;
         match acting_in(account, own, region, self.member_role.as_ref()) {
             Acting::Own => Ok(Place::Own),
-            Acting::Skip(reason) => Ok(Place::Skip(reason)),
+            Acting::OutOfReach(reason) => Ok(Place::OutOfReach(reason)),
             Acting::Member { account, role_arn } => {
                 let sdk = self.member_sdk(&account, &role_arn, region).await?;
                 Ok(Place::Member {

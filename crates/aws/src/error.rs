@@ -2,6 +2,7 @@
 
 use aws_sdk_ec2::config::http::HttpResponse;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use sgwarden_core::ErrorType;
 
 /// What an AWS error means for an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,11 +202,11 @@ impl AwsError {
 
     /// The Lambda error type of an invocation that failed on this error, for every function:
     /// `AwsUnavailable` when a retry may help, else `AwsError`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorType {
         if self.is_transient() {
-            "AwsUnavailable"
+            ErrorType::AwsUnavailable
         } else {
-            "AwsError"
+            ErrorType::AwsError
         }
     }
 }

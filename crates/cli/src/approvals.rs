@@ -12,6 +12,7 @@ use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::Ec2;
 use sgwarden_core::policy::{duration_seconds, ApprovalRequest, Grants, ListEntries};
 use sgwarden_core::rule::Peer;
+use sgwarden_core::ErrorType;
 
 use crate::Failure;
 
@@ -32,14 +33,14 @@ fn now() -> Result<u64, Failure> {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .map_err(|_| Failure::new("ClockError", "the clock reads before 1970"))
+        .map_err(|_| Failure::new(ErrorType::ClockError, "the clock reads before 1970"))
 }
 
 /// The approvals table's name, or the refusal naming where it comes from.
 fn table(table: Option<&str>) -> Result<&str, Failure> {
     table.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
         Failure::new(
-            "ConfigurationError",
+            ErrorType::ConfigurationError,
             "REVERT_APPROVALS_TABLE (or --table) names the approvals table",
         )
     })
@@ -51,7 +52,7 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
         group_id: args.group_id,
         rule: args.rule,
         seconds: duration_seconds(&args.duration)
-            .map_err(|e| Failure::new("ApprovalRefused", e))?,
+            .map_err(|e| Failure::new(ErrorType::ApprovalRefused, e))?,
         reason: args.reason,
         allow_anywhere: args.allow_anywhere,
     };
@@ -59,26 +60,26 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
     // Checked before any call: a refused approval costs nothing and writes nothing.
     request
         .approve("check", "check", now)
-        .map_err(|e| Failure::new("ApprovalRefused", e))?;
+        .map_err(|e| Failure::new(ErrorType::ApprovalRefused, e))?;
     let sdk = sgwarden_aws::sdk::load().await;
     let reaches = list_entries(&sdk, &request).await?;
     request
         .approve_reaching("check", "check", now, &reaches)
-        .map_err(|e| Failure::new("ApprovalRefused", e))?;
+        .map_err(|e| Failure::new(ErrorType::ApprovalRefused, e))?;
     let by = sgwarden_aws::sts::caller_arn(&sdk)
         .await
-        .map_err(|e| Failure::new("IdentityUnknown", e))?;
+        .map_err(|e| Failure::new(ErrorType::IdentityUnknown, e))?;
     let approval_id = format!(
         "approval-{}",
         chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ")
     );
     let approval = request
         .approve_reaching(&approval_id, &by, now, &reaches)
-        .map_err(|e| Failure::new("ApprovalRefused", e))?;
+        .map_err(|e| Failure::new(ErrorType::ApprovalRefused, e))?;
     Approvals::new(&sdk, &table_name)
         .put_approval(&approval, FUNCTION)
         .await
-        .map_err(|e| Failure::new("AwsError", e))?;
+        .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
     println!(
         "approved {} on {} as {approval_id}, until {} (by {by})",
         approval.rule_text(),
@@ -101,16 +102,16 @@ async fn list_entries(
     let lists = Ec2::new(sdk)
         .prefix_lists(&[list_id.clone()].into())
         .await
-        .map_err(|e| Failure::new("AwsError", e))?;
+        .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
     match lists.get(&list_id) {
         Some(ListEntries::Customer(entries)) => Ok(entries.iter().cloned().collect()),
         Some(ListEntries::AwsManaged) => Ok(Vec::new()),
         Some(ListEntries::Unreadable(reason)) => Err(Failure::new(
-            "ApprovalRefused",
+            ErrorType::ApprovalRefused,
             format!("the entries of {list_id} cannot be read ({reason}): what it opens is unknown"),
         )),
         None => Err(Failure::new(
-            "ApprovalRefused",
+            ErrorType::ApprovalRefused,
             format!("the entries of {list_id} were not read"),
         )),
     }
@@ -128,7 +129,7 @@ pub(crate) async fn list(
         Some(group) => approvals.for_group(group).await,
         None => approvals.all().await,
     }
-    .map_err(|e| Failure::new("AwsError", e))?;
+    .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
     print!("{}", render(&grants, now()?));
     Ok(ExitCode::SUCCESS)
 }
@@ -147,9 +148,9 @@ pub(crate) async fn revoke(
         .map_err(|e| {
             Failure::new(
                 if e.is_gone() {
-                    "ApprovalNotFound"
+                    ErrorType::ApprovalNotFound
                 } else {
-                    "AwsError"
+                    e.kind()
                 },
                 e,
             )

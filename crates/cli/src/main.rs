@@ -21,6 +21,7 @@ use std::time::SystemTime;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
+use sgwarden_core::ErrorType;
 
 /// Keep EC2 security groups correct: run a function once, preview a true-up or sweep,
 /// register this host on a group, or approve a rule for a while.
@@ -197,12 +198,12 @@ enum PlanFunction {
 /// A failure: its error type (as the Lambda would report it) and message.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ErrorType,
     pub(crate) message: String,
 }
 
 impl Failure {
-    pub(crate) fn new(kind: &'static str, message: impl ToString) -> Self {
+    pub(crate) fn new(kind: ErrorType, message: impl ToString) -> Self {
         Self {
             kind,
             message: message.to_string(),
@@ -212,7 +213,7 @@ impl Failure {
 
 impl From<ConfigError> for Failure {
     fn from(error: ConfigError) -> Self {
-        Failure::new("ConfigurationError", error)
+        Failure::new(ErrorType::ConfigurationError, error)
     }
 }
 
@@ -220,12 +221,8 @@ impl From<ConfigError> for Failure {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     // Logs (audit lines included) go to stderr as JSON, so stdout carries only the result.
-    tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(std::io::stderr)
-        .with_current_span(false)
-        .init();
+    // Filtered as a function's are: `RUST_LOG`, then `AWS_LAMBDA_LOG_LEVEL`, else info.
+    sgwarden_lambda::init_logging_to(std::io::stderr, true);
     let outcome = match cli.command {
         Command::Run { function, event } => run(function, &event).await,
         Command::Plan { function } => plan::plan(function).await,
@@ -264,14 +261,18 @@ fn read_event(source: &str) -> Result<Value, Failure> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| Failure::new("EventNotRead", format!("standard input: {e}")))?;
+            .map_err(|e| Failure::new(ErrorType::EventNotRead, format!("standard input: {e}")))?;
         text
     } else {
         std::fs::read_to_string(PathBuf::from(source))
-            .map_err(|e| Failure::new("EventNotRead", format!("{source}: {e}")))?
+            .map_err(|e| Failure::new(ErrorType::EventNotRead, format!("{source}: {e}")))?
     };
-    serde_json::from_str(&text)
-        .map_err(|e| Failure::new("EventNotUnderstood", format!("{source}: not JSON: {e}")))
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            ErrorType::EventNotUnderstood,
+            format!("{source}: not JSON: {e}"),
+        )
+    })
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -310,7 +311,7 @@ async fn run(function: Function, source: &str) -> Result<ExitCode, Failure> {
         Function::NotifyOwner => {
             let notify =
                 notify_owner::NotifyOwner::new(notify_owner::NotifyConfig::from_env()?, &sdk)
-                    .map_err(|e| Failure::new("TemplateError", e))?;
+                    .map_err(|e| Failure::new(ErrorType::TemplateError, e))?;
             let report = notify
                 .handle(&event, now)
                 .await

@@ -7,6 +7,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
+use sgwarden_core::ErrorType;
+
 use crate::{for_people, Failure, PlanFunction};
 
 /// One group's pending changes.
@@ -109,7 +111,7 @@ async fn sweep_pending(
         .await
         .map_err(|e| Failure::new(e.kind(), e))?;
     if let Some(reason) = report.skipped {
-        return Err(Failure::new("NotPlanned", reason));
+        return Err(Failure::new(ErrorType::NotPlanned, reason));
     }
     for unswept in &report.unswept {
         eprintln!(

@@ -9,7 +9,7 @@ use aws_config::imds;
 use sgwarden_aws::{AuditContext, Ec2};
 use sgwarden_core::register::Registrant;
 use sgwarden_core::sync::{check_quota, parse_ports};
-use sgwarden_core::{plan, Plan, RuleSet};
+use sgwarden_core::{plan, ErrorType, Plan, RuleSet};
 
 use crate::{DeregisterArgs, Failure, HostArgs, RegisterArgs};
 
@@ -29,7 +29,7 @@ impl Metadata {
             .map(|v| v.as_ref().trim().to_string())
             .map_err(|e| {
                 Failure::new(
-                    "MetadataUnavailable",
+                    ErrorType::MetadataUnavailable,
                     format!("instance metadata {path}: {e}"),
                 )
             })
@@ -45,12 +45,12 @@ async fn registrant(host: &HostArgs, metadata: &Metadata) -> Result<Registrant, 
         Some(region) => region.clone(),
         None => metadata.get("/latest/meta-data/placement/region").await?,
     };
-    Registrant::new(&instance_id, &region).map_err(|e| Failure::new("BadArgument", e))
+    Registrant::new(&instance_id, &region).map_err(|e| Failure::new(ErrorType::BadArgument, e))
 }
 
 pub(crate) async fn register(args: RegisterArgs) -> Result<ExitCode, Failure> {
     let ports = parse_ports(&args.ports)
-        .map_err(|e| Failure::new("BadArgument", format!("--ports: {e}")))?;
+        .map_err(|e| Failure::new(ErrorType::BadArgument, format!("--ports: {e}")))?;
     let metadata = Metadata::new();
     let host = registrant(&args.host, &metadata).await?;
     let address: IpAddr = match args.address {
@@ -64,7 +64,7 @@ pub(crate) async fn register(args: RegisterArgs) -> Result<ExitCode, Failure> {
             let text = metadata.get(path).await?;
             text.parse().map_err(|_| {
                 Failure::new(
-                    "MetadataUnavailable",
+                    ErrorType::MetadataUnavailable,
                     format!("{path}: {text:?} is not an address"),
                 )
             })?
@@ -100,8 +100,12 @@ async fn change(
     let group = ec2.read_group(&args.group_id).await.map_err(aws)?;
     let planned: Plan = plan(&group.rules, desired, host.owner());
     if let Some(quota) = quota {
-        check_quota(&group.group_id, &group.rules, &planned, quota)
-            .map_err(|e| Failure::new("QuotaExceeded", format!("refused, nothing changed: {e}")))?;
+        check_quota(&group.group_id, &group.rules, &planned, quota).map_err(|e| {
+            Failure::new(
+                ErrorType::QuotaExceeded,
+                format!("refused, nothing changed: {e}"),
+            )
+        })?;
     }
     let summary = format!(
         "{} {what} on {} in {}: +{} -{}",

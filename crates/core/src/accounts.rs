@@ -301,8 +301,29 @@ pub enum Acting {
         /// The member role's ARN in that account, in the partition of the event's region.
         role_arn: String,
     },
-    /// Not at all: why.
-    Skip(String),
+    /// Not at all: the event is from an account this deployment cannot reach.
+    OutOfReach(OutOfReach),
+}
+
+/// An event from another account than the function's, when no member role is set: nothing
+/// of it is acted on, and the report says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutOfReach {
+    /// The account the event is from.
+    pub account: String,
+    /// The function's own account, the only one it acts in.
+    pub own: String,
+}
+
+impl std::fmt::Display for OutOfReach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the event is from account {}, and this deployment acts only in its own ({}): \
+             SGWARDEN_MEMBER_ROLE is not set",
+            self.account, self.own
+        )
+    }
 }
 
 /// True when an event naming `account` may be in another account than the function's:
@@ -328,10 +349,10 @@ pub fn acting_in(
             account: account.to_string(),
             role_arn: role.arn(account, region),
         },
-        (Some(account), None) => Acting::Skip(format!(
-            "the event is from account {account}, and this deployment acts only in its own \
-             ({own}): SGWARDEN_MEMBER_ROLE is not set"
-        )),
+        (Some(account), None) => Acting::OutOfReach(OutOfReach {
+            account: account.to_string(),
+            own: own.to_string(),
+        }),
     }
 }
 
@@ -425,10 +446,12 @@ mod tests {
                 role_arn: "arn:aws-us-gov:iam::222233334444:role/sgwarden-member".into()
             }
         );
-        let Acting::Skip(reason) = acting_in(Some("222233334444"), own, "eu-west-1", None) else {
-            panic!("acted without a member role");
+        let out_of_reach = acting_in(Some("222233334444"), own, "eu-west-1", None);
+        let Acting::OutOfReach(reason) = out_of_reach else {
+            panic!("acted without a member role: {out_of_reach:?}");
         };
-        assert!(reason.contains("222233334444") && reason.contains("SGWARDEN_MEMBER_ROLE"));
+        assert_eq!(reason.account, "222233334444");
+        assert!(reason.to_string().contains("SGWARDEN_MEMBER_ROLE"));
         // Not an account id: nothing to assume a role in; the own credentials reach no other.
         for sanitised in ["0123456789", "2222/../x", ""] {
             assert_eq!(

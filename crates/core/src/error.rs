@@ -52,6 +52,91 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// Every error type sgwarden reports: the Lambda `errorType` of a failed invocation, and the
+/// type the CLI prints after its message. Alarms, dead-letter triage and the guide's
+/// troubleshooting chapter match on these names, so each is written here once and never
+/// changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    /// A setting was refused at cold start (every invocation fails with it).
+    ConfigurationError,
+    /// The event is not one sgwarden can read.
+    EventNotUnderstood,
+    /// The event is one sgwarden reads, but not one this function answers.
+    WrongTrigger,
+    /// AWS did not answer or throttled, and the SDK's retries are spent: a retry may help.
+    AwsUnavailable,
+    /// AWS refused the call: a retry gives the same answer.
+    AwsError,
+    /// asg-sync: the plan would exceed a group's rule quota; nothing was changed.
+    QuotaExceeded,
+    /// asg-sync: the trigger's Auto Scaling group is not one of the cluster's.
+    GroupNotInCluster,
+    /// asg-sync: the trigger's Auto Scaling group no longer exists.
+    GroupGone,
+    /// revert-ingress: rules were revoked, but their record was not published.
+    RecordNotPublished,
+    /// revert-ingress: the clock reads before 1970, so approvals cannot be judged.
+    ClockError,
+    /// notify-owner: AWS Config has not recorded the state the message names yet.
+    ConfigHistoryBehind,
+    /// notify-owner: SES did not take the mail.
+    MailNotSent,
+    /// notify-owner: a mail template failed to render.
+    TemplateError,
+    /// The invocation's report could not be written as JSON, so its result is unknown.
+    ReportNotWritten,
+    /// CLI: the event file (or standard input) could not be read.
+    EventNotRead,
+    /// CLI: `plan revert-ingress` found the sweep skipped on purpose.
+    NotPlanned,
+    /// CLI: a flag's value is wrong.
+    BadArgument,
+    /// CLI: `approve` refused the request.
+    ApprovalRefused,
+    /// CLI: `approvals revoke` names an approval the table does not hold.
+    ApprovalNotFound,
+    /// CLI: instance metadata (IMDSv2) did not answer.
+    MetadataUnavailable,
+    /// CLI: STS could not say who the caller is.
+    IdentityUnknown,
+}
+
+impl ErrorType {
+    /// The name reported, exactly as alarms and the guide spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ErrorType::ConfigurationError => "ConfigurationError",
+            ErrorType::EventNotUnderstood => "EventNotUnderstood",
+            ErrorType::WrongTrigger => "WrongTrigger",
+            ErrorType::AwsUnavailable => "AwsUnavailable",
+            ErrorType::AwsError => "AwsError",
+            ErrorType::QuotaExceeded => "QuotaExceeded",
+            ErrorType::GroupNotInCluster => "GroupNotInCluster",
+            ErrorType::GroupGone => "GroupGone",
+            ErrorType::RecordNotPublished => "RecordNotPublished",
+            ErrorType::ClockError => "ClockError",
+            ErrorType::ConfigHistoryBehind => "ConfigHistoryBehind",
+            ErrorType::MailNotSent => "MailNotSent",
+            ErrorType::TemplateError => "TemplateError",
+            ErrorType::ReportNotWritten => "ReportNotWritten",
+            ErrorType::EventNotRead => "EventNotRead",
+            ErrorType::NotPlanned => "NotPlanned",
+            ErrorType::BadArgument => "BadArgument",
+            ErrorType::ApprovalRefused => "ApprovalRefused",
+            ErrorType::ApprovalNotFound => "ApprovalNotFound",
+            ErrorType::MetadataUnavailable => "MetadataUnavailable",
+            ErrorType::IdentityUnknown => "IdentityUnknown",
+        }
+    }
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Deserialises `T` from a JSON value, naming the failing field on error.
 pub fn from_value<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,

@@ -21,6 +21,7 @@
 //!   `internet`.
 //! - [`settings`]: what a refused setting looks like, and readers every function shares.
 //! - [`sync`]: asg-sync's pure logic: addresses, the registry's members, desired rules, quota.
+//! - [`text`]: outcomes that are enums in the code and sentences in reports.
 //!
 //! The core reads no clock and no environment; callers pass both in. Every parser returns a
 //! [`ParseError`] naming the field it could not read, and none panics on any JSON.
@@ -40,9 +41,10 @@ pub mod register;
 pub mod rule;
 pub mod settings;
 pub mod sync;
+pub mod text;
 pub mod wire;
 
-pub use error::ParseError;
+pub use error::{ErrorType, ParseError};
 pub use event::Trigger;
 pub use plan::{plan, Owner, Plan, Proof, Recorded};
 pub use rule::{Direction, Peer, PortRange, Rule, RuleInfo, RuleSet, Traffic};

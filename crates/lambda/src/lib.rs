@@ -1,11 +1,14 @@
 //! sgwarden-lambda: what every function binary does around its handler, written once.
 //!
-//! - JSON logs for CloudWatch (no ANSI, no timestamps: Lambda adds its own), `info` and up.
+//! - JSON logs for CloudWatch (no ANSI, no timestamps: Lambda adds its own), `info` and up
+//!   unless `RUST_LOG` or Lambda's `AWS_LAMBDA_LOG_LEVEL` says otherwise ([`log_filter`]).
 //! - A handler error becomes the runtime's diagnostic with a stable `errorType` (the
 //!   error's [`FunctionError::kind`]), so alarms and dead-letter triage can match on it.
 //! - Each event is received as raw JSON text and parsed here: an event the parser refuses
 //!   (nested deeper than its recursion limit, say) fails as `EventNotUnderstood` like any
 //!   other event sgwarden cannot read, instead of as the runtime's own deserializer error.
+//! - A report that cannot be written as JSON fails the invocation as `ReportNotWritten`,
+//!   instead of answering a success whose result is `null`.
 //! - Settings refused at cold start fail *every* invocation with `ConfigurationError`
 //!   naming the variable, before any AWS call: the operator sees it on the first event,
 //!   instead of an init crash loop that hides the message.
@@ -30,6 +33,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
+use sgwarden_core::ErrorType;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The CloudWatch namespace of every sgwarden metric.
 pub(crate) const NAMESPACE: &str = "sgwarden";
@@ -78,36 +85,125 @@ fn emit(function: &str, counts: &[(&'static str, u64)]) {
 
 /// A function's error: its message, and a stable name for the Lambda error type.
 pub trait FunctionError: Display {
-    /// The `errorType` of an invocation that fails with this error (`EventNotUnderstood`,
-    /// `AwsUnavailable`, …): one name per cause, never changed, because alarms and
-    /// dead-letter triage match on it.
-    fn kind(&self) -> &'static str;
+    /// The `errorType` of an invocation that fails with this error: one per cause, never
+    /// changed, because alarms and dead-letter triage match on it.
+    fn kind(&self) -> ErrorType;
 }
 
 /// An invocation's failure as the runtime reports it.
 #[derive(Debug)]
 pub struct Failure {
-    error_type: String,
+    error_type: ErrorType,
     error_message: String,
 }
 
 impl From<Failure> for Diagnostic {
     fn from(failure: Failure) -> Self {
         Diagnostic {
-            error_type: failure.error_type,
+            error_type: failure.error_type.to_string(),
             error_message: failure.error_message,
         }
     }
 }
 
-/// JSON log lines on stdout, `info` and above.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
+/// Which log lines are written, and why the environment's choice was not taken when it was
+/// not: see [`log_filter`].
+#[derive(Debug, Clone)]
+pub struct LogFilter {
+    /// The filter the subscriber applies.
+    pub targets: Targets,
+    /// The variable and value that could not be read, when one could not.
+    pub refused: Option<String>,
+}
+
+/// The target of the audit lines: written whatever level is chosen, because every change
+/// sgwarden makes leaves one.
+pub const AUDIT_TARGET: &str = "sgwarden::audit";
+
+/// The log filter from the environment's two conventions, in order: `RUST_LOG` (tracing's
+/// directives: a level, `target=level` pairs, or both), then `AWS_LAMBDA_LOG_LEVEL` (what
+/// Lambda's advanced logging controls set: `TRACE` to `ERROR`, and `FATAL`, which `tracing`
+/// has not, as `ERROR`). With neither, or a value that cannot be read, `info` and up; a
+/// value that cannot be read is named in [`LogFilter::refused`], for one warning. Audit
+/// lines ([`AUDIT_TARGET`]) are kept at every level.
+pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> LogFilter {
+    let mut filter = chosen_filter(rust_log, lambda_level);
+    filter.targets = filter.targets.with_target(AUDIT_TARGET, LevelFilter::INFO);
+    filter
+}
+
+/// The filter the environment asks for, before the audit lines are added back.
+fn chosen_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> LogFilter {
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    let refused = |variable: &str, value: &str| Some(format!("{variable}={value:?}"));
+    if let Some(directives) = rust_log.filter(|v| !v.trim().is_empty()) {
+        return match directives.parse::<Targets>() {
+            Ok(targets) => LogFilter {
+                targets,
+                refused: None,
+            },
+            Err(_) => LogFilter {
+                targets: info(),
+                refused: refused("RUST_LOG", directives),
+            },
+        };
+    }
+    let Some(level) = lambda_level.filter(|v| !v.trim().is_empty()) else {
+        return LogFilter {
+            targets: info(),
+            refused: None,
+        };
+    };
+    let filter = match level.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => Some(LevelFilter::TRACE),
+        "DEBUG" => Some(LevelFilter::DEBUG),
+        "INFO" => Some(LevelFilter::INFO),
+        "WARN" => Some(LevelFilter::WARN),
+        "ERROR" | "FATAL" => Some(LevelFilter::ERROR),
+        _ => None,
+    };
+    match filter {
+        Some(filter) => LogFilter {
+            targets: Targets::new().with_default(filter),
+            refused: None,
+        },
+        None => LogFilter {
+            targets: info(),
+            refused: refused("AWS_LAMBDA_LOG_LEVEL", level),
+        },
+    }
+}
+
+/// JSON log lines written by `writer` (stdout for a function, stderr for the CLI), filtered
+/// as [`log_filter`] reads the environment. Without timestamps when `timestamps` is false:
+/// Lambda adds its own.
+pub fn init_logging_to<W>(writer: W, timestamps: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let env = |name: &str| std::env::var(name).ok();
+    let filter = log_filter(
+        env("RUST_LOG").as_deref(),
+        env("AWS_LAMBDA_LOG_LEVEL").as_deref(),
+    );
+    let builder = tracing_subscriber::fmt()
         .json()
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(LevelFilter::TRACE)
         .with_current_span(false)
-        .without_time()
-        .init();
+        .with_writer(writer);
+    if timestamps {
+        builder.finish().with(filter.targets).init();
+    } else {
+        builder.without_time().finish().with(filter.targets).init();
+    }
+    if let Some(refused) = filter.refused {
+        tracing::warn!(setting = %refused, "log level not understood; logging info and up");
+    }
+}
+
+/// A function's JSON log lines on stdout, as [`init_logging_to`] filters them.
+pub fn init_logging() {
+    init_logging_to(std::io::stdout, false);
 }
 
 /// Serves every event with `handler`; its report is the invocation's result, its error the
@@ -133,40 +229,46 @@ where
                     .map_err(|error| failed(error.kind(), error.to_string())),
                 Err(failure) => Err(failure),
             };
-            match outcome {
-                Ok(report) => {
-                    let mut counts = report.counts();
-                    counts.push(("Errors", 0));
-                    emit(function, &counts);
-                    Ok(serde_json::to_value(report).unwrap_or(Value::Null))
-                }
-                Err(failure) => {
-                    let mut counts = R::default().counts();
-                    counts.push(("Errors", 1));
-                    emit(function, &counts);
-                    Err(failure)
-                }
-            }
+            // What the invocation did is counted even when its report cannot be written:
+            // that failure says nothing about the work, only about the result.
+            let (mut counts, result) = match outcome {
+                Ok(report) => (report.counts(), written(&report)),
+                Err(failure) => (R::default().counts(), Err(failure)),
+            };
+            counts.push(("Errors", u64::from(result.is_err())));
+            emit(function, &counts);
+            result
         },
     ))
     .await
+}
+
+/// The report as the invocation's JSON result, or the `ReportNotWritten` failure: a result
+/// that cannot be written is not a success with no result.
+fn written<R: Serialize>(report: &R) -> Result<Value, Failure> {
+    serde_json::to_value(report).map_err(|error| {
+        failed(
+            ErrorType::ReportNotWritten,
+            format!("the report could not be written as JSON: {error}"),
+        )
+    })
 }
 
 /// The event as JSON, or the `EventNotUnderstood` failure the parser's refusal is.
 fn parse(raw: &RawValue) -> Result<Value, Failure> {
     serde_json::from_str(raw.get()).map_err(|error| {
         failed(
-            "EventNotUnderstood",
+            ErrorType::EventNotUnderstood,
             format!("event not understood: {error}"),
         )
     })
 }
 
 /// An invocation's failure, logged once at `error`.
-fn failed(kind: &str, message: String) -> Failure {
-    tracing::error!(error = %message, kind, "invocation failed");
+fn failed(kind: ErrorType, message: String) -> Failure {
+    tracing::error!(error = %message, kind = kind.name(), "invocation failed");
     Failure {
-        error_type: kind.to_string(),
+        error_type: kind,
         error_message: message,
     }
 }
@@ -178,7 +280,7 @@ pub async fn refuse(error: ConfigError) -> Result<(), lambda_runtime::Error> {
         let message = error.to_string();
         async move {
             Err::<Value, _>(Failure {
-                error_type: "ConfigurationError".to_string(),
+                error_type: ErrorType::ConfigurationError,
                 error_message: message,
             })
         }
@@ -189,6 +291,69 @@ pub async fn refuse(error: ConfigError) -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rust_log_comes_first_then_lambda_s_level_then_info() {
+        let chosen = |rust_log, lambda| {
+            let filter = chosen_filter(rust_log, lambda);
+            (filter.targets.to_string(), filter.refused)
+        };
+        assert_eq!(chosen(None, None), ("info".to_string(), None));
+        assert_eq!(chosen(Some("  "), Some("")), ("info".to_string(), None));
+        assert_eq!(chosen(None, Some("DEBUG")), ("debug".to_string(), None));
+        assert_eq!(chosen(None, Some("warn")), ("warn".to_string(), None));
+        // Lambda has FATAL; tracing's most severe level is ERROR.
+        assert_eq!(chosen(None, Some("FATAL")), ("error".to_string(), None));
+        assert_eq!(
+            chosen(Some("revert_ingress=debug,warn"), Some("ERROR")),
+            ("revert_ingress=debug,warn".to_string(), None)
+        );
+    }
+
+    #[test]
+    fn audit_lines_are_written_at_every_level() {
+        use tracing::Level;
+        for level in ["ERROR", "FATAL", "WARN"] {
+            let targets = log_filter(None, Some(level)).targets;
+            assert!(targets.would_enable(AUDIT_TARGET, &Level::INFO), "{level}");
+            assert!(
+                !targets.would_enable("revert_ingress", &Level::INFO),
+                "{level}"
+            );
+        }
+        let targets = log_filter(Some("off"), None).targets;
+        assert!(targets.would_enable(AUDIT_TARGET, &Level::INFO));
+        assert!(!targets.would_enable("revert_ingress", &Level::ERROR));
+    }
+
+    #[test]
+    fn a_level_that_cannot_be_read_logs_info_and_says_which() {
+        let filter = chosen_filter(None, Some("LOUD"));
+        assert_eq!(filter.targets.to_string(), "info");
+        assert_eq!(
+            filter.refused.as_deref(),
+            Some(r#"AWS_LAMBDA_LOG_LEVEL="LOUD""#)
+        );
+        let filter = chosen_filter(Some("sgwarden=verbose"), Some("DEBUG"));
+        assert_eq!(filter.targets.to_string(), "info");
+        assert_eq!(
+            filter.refused.as_deref(),
+            Some(r#"RUST_LOG="sgwarden=verbose""#)
+        );
+    }
+
+    #[test]
+    fn a_report_that_cannot_be_written_is_a_failure_not_a_null_success() {
+        // JSON object keys must be strings: a map keyed by pairs cannot be written.
+        let report = std::collections::BTreeMap::from([((1, 2), 3)]);
+        let failure = written(&report).unwrap_err();
+        assert_eq!(failure.error_type, ErrorType::ReportNotWritten);
+        assert!(failure.error_message.contains("key must be a string"));
+        assert_eq!(
+            written(&serde_json::json!({"ok": true})).unwrap(),
+            serde_json::json!({"ok": true})
+        );
+    }
 
     #[test]
     fn an_emf_document_declares_every_count_it_carries() {

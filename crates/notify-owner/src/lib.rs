@@ -41,6 +41,7 @@ use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::ses::{Outgoing, Ses};
 use sgwarden_aws::sns::Chat;
 use sgwarden_aws::AwsError;
+use sgwarden_core::accounts::OutOfReach;
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::config::SECURITY_GROUP;
 use sgwarden_core::event::{
@@ -49,7 +50,7 @@ use sgwarden_core::event::{
 use sgwarden_core::notify::{
     Audience, Mail, Mailer, Notice, NoticeFacts, OwnerTags, Recipients, RenderError,
 };
-use sgwarden_core::{ParseError, Trigger};
+use sgwarden_core::{ErrorType, ParseError, Trigger};
 
 pub use config::NotifyConfig;
 
@@ -84,20 +85,20 @@ pub enum NotifyError {
 }
 
 impl NotifyError {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorType {
         match self {
-            NotifyError::Event(_) => "EventNotUnderstood",
-            NotifyError::WrongTrigger(_) => "WrongTrigger",
+            NotifyError::Event(_) => ErrorType::EventNotUnderstood,
+            NotifyError::WrongTrigger(_) => ErrorType::WrongTrigger,
             NotifyError::Aws(e) => e.kind(),
-            NotifyError::HistoryBehind { .. } => "ConfigHistoryBehind",
-            NotifyError::Send { .. } => "MailNotSent",
-            NotifyError::Render(_) => "TemplateError",
+            NotifyError::HistoryBehind { .. } => ErrorType::ConfigHistoryBehind,
+            NotifyError::Send { .. } => ErrorType::MailNotSent,
+            NotifyError::Render(_) => ErrorType::TemplateError,
         }
     }
 }
 
 impl sgwarden_lambda::FunctionError for NotifyError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorType {
         NotifyError::kind(self)
     }
 }
@@ -129,8 +130,9 @@ impl sgwarden_lambda::Measured for Report {
 pub struct MessageReport {
     pub outcome: MessageOutcome,
     pub group_id: Option<String>,
-    /// Why it was ignored or failed.
-    pub reason: Option<String>,
+    /// Why it was ignored, a duplicate, or failed.
+    #[serde(serialize_with = "sgwarden_core::text::as_optional_text")]
+    pub reason: Option<Unmailed>,
     pub recipients: Vec<String>,
     /// Of `recipients`, those told only because they were owners before the change.
     pub former_owners: Vec<String>,
@@ -164,11 +166,67 @@ impl std::fmt::Display for MessageOutcome {
     }
 }
 
-fn ignored(group_id: Option<&str>, reason: impl Into<String>) -> MessageReport {
+/// Why a Config message was not mailed: each a variant, each displayed as the sentence the
+/// report carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unmailed {
+    /// A Config message that is not a change notification (its `messageType`).
+    NotAChange(String),
+    /// A change to a resource that is not a security group (its type).
+    NotASecurityGroup(String),
+    /// From an account this deployment cannot read.
+    OutOfReach(OutOfReach),
+    /// The group carries the opt-in tag neither before nor after the change.
+    NotOptedIn {
+        /// The opt-in tag's key.
+        tag: String,
+        /// The value it must hold.
+        value: String,
+    },
+    /// Only relationships changed (instances or interfaces attached or detached).
+    OnlyRelationships,
+    /// An update in which no rule and no tag changed.
+    NothingChanged,
+    /// No owner in the owner tag is a valid, allowed address (the tag's key).
+    NoRecipient(String),
+    /// This state of the group was mailed already (the dedup key).
+    MailedAlready(String),
+    /// SES refused the mail for good (its answer).
+    Refused(String),
+}
+
+impl std::fmt::Display for Unmailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unmailed::NotAChange(message_type) => {
+                write!(f, "{message_type} is not a change notification")
+            }
+            Unmailed::NotASecurityGroup(resource_type) => {
+                write!(f, "{resource_type} is not a security group")
+            }
+            Unmailed::OutOfReach(reason) => reason.fmt(f),
+            Unmailed::NotOptedIn { tag, value } => write!(
+                f,
+                "not opted in ({tag}={value} missing before and after the change)"
+            ),
+            Unmailed::OnlyRelationships => f.write_str(
+                "only relationships changed (instances or interfaces attached or detached)",
+            ),
+            Unmailed::NothingChanged => f.write_str("no rule and no tag changed"),
+            Unmailed::NoRecipient(owner_tag) => {
+                write!(f, "no valid, allowed recipient in {owner_tag}")
+            }
+            Unmailed::MailedAlready(key) => write!(f, "{key} was mailed already"),
+            Unmailed::Refused(answer) => write!(f, "{answer} (a retry would not help)"),
+        }
+    }
+}
+
+fn ignored(group_id: Option<&str>, reason: Unmailed) -> MessageReport {
     MessageReport {
         outcome: MessageOutcome::Ignored,
         group_id: group_id.map(str::to_string),
-        reason: Some(reason.into()),
+        reason: Some(reason),
         ..MessageReport::default()
     }
 }
@@ -201,11 +259,11 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
     Ok(match message {
         ConfigMessage::Other { message_type } => Prepared::Ignore(ignored(
             None,
-            format!("{message_type} is not a change notification"),
+            Unmailed::NotAChange(message_type.to_string()),
         )),
         ConfigMessage::Change(change) if !change.is_security_group() => Prepared::Ignore(ignored(
             Some(&change.item.resource_id),
-            format!("{} is not a security group", change.item.resource_type),
+            Unmailed::NotASecurityGroup(change.item.resource_type.clone()),
         )),
         ConfigMessage::Change(change) => {
             let diff = change.security_group_diff()?;
@@ -219,7 +277,7 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
         ConfigMessage::Oversized(summary) if summary.resource_type != SECURITY_GROUP => {
             Prepared::Ignore(ignored(
                 Some(&summary.resource_id),
-                format!("{} is not a security group", summary.resource_type),
+                Unmailed::NotASecurityGroup(summary.resource_type.clone()),
             ))
         }
         ConfigMessage::Oversized(summary) => Prepared::Oversized(summary),
@@ -358,7 +416,7 @@ impl NotifyOwner {
                     tracing::info!(
                         outcome = %entry.outcome,
                         group = entry.group_id.as_deref(),
-                        reason = entry.reason.as_deref(),
+                        reason = entry.reason.as_ref().map(ToString::to_string),
                         "config message handled"
                     );
                     if entry.outcome == MessageOutcome::Mailed {
@@ -369,7 +427,7 @@ impl NotifyOwner {
                 // The other messages still go out; the failed one is retried with the
                 // whole delivery, and the claims keep the others from going out twice.
                 Err(error) => {
-                    tracing::error!(error = %error, kind = error.kind(), "config message failed");
+                    tracing::error!(error = %error, kind = error.kind().name(), "config message failed");
                     retry.get_or_insert(error);
                 }
             }
@@ -383,7 +441,7 @@ impl NotifyOwner {
     async fn message(&self, message: Prepared, now: u64) -> Result<MessageReport, NotifyError> {
         let readers = match self.readers_for(&message).await? {
             Ok(readers) => readers,
-            Err(reason) => return Ok(ignored(message.group_id(), reason)),
+            Err(reason) => return Ok(ignored(message.group_id(), Unmailed::OutOfReach(reason))),
         };
         let change = match message {
             Prepared::Ignore(entry) => return Ok(entry),
@@ -402,7 +460,10 @@ impl NotifyOwner {
     }
 
     /// The readers of the message's account and region, or why the message is not read.
-    async fn readers_for(&self, message: &Prepared) -> Result<Result<Readers, String>, AwsError> {
+    async fn readers_for(
+        &self,
+        message: &Prepared,
+    ) -> Result<Result<Readers, OutOfReach>, AwsError> {
         let (account, region) = message.origin();
         let region = region.unwrap_or(&self.region);
         Ok(match self.sessions.place(account, region).await? {
@@ -414,7 +475,7 @@ impl NotifyOwner {
                 history: ConfigHistory::new(&sdk),
                 cloudtrail: CloudTrail::new(&sdk),
             }),
-            Place::Skip(reason) => Err(reason),
+            Place::OutOfReach(reason) => Err(reason),
         })
     }
 
@@ -504,10 +565,10 @@ impl NotifyOwner {
         let Audience::Owners { recipients, former } = self.audience(&change) else {
             return Ok(ignored(
                 Some(group_id),
-                format!(
-                    "not opted in ({}={} missing before and after the change)",
-                    self.config.tag, self.config.tag_value
-                ),
+                Unmailed::NotOptedIn {
+                    tag: self.config.tag.clone(),
+                    value: self.config.tag_value.clone(),
+                },
             ));
         };
         if let Some(reason) = Self::nothing_to_tell(&change) {
@@ -517,7 +578,7 @@ impl NotifyOwner {
         if to.to.is_empty() {
             let mut entry = ignored(
                 Some(group_id),
-                format!("no valid, allowed recipient in {}", self.config.owner_tag),
+                Unmailed::NoRecipient(self.config.owner_tag.clone()),
             );
             entry.refused = to.refused;
             return Ok(entry);
@@ -527,7 +588,7 @@ impl NotifyOwner {
             return Ok(MessageReport {
                 outcome: MessageOutcome::Duplicate,
                 group_id: Some(group_id.to_string()),
-                reason: Some(format!("{key} was mailed already")),
+                reason: Some(Unmailed::MailedAlready(key)),
                 ..MessageReport::default()
             });
         }
@@ -541,19 +602,16 @@ impl NotifyOwner {
 
     /// Why the owners do not hear of this change: nothing they follow changed (an update of
     /// relationships only, say).
-    fn nothing_to_tell(change: &Change) -> Option<String> {
+    fn nothing_to_tell(change: &Change) -> Option<Unmailed> {
         let diff = &change.diff;
         let unchanged = change.change_type == ChangeType::Update
             && diff.added.is_empty()
             && diff.removed.is_empty()
             && diff.tags.is_empty();
-        unchanged.then(|| {
-            if diff.relationships_only {
-                "only relationships changed (instances or interfaces attached or detached)"
-            } else {
-                "no rule and no tag changed"
-            }
-            .to_string()
+        unchanged.then_some(if diff.relationships_only {
+            Unmailed::OnlyRelationships
+        } else {
+            Unmailed::NothingChanged
         })
     }
 
@@ -699,7 +757,7 @@ impl NotifyOwner {
                     });
                 }
                 report.outcome = MessageOutcome::Failed;
-                report.reason = Some(format!("{error} (a retry would not help)"));
+                report.reason = Some(Unmailed::Refused(error.to_string()));
             }
         }
         Ok(report)

@@ -50,15 +50,16 @@ use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::securityhub::SecurityHub;
 use sgwarden_aws::sns::{Chat, Topic};
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
-use sgwarden_core::accounts::{other_accounts, Accounts, CallerIdentity};
+use sgwarden_core::accounts::{other_accounts, Accounts, CallerIdentity, OutOfReach};
 use sgwarden_core::chat::ChatMessage;
-use sgwarden_core::event::{ApiCall, CallOutcome, GroupSelector, Principal, RuleChange};
+use sgwarden_core::event::{ApiCall, GroupSelector, Principal, RuleChange};
 use sgwarden_core::finding::{findings, Mode, RevokedRule, Severity, Subject};
 use sgwarden_core::policy::{
-    referenced_lists, Exemption, Grants, GroupFacts, ListEntries, RevertPlan, Verdict, Vouched,
+    referenced_lists, succeeded, Exemption, Grants, GroupFacts, ListEntries, RevertPlan, Skip,
+    Verdict, Vouched,
 };
 use sgwarden_core::rule::Peer;
-use sgwarden_core::{ParseError, RuleSet, Trigger};
+use sgwarden_core::{ErrorType, ParseError, RuleSet, Trigger};
 
 pub use config::{ConfigError, RevertConfig};
 use record::{record_rules, Actor, RevertRecord, SCHEMA};
@@ -95,7 +96,7 @@ pub enum RevertError {
 }
 
 impl sgwarden_lambda::FunctionError for RevertError {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> ErrorType {
         RevertError::kind(self)
     }
 }
@@ -107,13 +108,15 @@ impl RevertError {
     }
 
     /// A stable name for the Lambda error type.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorType {
         match self {
-            RevertError::Event(_) => "EventNotUnderstood",
-            RevertError::WrongTrigger(_) => "WrongTrigger",
+            RevertError::Event(_) => ErrorType::EventNotUnderstood,
+            RevertError::WrongTrigger(_) => ErrorType::WrongTrigger,
             RevertError::Aws(e) => e.kind(),
-            RevertError::Record(_) | RevertError::RecordUnwritable(_) => "RecordNotPublished",
-            RevertError::Clock => "ClockError",
+            RevertError::Record(_) | RevertError::RecordUnwritable(_) => {
+                ErrorType::RecordNotPublished
+            }
+            RevertError::Clock => ErrorType::ClockError,
         }
     }
 }
@@ -125,7 +128,8 @@ pub struct Report {
     pub trigger: &'static str,
     pub event_id: Option<String>,
     /// Why nothing was judged, when the whole event was skipped on purpose.
-    pub skipped: Option<String>,
+    #[serde(serialize_with = "sgwarden_core::text::as_optional_text")]
+    pub skipped: Option<Skip>,
     pub groups: Vec<GroupReport>,
     /// Rules an exempt principal made, recorded in the approvals table so later sweeps keep
     /// them (or, in a dry run, that would be).
@@ -142,7 +146,27 @@ pub struct Report {
 pub struct Unswept {
     pub account: String,
     pub region: String,
-    pub reason: String,
+    #[serde(serialize_with = "sgwarden_core::text::as_text")]
+    pub reason: NotSwept,
+}
+
+/// Why a member account-region was not swept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotSwept {
+    /// No member role is set to reach it.
+    OutOfReach(OutOfReach),
+    /// AWS refused to let the sweep read or act there (its role missing, access denied):
+    /// the answer, which a retry would not change.
+    Refused(String),
+}
+
+impl std::fmt::Display for NotSwept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotSwept::OutOfReach(reason) => reason.fmt(f),
+            NotSwept::Refused(answer) => f.write_str(answer),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -165,7 +189,8 @@ pub struct GroupReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeptRule {
     pub rule: String,
-    pub reason: String,
+    #[serde(serialize_with = "sgwarden_core::text::as_text")]
+    pub reason: Verdict,
 }
 
 impl sgwarden_lambda::Measured for Report {
@@ -341,11 +366,11 @@ impl RevertIngress {
         &self,
         account: Option<&str>,
         region: &str,
-    ) -> Result<Result<Ec2, String>, AwsError> {
+    ) -> Result<Result<Ec2, OutOfReach>, AwsError> {
         Ok(match self.sessions.place(account, region).await? {
             Place::Own => Ok(self.ec2.get(region)),
             Place::Member { sdk, .. } => Ok(Ec2::new(&sdk)),
-            Place::Skip(reason) => Err(reason),
+            Place::OutOfReach(reason) => Err(reason),
         })
     }
 
@@ -359,11 +384,7 @@ impl RevertIngress {
                 // left to revert, and a retry would get the same answer.
                 Err(RevertError::Aws(error)) if error.is_gone() => {
                     let report = self.report("api-call", Some(&call.event_id));
-                    Ok(skipped(
-                        report,
-                        &call,
-                        format!("nothing to revert: {error}"),
-                    ))
+                    Ok(skipped(report, &call, Skip::GroupGone(error.to_string())))
                 }
                 other => other,
             },
@@ -390,7 +411,7 @@ impl RevertIngress {
         };
         let ec2 = match self.ec2_in(call.account.as_deref(), &call.region).await? {
             Ok(ec2) => ec2,
-            Err(reason) => return Ok(skipped(report, call, reason)),
+            Err(reason) => return Ok(skipped(report, call, Skip::OutOfReach(reason))),
         };
         if let RuleChange::ListModify {
             list_id,
@@ -448,14 +469,8 @@ impl RevertIngress {
         };
         if rules.is_empty() {
             // Removed since (by hand, or with the group): there is nothing left to judge.
-            return Ok(skipped(
-                report,
-                call,
-                format!(
-                    "nothing to revert: the rules the call names are no longer in {}",
-                    target.group_id
-                ),
-            ));
+            let group_id = target.group_id;
+            return Ok(skipped(report, call, Skip::RulesGone { group_id }));
         }
         let judged = Judged {
             account: call.account.as_deref(),
@@ -472,15 +487,10 @@ impl RevertIngress {
 
     /// The change a call made, or why it is skipped: a failed call changed nothing, and this
     /// function's own calls are its reverts.
-    async fn succeeded_change<'c>(&self, call: &'c ApiCall) -> Result<&'c RuleChange, String> {
-        let change = match &call.outcome {
-            CallOutcome::Failed { code, .. } => {
-                return Err(format!("the call failed ({code}) and changed nothing"))
-            }
-            CallOutcome::Succeeded(change) => change,
-        };
+    async fn succeeded_change<'c>(&self, call: &'c ApiCall) -> Result<&'c RuleChange, Skip> {
+        let change = succeeded(&call.outcome)?;
         if self.is_own_call(&call.principal).await {
-            return Err("made by this function's own role".into());
+            return Err(Skip::OwnCall);
         }
         Ok(change)
     }
@@ -491,7 +501,7 @@ impl RevertIngress {
         &self,
         ec2: &Ec2,
         change: &RuleChange,
-    ) -> Result<Result<Target, String>, AwsError> {
+    ) -> Result<Result<Target, Skip>, AwsError> {
         let policy = &self.config.policy;
         let target = match change {
             RuleChange::Authorize {
@@ -500,8 +510,8 @@ impl RevertIngress {
                 requested,
                 created,
             } => {
-                if !policy.guards_direction(*direction) {
-                    return Ok(Err(format!("{direction} is not guarded by the policy")));
+                if let Some(skip) = policy.skips_direction(*direction) {
+                    return Ok(Err(skip));
                 }
                 let group_id = match group {
                     GroupSelector::Id(id) => id.clone(),
@@ -521,25 +531,23 @@ impl RevertIngress {
             },
             // Handled before any group is named (`on_list_change`).
             RuleChange::ListModify { list_id, .. } => {
-                return Ok(Err(format!("{list_id} is a prefix list, not a group")))
+                let list_id = list_id.clone();
+                return Ok(Err(Skip::NotAGroup { list_id }));
             }
         };
-        if policy.scope().excludes_id(&target.group_id) {
-            return Ok(Err(format!(
-                "{} is outside the policy's scope",
-                target.group_id
-            )));
-        }
-        Ok(Ok(target))
+        Ok(match policy.skips_group_id(&target.group_id) {
+            Some(skip) => Err(skip),
+            None => Ok(target),
+        })
     }
 
-    /// What is known of the group when the policy guards it, `Ok(Err(reason))` when it does
+    /// What is known of the group when the policy guards it, `Ok(Err(skip))` when it does
     /// not. Reads the group only when the policy needs its name, VPC or tags.
     async fn guards(
         &self,
         ec2: &Ec2,
         group_id: &str,
-    ) -> Result<Result<GroupFacts, String>, AwsError> {
+    ) -> Result<Result<GroupFacts, Skip>, AwsError> {
         let policy = &self.config.policy;
         let facts = if policy.needs_group_details() {
             ec2.group_facts(group_id).await?
@@ -549,25 +557,22 @@ impl RevertIngress {
                 ..GroupFacts::default()
             }
         };
-        Ok(if policy.guards_group(&facts) {
-            Ok(facts)
-        } else {
-            Err(format!(
-                "{group_id} is outside the policy's scope or exempted by its tag"
-            ))
+        Ok(match policy.skips_group(&facts) {
+            Some(skip) => Err(skip),
+            None => Ok(facts),
         })
     }
 
     /// Records the rules an exempt principal's call made, as EC2 holds them now, so later
-    /// sweeps keep them in exactly that shape. Returns the reason the call is not judged, and
-    /// the exemptions.
+    /// sweeps keep them in exactly that shape. Returns why the call is not judged
+    /// ([`Skip::Exempt`]), and the exemptions.
     async fn record_exemptions(
         &self,
         call: &ApiCall,
         group_id: &str,
         rules: &RuleSet,
         report: &mut Report,
-    ) -> Result<(String, Vec<Exemption>), RevertError> {
+    ) -> Result<(Skip, Vec<Exemption>), RevertError> {
         let by = exempt_name(call);
         let exemptions: Vec<Exemption> = rules
             .iter()
@@ -593,7 +598,7 @@ impl RevertIngress {
                 tracing::warn!(group = group_id, "no approvals table: the exempt change is kept now but not recorded, and the next sweep judges it like any other");
             }
         }
-        Ok((format!("made by exempt principal {by}"), exemptions))
+        Ok((Skip::Exempt { by }, exemptions))
     }
 
     /// The grants that may keep a rule an event names: the group's own, read only when a
@@ -742,20 +747,14 @@ impl RevertIngress {
             .map(|(group_id, _)| group_id.clone())
             .collect();
         if referencing.is_empty() && !policy.names_list(list_id) {
-            return Ok(skipped(
-                report,
-                call,
-                format!("no guarded rule and no allow entry references {list_id}"),
-            ));
+            let list_id = list_id.to_string();
+            return Ok(skipped(report, call, Skip::ListUnreferenced { list_id }));
         }
         let mut grants = Grants::default();
         match lists.get(list_id) {
             Some(ListEntries::AwsManaged) => {
-                return Ok(skipped(
-                    report,
-                    call,
-                    format!("{list_id} is AWS-managed: judged by its id"),
-                ))
+                let list_id = list_id.to_string();
+                return Ok(skipped(report, call, Skip::ListAwsManaged { list_id }));
             }
             Some(ListEntries::Customer(entries)) => {
                 let added = if restored { entries } else { added };
@@ -824,11 +823,7 @@ impl RevertIngress {
         now: u64,
     ) -> Result<Report, RevertError> {
         if groups.is_empty() {
-            return Ok(skipped(
-                report,
-                call,
-                "no guarded rule references the list".to_string(),
-            ));
+            return Ok(skipped(report, call, Skip::ListUnused));
         }
         // A rule the core cannot read beside the rules on the list holds nothing up: what
         // can be read is judged first, then the invocation fails naming the odd rule.
@@ -978,7 +973,7 @@ impl RevertIngress {
                     }
                 }
             }
-            Ok(Place::Skip(reason)) => {
+            Ok(Place::OutOfReach(reason)) => {
                 tracing::warn!(reason = %reason, "findings not imported; the revert stands");
                 return;
             }
@@ -1073,13 +1068,9 @@ impl RevertIngress {
         // An allow list over every group would revoke every default egress rule; a policy
         // that only forbids keeps everything it does not name, so it may sweep everything.
         let policy = &self.config.policy;
-        if policy.scope().is_everything() && !policy.forbids_only() {
-            let reason = "the sweep needs a scope (group_ids, vpc_ids or tag) in REVERT_POLICY; \
-                          with none it would judge every group of the account against the \
-                          allow list"
-                .to_string();
-            tracing::warn!(reason = %reason, "sweep skipped");
-            report.skipped = Some(reason);
+        if let Some(skip) = policy.skips_sweep() {
+            tracing::warn!(reason = %skip, "sweep skipped");
+            report.skipped = Some(skip);
             return Ok(report);
         }
         let (places, grants) = tokio::try_join!(self.sweep_places(), self.all_grants())?;
@@ -1097,7 +1088,9 @@ impl RevertIngress {
                         .into_iter()
                         .for_each(|judged| report.add(judged));
                     if let Some(reason) = swept.skipped {
-                        report.unswept.push(place.unswept(reason));
+                        report
+                            .unswept
+                            .push(place.unswept(NotSwept::OutOfReach(reason)));
                     }
                     if let Some(error) = swept.failed {
                         failed.get_or_insert(error);
@@ -1107,7 +1100,9 @@ impl RevertIngress {
                 // reported; the others are swept, and a retry would not help.
                 Err(error) if place.member && !error.is_transient() => {
                     tracing::error!(account = %place.account, region = %place.region, error = %error, "account not swept");
-                    report.unswept.push(place.unswept(error.to_string()));
+                    report
+                        .unswept
+                        .push(place.unswept(NotSwept::Refused(error.to_string())));
                 }
                 Err(error) => {
                     tracing::error!(account = %place.account, region = %place.region, error = %error, "sweep failed");
@@ -1320,7 +1315,7 @@ struct SweepPlace {
 }
 
 impl SweepPlace {
-    fn unswept(&self, reason: String) -> Unswept {
+    fn unswept(&self, reason: NotSwept) -> Unswept {
         Unswept {
             account: self.account.clone(),
             region: self.region.clone(),
@@ -1336,11 +1331,11 @@ struct PlaceSwept {
     /// The first group that failed (the others were still judged).
     failed: Option<RevertError>,
     /// Why the place was not swept at all.
-    skipped: Option<String>,
+    skipped: Option<OutOfReach>,
 }
 
 impl PlaceSwept {
-    fn skipped(reason: String) -> Self {
+    fn skipped(reason: OutOfReach) -> Self {
         Self {
             skipped: Some(reason),
             ..Self::default()
@@ -1457,7 +1452,7 @@ fn revert_reason(change: &RuleChange) -> &'static str {
 }
 
 /// Marks the report skipped, with the reason logged.
-fn skipped(mut report: Report, call: &ApiCall, reason: String) -> Report {
+fn skipped(mut report: Report, call: &ApiCall, reason: Skip) -> Report {
     tracing::info!(event_id = %call.event_id, event = %call.event_name, reason = %reason, "skipped");
     report.skipped = Some(reason);
     report
@@ -1544,7 +1539,7 @@ fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
             .iter()
             .map(|(rule, verdict): &(_, Verdict)| KeptRule {
                 rule: rule.to_string(),
-                reason: verdict.to_string(),
+                reason: verdict.clone(),
             })
             .collect(),
         reasons: plan
@@ -1552,7 +1547,7 @@ fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
             .iter()
             .map(|(rule, verdict)| KeptRule {
                 rule: rule.to_string(),
-                reason: verdict.to_string(),
+                reason: verdict.clone(),
             })
             .collect(),
     }

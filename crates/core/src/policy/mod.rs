@@ -20,12 +20,14 @@
 //! passed in by the function.
 //!
 //! By topic: `document` (the document and the scope it compiles into), `approval`,
-//! `exemption` (exempt principals, their records and the other grants) and `verdict`
-//! (the verdict on a rule and the revert plan).
+//! `exemption` (exempt principals, their records and the other grants), `skip` (why an
+//! event or a sweep judges nothing) and `verdict` (the verdict on a rule and the revert
+//! plan).
 
 mod approval;
 mod document;
 mod exemption;
+mod skip;
 #[cfg(test)]
 mod testing;
 mod verdict;
@@ -33,6 +35,7 @@ mod verdict;
 pub use approval::*;
 pub use document::*;
 pub use exemption::*;
+pub use skip::*;
 pub use verdict::*;
 
 use std::collections::BTreeSet;

@@ -110,7 +110,9 @@ fn show_report(step: &str, report: &Report) {
     println!(
         "   registered {:?}; lifecycle {}; {} round(s)",
         report.registered,
-        report.lifecycle.as_deref().unwrap_or("none"),
+        report
+            .lifecycle
+            .map_or("none".to_string(), |l| l.to_string()),
         report.rounds
     );
     for group in &report.groups {

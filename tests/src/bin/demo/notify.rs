@@ -110,7 +110,10 @@ pub async fn run(emulator: &Emulator) {
     println!(
         "   notify-owner: {} ({}); SES received {} mail in all",
         again.messages[0].outcome,
-        again.messages[0].reason.as_deref().unwrap_or(""),
+        again.messages[0]
+            .reason
+            .as_ref()
+            .map_or(String::new(), ToString::to_string),
         emulator.calls_of("POST /v2/email/outbound-emails").len()
     );
 }
