@@ -41,9 +41,12 @@ infra-lint: $(VENV_STAMP) ## cfn-lint every template in infra/
 
 # The end-to-end tests drive the real Lambda binaries, so they are built first, with
 # --all-targets: that resolves features as `cargo test` does (dev-dependencies included), so
-# the test run reuses every crate instead of compiling the AWS SDK a second time.
+# the test run reuses every crate instead of compiling the AWS SDK a second time. `make demo`
+# builds with the same command, so whichever of the two runs second builds nothing again.
+BUILD := $(CARGO) build --workspace --all-targets --locked
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 unit: $(VENV_STAMP) ## unit, property and end-to-end tests
-	$(CARGO) build --workspace --all-targets --locked
+	$(BUILD)
 	$(CARGO) test --workspace --locked
 
 test: fmt docs lint infra-lint unit ## everything CI runs: fmt, clippy, cfn-lint, all tests, the guide
@@ -61,8 +64,8 @@ docs: ## build the guide into target/book and check its links and names
 	$(PYTHON) docs/guide/check.py
 
 demo: $(VENV_STAMP) ## run sgwarden against the local emulator in a small two-region world
-	$(CARGO) build --quiet --locked -p sgwarden-cli
-	$(CARGO) run --quiet --locked -p sgwarden-tests --bin sgwarden-demo
+	$(BUILD) --quiet
+	$(TARGET_DIR)/debug/sgwarden-demo
 
 # The peer the sweep is compared with (Cloud Custodian, pinned), in its own virtualenv.
 PEER_VENV := .venv-peer

@@ -286,9 +286,7 @@ pub async fn rules_in(emulator: &Emulator, region: &str, group_id: &str) -> Vec<
         .expect("read the group back")
         .rules
         .direction(sgwarden_core::Direction::Ingress)
-        .rules()
-        .map(ToString::to_string)
-        .collect()
+        .texts()
 }
 
 pub fn tcp(port: i32, cidr: &str) -> Value {

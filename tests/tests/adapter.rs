@@ -122,7 +122,7 @@ async fn reads_many_groups_with_rules_and_tags() {
         assert_eq!(group.vpc_id.as_deref(), Some(w.vpc.as_str()));
         let ingress = group.rules.direction(Direction::Ingress);
         assert_eq!(
-            ingress.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            ingress.texts(),
             vec![format!("ingress tcp/22 203.0.113.{i}/32")]
         );
         assert_eq!(

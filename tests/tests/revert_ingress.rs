@@ -68,9 +68,7 @@ async fn an_egress_rule_is_revoked_and_the_default_egress_rule_stays() {
         .unwrap()
         .rules
         .direction(sgwarden_core::Direction::Egress)
-        .rules()
-        .map(ToString::to_string)
-        .collect();
+        .texts();
     assert_eq!(egress, vec!["egress all 0.0.0.0/0"]);
 }
 

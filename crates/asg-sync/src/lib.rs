@@ -885,8 +885,8 @@ fn group_report(region: &str, group_id: &str, plan: &Plan) -> GroupReport {
     GroupReport {
         region: region.to_string(),
         group_id: group_id.to_string(),
-        added: plan.add.rules().map(ToString::to_string).collect(),
-        removed: plan.remove.rules().map(ToString::to_string).collect(),
+        added: plan.add.texts(),
+        removed: plan.remove.texts(),
     }
 }
 

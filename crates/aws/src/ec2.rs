@@ -655,18 +655,21 @@ impl Ec2 {
         plan: &Plan,
         applied: &mut Applied,
     ) -> Result<(), AwsError> {
-        for direction in [Direction::Ingress, Direction::Egress] {
-            let rules = plan.remove.direction(direction);
-            if !rules.is_empty() {
-                self.change(Change::Revoke, group_id, direction, &rules, applied)
-                    .await?;
-            }
-        }
-        for direction in [Direction::Ingress, Direction::Egress] {
-            let rules = plan.add.direction(direction);
-            if !rules.is_empty() {
-                self.change(Change::Authorize, group_id, direction, &rules, applied)
-                    .await?;
+        // Revokes first, so that a group near its quota has room for the additions.
+        for (change, rules) in [
+            (Change::Revoke, &plan.remove),
+            (Change::Authorize, &plan.add),
+        ] {
+            for direction in [Direction::Ingress, Direction::Egress] {
+                let rules = rules.direction(direction);
+                if !rules.is_empty() {
+                    let batch = Batch {
+                        change,
+                        group_id,
+                        direction,
+                    };
+                    self.change(batch, &rules, applied).await?;
+                }
             }
         }
         Ok(())
@@ -675,26 +678,22 @@ impl Ec2 {
     /// One batched call; on a "some rule already done" error, one call per rule.
     async fn change(
         &self,
-        change: Change,
-        group_id: &str,
-        direction: Direction,
+        batch: Batch<'_>,
         rules: &RuleSet,
         applied: &mut Applied,
     ) -> Result<(), AwsError> {
-        match self.call(change, group_id, direction, rules, applied).await {
+        let change = batch.change;
+        match self.call(batch, rules, applied).await {
             Err(e) if change.settles(e.code()) && rules.len() > 1 => {
                 tracing::info!(
-                    group = group_id,
+                    group = batch.group_id,
                     region = %self.region,
                     code = e.code(),
                     "batch refused as a whole; applying rule by rule"
                 );
                 for (rule, info) in rules {
                     let single: RuleSet = [(rule.clone(), info.clone())].into_iter().collect();
-                    match self
-                        .call(change, group_id, direction, &single, applied)
-                        .await
-                    {
+                    match self.call(batch, &single, applied).await {
                         Err(e) if change.settles(e.code()) => {
                             change.settled(applied).push(rule.clone());
                         }
@@ -713,12 +712,11 @@ impl Ec2 {
 
     async fn call(
         &self,
-        change: Change,
-        group_id: &str,
-        direction: Direction,
+        batch: Batch<'_>,
         rules: &RuleSet,
         applied: &mut Applied,
     ) -> Result<(), AwsError> {
+        let (change, direction) = (batch.change, batch.direction);
         // A revoke names rules by id when it can: exact, whatever shape the rule was written in.
         let target = match change {
             Change::Revoke => rules.rule_ids().map(Target::Ids),
@@ -734,7 +732,7 @@ impl Ec2 {
             )
         });
         applied.calls += 1;
-        let (unknown, created) = self.send(change, direction, group_id, target).await?;
+        let (unknown, created) = self.send(batch, target).await?;
         applied.created_ids.extend(created);
         let mut gone = RuleSet::new();
         let unknown: Vec<_> = unknown.iter().map(permission_from_sdk).collect();
@@ -757,11 +755,14 @@ impl Ec2 {
     /// ids of the rules an authorize created.
     async fn send(
         &self,
-        change: Change,
-        direction: Direction,
-        group_id: &str,
+        batch: Batch<'_>,
         target: Target,
     ) -> Result<(Vec<IpPermission>, Vec<String>), AwsError> {
+        let Batch {
+            change,
+            group_id,
+            direction,
+        } = batch;
         let ids = |rules: &[aws_sdk_ec2::types::SecurityGroupRule]| -> Vec<String> {
             rules
                 .iter()
@@ -773,55 +774,38 @@ impl Ec2 {
             Target::Ids(ids) => (None, Some(ids)),
             Target::Permissions(permissions) => (Some(permissions), None),
         };
-        Ok(match (change, direction) {
-            (Change::Authorize, Direction::Ingress) => {
-                let out = self
-                    .client
-                    .authorize_security_group_ingress()
+        // EC2's ingress and egress calls are distinct SDK types of one shape: one body
+        // sends either.
+        macro_rules! send {
+            ($request:expr) => {
+                $request
                     .group_id(group_id)
                     .set_ip_permissions(permissions)
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
+            };
+        }
+        let client = &self.client;
+        Ok(match (change, direction) {
+            (Change::Authorize, Direction::Ingress) => {
+                let out = send!(client.authorize_security_group_ingress());
                 (Vec::new(), ids(out.security_group_rules()))
             }
             (Change::Authorize, Direction::Egress) => {
-                let out = self
-                    .client
-                    .authorize_security_group_egress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?;
+                let out = send!(client.authorize_security_group_egress());
                 (Vec::new(), ids(out.security_group_rules()))
             }
-            (Change::Revoke, Direction::Ingress) => (
-                self.client
-                    .revoke_security_group_ingress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .set_security_group_rule_ids(rule_ids)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
-                    .unknown_ip_permissions()
-                    .to_vec(),
-                Vec::new(),
-            ),
-            (Change::Revoke, Direction::Egress) => (
-                self.client
-                    .revoke_security_group_egress()
-                    .group_id(group_id)
-                    .set_ip_permissions(permissions)
-                    .set_security_group_rule_ids(rule_ids)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk(operation, group_id, &self.region, e))?
-                    .unknown_ip_permissions()
-                    .to_vec(),
-                Vec::new(),
-            ),
+            (Change::Revoke, Direction::Ingress) => {
+                let request = client.revoke_security_group_ingress();
+                let out = send!(request.set_security_group_rule_ids(rule_ids));
+                (out.unknown_ip_permissions().to_vec(), Vec::new())
+            }
+            (Change::Revoke, Direction::Egress) => {
+                let request = client.revoke_security_group_egress();
+                let out = send!(request.set_security_group_rule_ids(rule_ids));
+                (out.unknown_ip_permissions().to_vec(), Vec::new())
+            }
         })
     }
 
@@ -882,6 +866,15 @@ fn id_filter(name: &str, ids: &[String]) -> Filter {
         .name(name)
         .set_values(Some(ids.to_vec()))
         .build()
+}
+
+/// One kind of call (authorize or revoke) on one group in one direction: what a batch of
+/// rules is sent as, and, when EC2 refuses the batch, each rule of it.
+#[derive(Debug, Clone, Copy)]
+struct Batch<'a> {
+    change: Change,
+    group_id: &'a str,
+    direction: Direction,
 }
 
 /// What one call names: rules by their `sgr-` ids, or permissions by shape.

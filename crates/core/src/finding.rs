@@ -326,12 +326,7 @@ fn finding(subject: &Subject, rules: &[RevokedRule], mode: Mode, at: &str) -> Fi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Approval;
-
-    fn rule(text: &str) -> Rule {
-        let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
-        Rule::new(direction, traffic, peer)
-    }
+    use crate::policy::testing::rule;
 
     fn revoked(text: &str) -> RevokedRule {
         let rule = rule(text);

@@ -383,13 +383,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::policy::{Approval, Exemption, Grants, ListEntries, Policy, Verdict};
+    use crate::policy::testing::{approval, rule};
+    use crate::policy::{Exemption, Grants, ListEntries, Policy, Verdict};
     use crate::rule::{Rule, RuleInfo, RuleSet};
-
-    fn rule(text: &str) -> Rule {
-        let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
-        Rule::new(direction, traffic, peer)
-    }
 
     fn cidr(text: &str) -> Peer {
         Peer::cidr(text, "").unwrap()
@@ -509,19 +505,7 @@ mod tests {
         ));
         assert_eq!(judge(&policy, "udp/53 sg-9", &none), Verdict::Violates);
 
-        let approved = |text: &str| {
-            let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
-            Approval {
-                group_id: "sg-1".into(),
-                approval_id: "office".into(),
-                direction,
-                traffic,
-                peer,
-                expires_at: 10,
-                approved_by: Some("security".into()),
-                reason: None,
-            }
-        };
+        let approved = |text: &str| approval("office", text, 10);
         let mut grants = Grants {
             approvals: vec![approved("tcp/22 198.51.100.0/24"), approved("tcp/22 pl-x")],
             exemptions: vec![Exemption {

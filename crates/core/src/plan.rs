@@ -283,28 +283,23 @@ mod tests {
     #[test]
     fn hand_made_rules_survive_and_stale_owned_rules_go() {
         let o = owner();
-        let mut actual = RuleSet::new();
-        actual.insert(
-            rule(Direction::Ingress, 22, 1),
-            RuleInfo::described("office"),
-        );
-        actual.insert(
-            rule(Direction::Ingress, 9042, 2),
-            RuleInfo::described(o.describe("old")),
-        );
-        actual.insert(
-            rule(Direction::Ingress, 9042, 3),
-            RuleInfo::described(o.describe("kept")),
-        );
-        let mut desired = RuleSet::new();
-        desired.insert(
-            rule(Direction::Ingress, 9042, 3),
-            RuleInfo::described(o.describe("kept")),
-        );
-        desired.insert(
-            rule(Direction::Ingress, 9042, 4),
-            RuleInfo::described(o.describe("new")),
-        );
+        let ingress = |port, last, description: String| {
+            let rule = rule(Direction::Ingress, port, last);
+            (rule, RuleInfo::described(description))
+        };
+        let actual: RuleSet = [
+            ingress(22, 1, "office".into()),
+            ingress(9042, 2, o.describe("old")),
+            ingress(9042, 3, o.describe("kept")),
+        ]
+        .into_iter()
+        .collect();
+        let desired: RuleSet = [
+            ingress(9042, 3, o.describe("kept")),
+            ingress(9042, 4, o.describe("new")),
+        ]
+        .into_iter()
+        .collect();
         let p = plan(&actual, &desired, &o);
         assert_eq!(
             p.remove.rules().collect::<Vec<_>>(),

@@ -184,10 +184,7 @@ mod tests {
             &Owner::new("db").unwrap(),
         );
         let stale = stale_registrations(&group, &BTreeSet::from([dead]), &desired);
-        assert_eq!(
-            stale.rules().map(ToString::to_string).collect::<Vec<_>>(),
-            vec!["ingress tcp/443 203.0.113.9/32"]
-        );
+        assert_eq!(stale.texts(), vec!["ingress tcp/443 203.0.113.9/32"]);
         // With nothing desired, every rule of the dead host goes, and none of the live one's.
         let dead = Registrant::new("i-0123456789abcdef0", "us-east-1").unwrap();
         let stale = stale_registrations(&group, &BTreeSet::from([dead.clone()]), &RuleSet::new());

@@ -524,6 +524,12 @@ impl RuleSet {
         self.0.keys()
     }
 
+    /// Each rule as text (`ingress tcp/22 0.0.0.0/0`), in rule order: how reports, audit
+    /// lines and tests name them.
+    pub fn texts(&self) -> Vec<String> {
+        self.rules().map(ToString::to_string).collect()
+    }
+
     /// The rules of one direction.
     pub fn direction(&self, direction: Direction) -> RuleSet {
         self.iter()

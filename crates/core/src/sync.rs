@@ -446,7 +446,7 @@ mod tests {
         let ports = parse_ports("tcp/9042,udp/53").unwrap();
         let set = desired_rules(&members, &ports, &owner);
         assert_eq!(
-            set.rules().map(ToString::to_string).collect::<Vec<_>>(),
+            set.texts(),
             vec![
                 "ingress tcp/9042 198.51.100.1/32",
                 "ingress tcp/9042 2001:db8::1/128",

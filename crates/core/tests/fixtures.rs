@@ -145,7 +145,7 @@ fn config_samples_give_their_diffs() {
         panic!()
     };
     assert!(
-        matches!(&messages[0], ConfigMessage::Oversized(s) if s.resource_id == "sg-0123456789abcdef0")
+        matches!(&messages[0], ConfigMessage::Oversized(s) if s.item.resource_id == "sg-0123456789abcdef0")
     );
     let Trigger::Config(messages) = sample("config-sns-other-message-type.json") else {
         panic!()

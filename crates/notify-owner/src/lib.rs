@@ -274,13 +274,13 @@ fn prepare(message: ConfigMessage) -> Result<Prepared, ParseError> {
                 item: change.item,
             }))
         }
-        ConfigMessage::Oversized(summary) if summary.resource_type != SECURITY_GROUP => {
+        ConfigMessage::Oversized(summary) if summary.item.resource_type != SECURITY_GROUP => {
             Prepared::Ignore(ignored(
-                Some(&summary.resource_id),
-                Unmailed::NotASecurityGroup(summary.resource_type.clone()),
+                Some(&summary.item.resource_id),
+                Unmailed::NotASecurityGroup(summary.item.resource_type.clone()),
             ))
         }
-        ConfigMessage::Oversized(summary) => Prepared::Oversized(summary),
+        ConfigMessage::Oversized(summary) => Prepared::Oversized(*summary),
     })
 }
 
@@ -315,8 +315,8 @@ impl Prepared {
                 change.item.aws_region.as_deref(),
             ),
             Prepared::Oversized(summary) => (
-                summary.aws_account_id.as_deref(),
-                summary.aws_region.as_deref(),
+                summary.item.aws_account_id.as_deref(),
+                summary.item.aws_region.as_deref(),
             ),
         }
     }
@@ -325,7 +325,7 @@ impl Prepared {
         match self {
             Prepared::Ignore(entry) => entry.group_id.as_deref(),
             Prepared::Change(change) => Some(&change.item.resource_id),
-            Prepared::Oversized(summary) => Some(&summary.resource_id),
+            Prepared::Oversized(summary) => Some(&summary.item.resource_id),
         }
     }
 }
@@ -489,12 +489,9 @@ impl NotifyOwner {
     ) -> Result<Change, NotifyError> {
         let items = readers
             .history
-            .security_group(&summary.resource_id, 2)
+            .security_group(&summary.item.resource_id, 2)
             .await?;
-        let wanted = summary
-            .configuration_state_id
-            .as_ref()
-            .map(|v| v.to_string().trim_matches('"').to_string());
+        let wanted = summary.item.state_id();
         let newest = items.first().and_then(ConfigurationItem::state_id);
         let behind = match (&wanted, &newest) {
             (Some(w), Some(n)) => n.parse::<u128>().ok() < w.parse::<u128>().ok(),
@@ -505,7 +502,7 @@ impl NotifyOwner {
         let current = items.next().filter(|_| !behind);
         let Some(mut current) = current else {
             return Err(NotifyError::HistoryBehind {
-                group_id: summary.resource_id,
+                group_id: summary.item.resource_id,
                 wanted: wanted.unwrap_or_default(),
                 newest: newest.unwrap_or_else(|| "none".into()),
             });

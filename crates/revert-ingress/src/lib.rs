@@ -459,7 +459,7 @@ impl RevertIngress {
             if judged.is_empty() {
                 return Ok(skipped(report, call, exempt));
             }
-            let texts: Vec<String> = judged.rules().map(ToString::to_string).collect();
+            let texts: Vec<String> = judged.texts();
             tracing::warn!(group = %target.group_id, exempted = %report.exempted.join("; "), judged = %texts.join("; "), "an exempt call's rules judged: reshaped since the call, or outside the principal's bounds");
             (judged, EXEMPT_REASON)
         } else {
@@ -1533,7 +1533,7 @@ fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {
         account: judged.account.map(str::to_string),
         region: judged.region.to_string(),
         group_id: judged.group_id.to_string(),
-        revoked: plan.revoke.rules().map(ToString::to_string).collect(),
+        revoked: plan.revoke.texts(),
         kept: plan
             .kept
             .iter()

@@ -63,9 +63,7 @@ async fn all_rules(w: &World, group_id: &str) -> Vec<String> {
         .await
         .unwrap()
         .rules
-        .rules()
-        .map(ToString::to_string)
-        .collect()
+        .texts()
 }
 
 /// Runs the real `sgwarden` binary with the emulator's environment and the approvals

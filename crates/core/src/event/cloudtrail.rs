@@ -675,13 +675,7 @@ mod tests {
             };
             assert_eq!(group, GroupSelector::Id("sg-1".into()));
             assert!(created.is_empty());
-            assert_eq!(
-                requested
-                    .rules()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>(),
-                vec!["ingress tcp/22 0.0.0.0/0"]
-            );
+            assert_eq!(requested.texts(), vec!["ingress tcp/22 0.0.0.0/0"]);
         }
     }
 
@@ -737,10 +731,7 @@ mod tests {
         let (requested, created) = requested_and_created(request.clone(), response);
         assert!(requested.is_empty());
         assert_eq!(created.rule_ids(), Some(vec!["sgr-9".to_string()]));
-        assert_eq!(
-            created.rules().map(ToString::to_string).collect::<Vec<_>>(),
-            vec!["ingress all sg-app"]
-        );
+        assert_eq!(created.texts(), vec!["ingress all sg-app"]);
         // Without the created rules, the name alone cannot be reverted exactly: refused.
         let e = parse(&call(AUTHORIZE_INGRESS, request, json!({"_return": true}))).unwrap_err();
         assert_eq!(e.field, "detail.requestParameters.sourceSecurityGroupName");
@@ -767,13 +758,7 @@ mod tests {
              "referencedGroupInfo": {"userId": "111122223333", "groupId": "sg-default"}}]}});
         let (requested, created) = requested_and_created(request.clone(), response);
         // What the request says exactly stays; the name-only peers are left to the response.
-        assert_eq!(
-            requested
-                .rules()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>(),
-            vec!["ingress tcp/22 0.0.0.0/0"]
-        );
+        assert_eq!(requested.texts(), vec!["ingress tcp/22 0.0.0.0/0"]);
         assert_eq!(
             created.rule_ids(),
             Some(vec!["sgr-1".into(), "sgr-2".into(), "sgr-3".into()])

@@ -38,7 +38,7 @@ pub enum ConfigMessage {
     Change(Box<ItemChange>),
     /// `OversizedConfigurationItemChangeNotification`: the item was too large for SNS; only
     /// its summary came, and the item must be read through the Config API.
-    Oversized(OversizedItem),
+    Oversized(Box<OversizedItem>),
     /// Any other message type (snapshots, compliance, history deliveries …).
     Other {
         /// The `messageType` as Config wrote it.
@@ -351,31 +351,18 @@ impl ItemChange {
     }
 }
 
-/// An `OversizedConfigurationItemChangeNotification`: only the summary is delivered.
+/// An `OversizedConfigurationItemChangeNotification`: only the summary is delivered. The
+/// summary names the item as an item does (type, id, name, region, account, capture time,
+/// state id) and carries no configuration, so it is read as a [`ConfigurationItem`] without
+/// one.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OversizedItem {
     /// An unknown value is refused with the message, never read as an update.
     pub change_type: ChangeType,
-    /// `resourceType`, e.g. `AWS::EC2::SecurityGroup` ([`SECURITY_GROUP`]).
-    pub resource_type: String,
-    /// `resourceId`: for a security group, its id (`sg-…`).
-    pub resource_id: String,
-    #[serde(default)]
-    /// `resourceName`, when the summary gives it.
-    pub resource_name: Option<String>,
-    #[serde(default)]
-    /// `awsRegion`, when the summary gives it.
-    pub aws_region: Option<String>,
-    #[serde(default)]
-    /// `awsAccountId`, when the summary gives it.
-    pub aws_account_id: Option<String>,
-    #[serde(default)]
-    /// `configurationItemCaptureTime`: when Config recorded this state, as Config wrote it.
-    pub configuration_item_capture_time: Option<String>,
-    #[serde(default)]
-    /// `configurationStateId`, a number or a string as Config wrote it.
-    pub configuration_state_id: Option<Value>,
+    /// The item the summary names; its `configuration` is absent.
+    #[serde(flatten)]
+    pub item: ConfigurationItem,
 }
 
 #[derive(Deserialize)]
@@ -425,7 +412,7 @@ pub fn parse_message(value: &Value) -> Result<ConfigMessage, ParseError> {
         }
         OVERSIZED_ITEM_CHANGE => raw
             .configuration_item_summary
-            .map(ConfigMessage::Oversized)
+            .map(|summary| ConfigMessage::Oversized(Box::new(summary)))
             .ok_or_else(|| ParseError::missing("configurationItemSummary")),
         other => Ok(ConfigMessage::Other {
             message_type: other.to_string(),
@@ -477,7 +464,7 @@ pub(crate) fn parse_eventbridge(event: &Value) -> Result<ConfigMessage, ParseErr
     let message = parse_message(&envelope.detail).map_err(|e| e.within("detail"))?;
     let item_account = match &message {
         ConfigMessage::Change(change) => change.item.aws_account_id.as_deref(),
-        ConfigMessage::Oversized(summary) => summary.aws_account_id.as_deref(),
+        ConfigMessage::Oversized(summary) => summary.item.aws_account_id.as_deref(),
         ConfigMessage::Other { .. } => None,
     };
     if let (Some(item), Some(account)) = (item_account, envelope.account.as_deref()) {
@@ -728,10 +715,6 @@ mod tests {
         .unwrap()
     }
 
-    fn texts(rules: &RuleSet) -> Vec<String> {
-        rules.rules().map(ToString::to_string).collect()
-    }
-
     #[test]
     fn two_full_items_diff_into_rules_and_tags_added_and_removed() {
         let before = item(
@@ -740,8 +723,8 @@ mod tests {
         );
         let after = item(&[(443, "0.0.0.0/0"), (5432, "0.0.0.0/0")], &[("Team", "b")]);
         let diff = after.diff_from(Some(&before)).unwrap();
-        assert_eq!(texts(&diff.added), ["ingress tcp/5432 0.0.0.0/0"]);
-        assert_eq!(texts(&diff.removed), ["ingress tcp/22 10.0.0.0/8"]);
+        assert_eq!(diff.added.texts(), ["ingress tcp/5432 0.0.0.0/0"]);
+        assert_eq!(diff.removed.texts(), ["ingress tcp/22 10.0.0.0/8"]);
         assert_eq!(diff.tags["Team"], (Some("a".into()), Some("b".into())));
         assert_eq!(diff.tags["Old"], (Some("x".into()), None));
         assert_eq!(diff.tags.len(), 2, "an unchanged tag is not a change");
@@ -791,7 +774,7 @@ mod tests {
             notification_time: None,
         };
         let diff = change.security_group_diff().unwrap();
-        assert_eq!(texts(&diff.added), ["ingress tcp/443 0.0.0.0/0"]);
+        assert_eq!(diff.added.texts(), ["ingress tcp/443 0.0.0.0/0"]);
         // Without changed properties, a creation reports every rule the item holds.
         let bare = ItemChange {
             changed_properties: Map::new(),

@@ -219,17 +219,7 @@ mod tests {
 
     #[test]
     fn approvals_hold_until_they_expire_and_only_on_their_group() {
-        let (direction, traffic, peer) = Approval::parse_rule("tcp/22 203.0.113.0/24").unwrap();
-        let approval = Approval {
-            group_id: "sg-1".into(),
-            approval_id: "change-42".into(),
-            direction,
-            traffic,
-            peer,
-            expires_at: 1_000,
-            approved_by: Some("alice".into()),
-            reason: None,
-        };
+        let approval = approval("change-42", "tcp/22 203.0.113.0/24", 1_000);
         let policy = Policy::default();
         let ssh = rule("tcp/22 203.0.113.7/32");
         let approvals = Grants {
@@ -360,19 +350,7 @@ mod tests {
 
     #[test]
     fn an_approval_of_a_group_or_prefix_list_covers_exactly_that_peer() {
-        let approval = |text: &str| {
-            let (direction, traffic, peer) = Approval::parse_rule(text).unwrap();
-            Approval {
-                group_id: "sg-1".into(),
-                approval_id: "a".into(),
-                direction,
-                traffic,
-                peer,
-                expires_at: 10,
-                approved_by: None,
-                reason: None,
-            }
-        };
+        let approval = |text: &str| approval("a", text, 10);
         let by_group = approval("tcp/5432 sg-app");
         assert!(by_group.covers("sg-1", &rule("tcp/5432 sg-app"), 0));
         assert!(!by_group.covers("sg-1", &rule("tcp/5432 sg-other"), 0));

@@ -440,9 +440,9 @@ mod tests {
         .into_iter()
         .collect();
         let (stand, judged) = policy.split_exempt(&call, &change, &now);
-        assert_eq!(texts(&stand), vec!["ingress tcp/5433 10.2.0.0/16"]);
+        assert_eq!(stand.texts(), vec!["ingress tcp/5433 10.2.0.0/16"]);
         assert_eq!(
-            texts(&judged),
+            judged.texts(),
             vec!["ingress tcp/22 0.0.0.0/0", "ingress tcp/5432 10.2.0.0/16"]
         );
         // Nobody else's call is exempt at all.
@@ -511,7 +511,7 @@ mod tests {
         let (stand, judged) = policy.split_exempt(&call, &change, &now);
         // Its own address on 443, and statsd from inside 10/8; nothing else.
         assert_eq!(
-            texts(&stand),
+            stand.texts(),
             vec![
                 "ingress tcp/443 198.51.100.7/32",
                 "ingress udp/8125 10.1.2.3/32"
@@ -527,12 +527,12 @@ mod tests {
         let (call, change) = exempt_call(HOST_ROLE, "2001:db8::7", &v6);
         let now: RuleSet = v6.iter().map(|(t, id)| (rule(t), with_id(id))).collect();
         let (stand, _) = policy.split_exempt(&call, &change, &now);
-        assert_eq!(texts(&stand), vec!["ingress tcp/443 2001:db8::7/128"]);
+        assert_eq!(stand.texts(), vec!["ingress tcp/443 2001:db8::7/128"]);
         // A call with no address (a service made it) has no caller to match.
         let now: RuleSet = made.iter().map(|(t, id)| (rule(t), with_id(id))).collect();
         let (call, change) = exempt_call(HOST_ROLE, "ec2.amazonaws.com", &made);
         let (stand, judged) = policy.split_exempt(&call, &change, &now);
-        assert_eq!(texts(&stand), vec!["ingress udp/8125 10.1.2.3/32"]);
+        assert_eq!(stand.texts(), vec!["ingress udp/8125 10.1.2.3/32"]);
         assert_eq!(judged.len(), 5);
         // The unbounded principal beside it is still unbounded.
         let (call, change) = exempt_call("arn:aws:iam::111122223333:role/NetworkAdmin", "", &made);

@@ -29,7 +29,7 @@ mod document;
 mod exemption;
 mod skip;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod verdict;
 
 pub use approval::*;

@@ -21,6 +21,21 @@ pub(crate) fn rule(text: &str) -> Rule {
     Rule::new(direction, traffic, peer)
 }
 
+/// An approval of `rule_text` on `sg-1`, valid until `expires_at`.
+pub(crate) fn approval(approval_id: &str, rule_text: &str, expires_at: u64) -> Approval {
+    let (direction, traffic, peer) = Approval::parse_rule(rule_text).unwrap();
+    Approval {
+        group_id: "sg-1".into(),
+        approval_id: approval_id.into(),
+        direction,
+        traffic,
+        peer,
+        expires_at,
+        approved_by: None,
+        reason: None,
+    }
+}
+
 pub(crate) fn protected(tags: &[(&str, &str)]) -> GroupFacts {
     GroupFacts {
         group_id: "sg-1".into(),
@@ -82,10 +97,6 @@ pub(crate) fn exempt_call(
         outcome: crate::event::CallOutcome::Succeeded(change.clone()),
     };
     (call, change)
-}
-
-pub(crate) fn texts(rules: &RuleSet) -> Vec<String> {
-    rules.rules().map(ToString::to_string).collect()
 }
 
 pub(crate) const HOST_ROLE: &str = "arn:aws:iam::111122223333:role/HostRole";

@@ -374,18 +374,8 @@ mod tests {
         );
         assert!(matches!(judge(&vouched_only), Verdict::Allowed(_)));
         // Nobody vouches, but an approval of ssh from the entry itself keeps it, on its group.
-        let (direction, traffic, peer) = Approval::parse_rule("tcp/22 192.0.2.0/24").unwrap();
         let approved = Grants {
-            approvals: vec![Approval {
-                group_id: "sg-1".into(),
-                approval_id: "a-1".into(),
-                direction,
-                traffic,
-                peer,
-                expires_at: 10,
-                approved_by: None,
-                reason: None,
-            }],
+            approvals: vec![approval("a-1", "tcp/22 192.0.2.0/24", 10)],
             ..holding(
                 "pl-x",
                 ListEntries::Customer(cidrs(&["192.0.2.0/25"])),
@@ -451,26 +441,17 @@ mod tests {
             Verdict::Allowed(_)
         ));
         // A rule the policy reverts anyway, or does not guard, is not judged by its list.
-        assert_eq!(
+        let unread = |text: &str| {
             policy.judge(
                 "sg-1",
-                &rule("tcp/23 pl-x"),
+                &rule(text),
                 &RuleInfo::default(),
                 &Grants::default(),
-                0
-            ),
-            Verdict::Violates
-        );
-        assert_eq!(
-            policy.judge(
-                "sg-1",
-                &rule("egress tcp/22 pl-x"),
-                &RuleInfo::default(),
-                &Grants::default(),
-                0
-            ),
-            Verdict::Unguarded
-        );
+                0,
+            )
+        };
+        assert_eq!(unread("tcp/23 pl-x"), Verdict::Violates);
+        assert_eq!(unread("egress tcp/22 pl-x"), Verdict::Unguarded);
         // An exempt principal's rule on the list, and an approval of the list, are judged too.
         let exempted = Grants {
             exemptions: vec![Exemption {
