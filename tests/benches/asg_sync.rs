@@ -2,14 +2,18 @@
 //!
 //! Builds a two-region cluster (2 instances per region), then times repeated launch
 //! invocations of the real handler in the local region and counts the AWS API calls one
-//! invocation makes. Wall times include the emulator's own latency (moto in Python on
+//! invocation makes. Then a three-region cluster with both peers black-holed: the time until
+//! the local lifecycle action is completed, against one call's bound (the SDK's operation
+//! timeout), since the peers are asked at once. Wall times include the emulator's own latency (moto in Python on
 //! loopback), so they bound what the code adds rather than predict AWS latency.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
 use asg_sync::{AsgSync, SyncConfig};
-use sgwarden_tests::{world, Emulator};
+use sgwarden_aws::sdk::OPERATION_TIMEOUT;
+use sgwarden_tests::cluster_world::{Cluster, LOCAL, PEER, THIRD};
+use sgwarden_tests::{world, Emulator, Outage};
 
 const ROUNDS: usize = 20;
 
@@ -73,4 +77,30 @@ async fn main() {
     }
     let total: usize = calls[0].values().sum();
     println!("  {total} calls in all");
+    drop(emulator);
+    two_peers_down().await;
+}
+
+/// A launch in a three-region cluster whose two peers answer nothing: asked at once, they
+/// cost one bounded wait before the lifecycle action is completed, not one each.
+async fn two_peers_down() {
+    let cluster = Cluster::with_sites(&[(LOCAL, 1), (PEER, 0), (THIRD, 0)]).await;
+    cluster.emulator.set_outage(PEER, Outage::Hang);
+    cluster.emulator.set_outage(THIRD, Outage::Hang);
+    let instance = cluster.site(LOCAL).instances[0].clone();
+    let start = Instant::now();
+    let report = cluster.launch(LOCAL, &instance).await.expect("launch");
+    let elapsed = start.elapsed();
+    assert_eq!(report.unreachable.len(), 2, "{report:?}");
+    assert!(report.lifecycle.is_some(), "{report:?}");
+    println!(
+        "asg-sync launch, 3 regions, 2 peers down: lifecycle completed after {:.1} s \
+         (one call's bound: {} s)",
+        elapsed.as_secs_f64(),
+        OPERATION_TIMEOUT.as_secs()
+    );
+    assert!(
+        elapsed < OPERATION_TIMEOUT * 2,
+        "two hung peers cost more than one bounded wait: {elapsed:?}"
+    );
 }

@@ -19,6 +19,8 @@ pub const TABLE: &str = "sgwarden-registry";
 pub const PORTS: &str = "tcp/7000-7001,tcp/9042";
 pub const LOCAL: &str = "us-east-1";
 pub const PEER: &str = "eu-west-1";
+/// A second peer region, for clusters of three.
+pub const THIRD: &str = "ap-southeast-2";
 
 pub struct Site {
     pub region: &'static str,
@@ -43,9 +45,14 @@ impl Cluster {
 
     /// The same with `capacities[i]` instances in region i (local, then peer).
     pub async fn with_capacities(capacities: [i32; 2]) -> Self {
+        Self::with_sites(&[(LOCAL, capacities[0]), (PEER, capacities[1])]).await
+    }
+
+    /// A site in each of `sites` (region, instances), every other region a peer of each.
+    pub async fn with_sites(sites_wanted: &[(&'static str, i32)]) -> Self {
         let emulator = Emulator::start();
         let mut sites = Vec::new();
-        for (region, capacity) in [LOCAL, PEER].into_iter().zip(capacities) {
+        for &(region, capacity) in sites_wanted {
             let config = emulator.sdk_config(region).await;
             let ec2 = Client::new(&config);
             let autoscaling = aws_sdk_autoscaling::Client::new(&config);

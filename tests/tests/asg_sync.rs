@@ -151,6 +151,36 @@ async fn a_peer_region_down_does_not_hold_local_scaling() {
 }
 
 #[tokio::test]
+async fn two_peer_regions_down_are_each_asked_once_and_the_lifecycle_completes() {
+    let c = Cluster::with_sites(&[(LOCAL, 1), (PEER, 0), (THIRD, 0)]).await;
+    let local = c.site(LOCAL).instances.clone();
+    c.emulator.set_outage(PEER, Outage::Hang);
+    c.emulator.set_outage(THIRD, Outage::Hang);
+    let report = c.launch(LOCAL, &local[0]).await.unwrap();
+    let mut down = vec![PEER.to_string(), THIRD.to_string()];
+    down.sort();
+    assert_eq!(report.unreachable, down);
+    assert_eq!(report.lifecycle, Some(CONTINUED), "local scaling goes on");
+    assert_eq!(c.emulator.calls_of("CompleteLifecycleAction").len(), 1);
+    // Each region that does not answer is asked for the registry write alone (the SDK's
+    // attempts at it), and then left out of the invocation: no read, no rule change.
+    for region in [PEER, THIRD] {
+        let asked: BTreeSet<String> = c
+            .emulator
+            .calls()
+            .into_iter()
+            .filter(|call| call.region == region)
+            .map(|call| call.operation)
+            .collect();
+        assert_eq!(asked, BTreeSet::from(["PutItem".to_string()]), "{region}");
+    }
+    assert_eq!(
+        c.owned_rules(LOCAL).await,
+        c.expected(&[(LOCAL, local)]).await
+    );
+}
+
+#[tokio::test]
 async fn instance_events_of_groups_without_hooks_sync_without_completing() {
     let c = Cluster::new(2).await;
     let site = c.site(LOCAL);

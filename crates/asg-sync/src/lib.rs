@@ -20,8 +20,10 @@
 //! 6. **complete** the lifecycle action, once: CONTINUE, or `SYNC_ON_FAILURE` when the local
 //!    sync failed, with heartbeats while the work runs long.
 //!
-//! A peer region that does not answer is logged, skipped for the rest of the invocation and
-//! healed by the next true-up; it never holds local scaling back. So is a peer group that
+//! Peers are written to, read and applied at once, so any number of peers that do not
+//! answer cost one bounded wait together. A peer region that does not answer is logged,
+//! skipped for the rest of the invocation and healed by the next true-up; it never holds
+//! local scaling back. So is a peer group that
 //! cannot take its plan (over its quota, access denied, gone): one failure stays one
 //! failure. Only the local groups' own failures fail the invocation.
 
@@ -31,6 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
+use futures_util::future::join_all;
 use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::autoscaling::{AutoScaling, Completion, LifecycleResult};
@@ -199,6 +202,24 @@ struct RegionClients {
     ec2: Ec2,
     registry: Registry,
     group_ids: Vec<String>,
+}
+
+/// Why one group's plan did not go through whole.
+enum GroupFailure {
+    /// EC2 refused it (quota, access denied, gone): the group is left as it is.
+    Refused(AwsError),
+    /// The region did not answer (applying, or recording the rule ids).
+    Unanswered(AwsError),
+}
+
+/// What applying one peer region's plans came to.
+struct PeerApplied<'a> {
+    clients: &'a RegionClients,
+    changed: Vec<GroupReport>,
+    /// Groups EC2 refused, with why.
+    refused: Vec<(String, AwsError)>,
+    /// Why the region stopped answering, when it did: its remaining groups were not tried.
+    unanswered: Option<AwsError>,
 }
 
 /// Clients and settings, built once at cold start and borrowed by every invocation.
@@ -616,15 +637,28 @@ impl AsgSync {
             Write::Written => report.registered.push(member.member.clone()),
             Write::Stale => report.stale.push(member.member.clone()),
         }
-        for peer in &self.peers {
-            if unreachable.contains(&peer.region) {
-                continue;
-            }
-            if let Err(e) = self.write_member(&peer.registry, member).await {
+        // Every peer at once: a peer that does not answer costs one bounded wait, however
+        // many others are down with it.
+        let writes = join_all(
+            self.reachable_peers(unreachable)
+                .into_iter()
+                .map(|peer| async move { (peer, self.write_member(&peer.registry, member).await) }),
+        )
+        .await;
+        for (peer, written) in writes {
+            if let Err(e) = written {
                 self.skip_peer(peer, &e, unreachable);
             }
         }
         Ok(())
+    }
+
+    /// The peers not yet found unreachable in this invocation.
+    fn reachable_peers(&self, unreachable: &BTreeSet<String>) -> Vec<&RegionClients> {
+        self.peers
+            .iter()
+            .filter(|peer| !unreachable.contains(&peer.region))
+            .collect()
     }
 
     async fn write_member(&self, registry: &Registry, member: &Member) -> Result<Write, AwsError> {
@@ -726,69 +760,132 @@ impl AsgSync {
             function: FUNCTION,
             cause: work.kind.to_string(),
         };
-        for (clients, group_id, planned) in plans {
-            if self.config.dry_run {
+        if self.config.dry_run {
+            for (clients, group_id, planned) in plans {
                 if !planned.plan.is_empty() {
                     tracing::info!(target: "sgwarden::plan", region = %clients.region, group = %group_id, plan = %planned.plan, "dry run: plan not applied");
                     report
                         .groups
                         .push(group_report(&clients.region, &group_id, &planned.plan));
                 }
-                continue;
             }
-            if clients.region != self.local.region && unreachable.contains(&clients.region) {
-                continue;
-            }
-            let created = if planned.plan.is_empty() {
-                Vec::new()
-            } else {
-                match clients.ec2.apply(&group_id, &planned.plan, &audit).await {
-                    Ok(applied) => {
-                        report.groups.push(GroupReport {
-                            region: clients.region.clone(),
-                            group_id: group_id.clone(),
-                            added: applied.added.iter().map(ToString::to_string).collect(),
-                            removed: applied.removed.iter().map(ToString::to_string).collect(),
-                        });
-                        applied.created_ids
-                    }
-                    Err(e) if self.is_local(clients) => return Err(e.into()),
-                    Err(e) if e.is_transient() => {
-                        self.skip_peer(clients, &e, unreachable);
-                        continue;
-                    }
-                    Err(e) => {
-                        self.skip_group(clients, &group_id, &e, report);
-                        continue;
-                    }
-                }
-            };
-            let change = planned.record_change(created);
-            if change.is_empty() {
-                continue;
-            }
-            let recorded = clients
-                .registry
-                .record(self.config.cluster.name(), &group_id, &change)
-                .await;
-            tracing::info!(
-                target: "sgwarden::audit",
-                function = FUNCTION,
-                table = clients.registry.table(),
-                region = clients.registry.region(),
-                group = %group_id,
-                recorded = %change.add.iter().cloned().collect::<Vec<_>>().join(" "),
-                forgotten = %change.remove.iter().cloned().collect::<Vec<_>>().join(" "),
-                error = recorded.as_ref().err().map(ToString::to_string),
-                "rule ids recorded"
-            );
-            match recorded {
+            return Ok(());
+        }
+        // This region's groups first: any failure there fails the invocation.
+        let (local, peers): (Vec<_>, Vec<_>) = plans
+            .into_iter()
+            .partition(|(clients, ..)| self.is_local(clients));
+        for (clients, group_id, planned) in local {
+            let (changed, outcome) = self.apply_group(clients, &group_id, planned, &audit).await;
+            report.groups.extend(changed);
+            match outcome {
                 Ok(()) => {}
-                Err(e) if self.is_local(clients) => return Err(e.into()),
-                Err(e) => self.skip_peer(clients, &e, unreachable),
+                Err(GroupFailure::Refused(e) | GroupFailure::Unanswered(e)) => return Err(e.into()),
+            }
+        }
+        // Then every peer region at once, each region's groups in order: a region that does
+        // not answer costs one bounded wait, whatever the number of peers.
+        let mut by_region: BTreeMap<&str, Vec<(&RegionClients, String, GroupPlan)>> =
+            BTreeMap::new();
+        for planned in peers {
+            if !unreachable.contains(&planned.0.region) {
+                by_region
+                    .entry(planned.0.region.as_str())
+                    .or_default()
+                    .push(planned);
+            }
+        }
+        let applied = join_all(
+            by_region
+                .into_values()
+                .map(|plans| self.apply_in_peer(plans, &audit)),
+        )
+        .await;
+        for peer in applied {
+            report.groups.extend(peer.changed);
+            for (group_id, error) in &peer.refused {
+                self.skip_group(peer.clients, group_id, error, report);
+            }
+            if let Some(error) = &peer.unanswered {
+                self.skip_peer(peer.clients, error, unreachable);
             }
         }
         Ok(())
+    }
+
+    /// One peer region's plans, in order, until the region stops answering.
+    async fn apply_in_peer<'a>(
+        &self,
+        plans: Vec<(&'a RegionClients, String, GroupPlan)>,
+        audit: &AuditContext,
+    ) -> PeerApplied<'a> {
+        let mut applied = PeerApplied {
+            clients: plans[0].0,
+            changed: Vec::new(),
+            refused: Vec::new(),
+            unanswered: None,
+        };
+        for (clients, group_id, planned) in plans {
+            let (changed, outcome) = self.apply_group(clients, &group_id, planned, audit).await;
+            applied.changed.extend(changed);
+            match outcome {
+                Ok(()) => {}
+                Err(GroupFailure::Refused(e)) => applied.refused.push((group_id, e)),
+                Err(GroupFailure::Unanswered(e)) => {
+                    applied.unanswered = Some(e);
+                    break;
+                }
+            }
+        }
+        applied
+    }
+
+    /// Applies one group's plan and records the ids of the rules it created: the group's
+    /// report when anything changed, and what failed, if anything did.
+    async fn apply_group(
+        &self,
+        clients: &RegionClients,
+        group_id: &str,
+        planned: GroupPlan,
+        audit: &AuditContext,
+    ) -> (Option<GroupReport>, Result<(), GroupFailure>) {
+        let (changed, created) = if planned.plan.is_empty() {
+            (None, Vec::new())
+        } else {
+            match clients.ec2.apply(group_id, &planned.plan, audit).await {
+                Ok(applied) => {
+                    let changed = GroupReport {
+                        region: clients.region.clone(),
+                        group_id: group_id.to_string(),
+                        added: applied.added.iter().map(ToString::to_string).collect(),
+                        removed: applied.removed.iter().map(ToString::to_string).collect(),
+                    };
+                    (Some(changed), applied.created_ids)
+                }
+                Err(e) if e.is_transient() => return (None, Err(GroupFailure::Unanswered(e))),
+                Err(e) => return (None, Err(GroupFailure::Refused(e))),
+            }
+        };
+        let change = planned.record_change(created);
+        if change.is_empty() {
+            return (changed, Ok(()));
+        }
+        let recorded = clients
+            .registry
+            .record(self.config.cluster.name(), group_id, &change)
+            .await;
+        tracing::info!(
+            target: "sgwarden::audit",
+            function = FUNCTION,
+            table = clients.registry.table(),
+            region = clients.registry.region(),
+            group = %group_id,
+            recorded = %change.add.iter().cloned().collect::<Vec<_>>().join(" "),
+            forgotten = %change.remove.iter().cloned().collect::<Vec<_>>().join(" "),
+            error = recorded.as_ref().err().map(ToString::to_string),
+            "rule ids recorded"
+        );
+        (changed, recorded.map_err(GroupFailure::Unanswered))
     }
 
     /// The cluster's groups as EC2 holds them (rules with their ids), each with the clients
@@ -815,19 +912,25 @@ impl AsgSync {
             let record = recorded(local_records, &group.group_id);
             groups.push((&self.local, group, record));
         }
-        for peer in &self.peers {
-            if unreachable.contains(&peer.region) {
-                continue;
-            }
-            let records = match peer.registry.records(self.config.cluster.name()).await {
-                Ok(records) => records,
-                Err(e) => {
-                    self.skip_peer(peer, &e, unreachable);
-                    continue;
-                }
-            };
-            match peer.ec2.read_group_rules(&peer.group_ids).await {
-                Ok(found) => {
+        // Every peer at once, records before rules in each.
+        let cluster = self.config.cluster.name();
+        let reads = join_all(self.reachable_peers(unreachable).into_iter().map(
+            |peer| async move {
+                let read = match peer.registry.records(cluster).await {
+                    Ok(records) => peer
+                        .ec2
+                        .read_group_rules(&peer.group_ids)
+                        .await
+                        .map(|found| (records, found)),
+                    Err(e) => Err(e),
+                };
+                (peer, read)
+            },
+        ))
+        .await;
+        for (peer, read) in reads {
+            match read {
+                Ok((records, found)) => {
                     for (group_id, group) in peer.group_ids.iter().zip(found) {
                         match group {
                             Ok(group) => {

@@ -16,7 +16,7 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One attempt of one call.
 pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One call, retries included: the most any single AWS call can cost an invocation.
-pub(crate) const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(12);
 /// Standard retry (exponential backoff with jitter, throttling-aware), bounded.
 pub const MAX_ATTEMPTS: u32 = 3;
 
