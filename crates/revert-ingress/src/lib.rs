@@ -26,6 +26,9 @@
 //! `REVERT_DRY_RUN` stops after the plan: it logs what would be revoked or recorded and
 //! writes nothing.
 //!
+//! `sgwarden replay` ([`RevertIngress::replay`], in `replay.rs`) runs the calls of CloudTrail's
+//! history through the same steps, in dry run, and reports what they would have reverted.
+//!
 //! **Central mode** (SPEC "One deployment, many accounts"): an event from another account is
 //! acted on there through the member role (`SGWARDEN_MEMBER_ROLE`), or skipped with the
 //! reason when none is set; every session of the member role is the function's own. The
