@@ -46,9 +46,11 @@ GAPS, each checked against moto 5.2.5 and filled here:
   * CloudTrail LookupEvents: moto 5.2.5 does not implement it. Filled from events a test
     seeds with `POST /_sgwarden/cloudtrail-events` (a JSON list of CloudTrail records, each
     with its `awsRegion`, and `recipientAccountId` when not the default account), looked up
-    by the `EventId` lookup attribute in the caller's account and region, in the API's shape
-    (`CloudTrailEvent` is the record as a JSON string). Config history items are likewise
-    kept per account (their `accountId`).
+    by the `EventId` lookup attribute, or by `EventName` (any of those given; none: every
+    record) within `StartTime`/`EndTime` (the records' `eventTime`), newest first, `MaxResults`
+    (at most 50) to a page and `NextToken` for the next, in the caller's account and region,
+    in the API's shape (`CloudTrailEvent` is the record as a JSON string). Config history
+    items are likewise kept per account (their `accountId`).
   * SESv2 SendEmail: moto keeps only one body part (HTML when both are sent). The recorded
     call keeps the whole request, so tests read both parts from `GET /_sgwarden/calls`.
     (SESv2's `POST /v2/email/list-identities` and `list-configuration-sets`, the paths the
@@ -73,6 +75,7 @@ GAPS, each checked against moto 5.2.5 and filled here:
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
@@ -214,6 +217,30 @@ def json_error(code: str, message: str, status: int = 400) -> Response:
         status=status,
         content_type="application/x-amz-json-1.1",
     )
+
+
+def record_time(record: dict[str, Any]) -> float:
+    """A CloudTrail record's `eventTime` in epoch seconds (now when it has none)."""
+    text = record.get("eventTime")
+    if not text:
+        return time.time()
+    return datetime.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+def lookup_result(at: float, record: dict[str, Any]) -> dict[str, Any]:
+    """One `LookupEvents` result for a seeded record, in the API's shape."""
+    identity = record.get("userIdentity") or {}
+    return {
+        "EventId": record.get("eventID"),
+        "EventName": record.get("eventName"),
+        "EventSource": record.get("eventSource"),
+        "ReadOnly": "false",
+        "EventTime": at,
+        "Username": identity.get("userName")
+        or ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("userName"),
+        "CloudTrailEvent": json.dumps(record),
+        "Resources": [],
+    }
 
 
 class Emulator:
@@ -495,32 +522,35 @@ class Emulator:
         )
 
     def lookup_events(self, region: str, account: str, params: dict[str, Any]) -> Response:
-        wanted = [
-            a.get("AttributeValue")
-            for a in params.get("LookupAttributes") or []
-            if a.get("AttributeKey") == "EventId"
-        ]
-        found = []
+        attributes = params.get("LookupAttributes") or []
+        by_id = [str(a.get("AttributeValue")) for a in attributes if a.get("AttributeKey") == "EventId"]
+        names = [str(a.get("AttributeValue")) for a in attributes if a.get("AttributeKey") == "EventName"]
+        start, end = params.get("StartTime"), params.get("EndTime")
         with self.lock:
-            for event_id in wanted:
-                record = self.cloudtrail_events.get((account, region, str(event_id)))
-                if record is None:
-                    continue
-                identity = record.get("userIdentity") or {}
-                found.append(
-                    {
-                        "EventId": record.get("eventID"),
-                        "EventName": record.get("eventName"),
-                        "EventSource": record.get("eventSource"),
-                        "ReadOnly": "false",
-                        "EventTime": time.time(),
-                        "Username": identity.get("userName")
-                        or ((identity.get("sessionContext") or {}).get("sessionIssuer") or {}).get("userName"),
-                        "CloudTrailEvent": json.dumps(record),
-                        "Resources": [],
-                    }
-                )
-        return Response(json.dumps({"Events": found}), status=200, content_type="application/x-amz-json-1.1")
+            if by_id:
+                records = [self.cloudtrail_events.get((account, region, event_id)) for event_id in by_id]
+            else:
+                records = [
+                    record
+                    for (acct, reg, _), record in self.cloudtrail_events.items()
+                    if acct == account and reg == region and (not names or record.get("eventName") in names)
+                ]
+            found = [
+                (record_time(record), record)
+                for record in records
+                if record is not None
+                and (start is None or record_time(record) >= float(start))
+                and (end is None or record_time(record) <= float(end))
+            ]
+        # Newest first, as the API answers; NextToken is the offset of the next page.
+        found.sort(key=lambda f: f[0], reverse=True)
+        offset = int(params.get("NextToken") or 0)
+        limit = min(int(params.get("MaxResults") or 50), 50)
+        page = found[offset : offset + limit]
+        answer: dict[str, Any] = {"Events": [lookup_result(at, record) for at, record in page]}
+        if offset + limit < len(found):
+            answer["NextToken"] = str(offset + limit)
+        return Response(json.dumps(answer), status=200, content_type="application/x-amz-json-1.1")
 
     # -- control endpoints ------------------------------------------------------------------
 

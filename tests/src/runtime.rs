@@ -326,3 +326,44 @@ async fn next_event(state: &Arc<Mutex<State>>, changed: &Arc<Notify>) -> (String
         notified.await;
     }
 }
+
+/// What a run of the `sgwarden` binary left: its exit code and output.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `sgwarden args…` as an operator would, with only the emulator's environment (in
+/// `region`) and `env`, and `stdin` piped in.
+pub async fn run_sgwarden(
+    emulator: &crate::Emulator,
+    region: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    stdin: Option<&str>,
+) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(binary_path("sgwarden"))
+        .args(args)
+        .env_clear()
+        .envs(emulator.function_env(region))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sgwarden");
+    let mut input = child.stdin.take().expect("sgwarden's standard input");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .await
+        .expect("write sgwarden's standard input");
+    drop(input);
+    let out = child.wait_with_output().await.expect("sgwarden ran");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}

@@ -452,3 +452,59 @@ async fn an_apply_answers_the_ids_of_every_rule_it_created_and_reads_them_back_b
         read[1]
     );
 }
+
+#[tokio::test]
+async fn the_history_of_a_window_is_read_by_name_page_by_page_newest_first_and_paced() {
+    use std::time::{Duration, SystemTime};
+    let emulator = Emulator::start();
+    let now = SystemTime::now();
+    let at = |minutes: u64| {
+        chrono::DateTime::<chrono::Utc>::from(now - Duration::from_secs(minutes * 60))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    // 60 calls in the window, one before it, one of another name, one in another region.
+    let mut records: Vec<serde_json::Value> = (1..=60)
+        .map(|m| {
+            serde_json::json!({"eventID": format!("ev-{m}"), "eventTime": at(m),
+                "eventName": "AuthorizeSecurityGroupIngress", "awsRegion": REGION})
+        })
+        .collect();
+    records.push(
+        serde_json::json!({"eventID": "ev-old", "eventTime": at(600),
+        "eventName": "AuthorizeSecurityGroupIngress", "awsRegion": REGION}),
+    );
+    records.push(
+        serde_json::json!({"eventID": "ev-other", "eventTime": at(5),
+        "eventName": "RunInstances", "awsRegion": REGION}),
+    );
+    records.push(serde_json::json!({"eventID": "ev-away", "eventTime": at(5),
+        "eventName": "AuthorizeSecurityGroupIngress", "awsRegion": "us-east-1"}));
+    emulator.seed_cloudtrail_events(&serde_json::Value::Array(records));
+    let trail = sgwarden_aws::cloudtrail::CloudTrail::new(&emulator.sdk_config(REGION).await);
+    let started = std::time::Instant::now();
+    let found = trail
+        .history(
+            &["AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"],
+            now - Duration::from_secs(120 * 60),
+            now,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = found
+        .iter()
+        .map(|r| r["eventID"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=60).map(|m| format!("ev-{m}")).collect();
+    assert_eq!(
+        ids, expected,
+        "newest first, in the window, by name and region"
+    );
+    let lookups = emulator.calls_of("LookupEvents");
+    assert_eq!(lookups.len(), 3, "two pages, then the other name's one");
+    assert!(lookups[0].params.get("NextToken").is_none());
+    assert_eq!(lookups[1].params["NextToken"], "50");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_000),
+        "three calls at most 2 a second"
+    );
+}

@@ -5,27 +5,18 @@
 // Helpers outside #[test] functions may unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
-
 use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
 use sgwarden_aws::Ec2;
 use sgwarden_core::Direction;
 use sgwarden_tests::cloudtrail::{self, user, ACCOUNT};
 use sgwarden_tests::imds::Metadata;
-use sgwarden_tests::runtime::binary_path;
+use sgwarden_tests::runtime::{run_sgwarden, Output};
 use sgwarden_tests::{world, Emulator};
-use tokio::io::AsyncWriteExt;
 
 const REGION: &str = "us-east-1";
 const REMOTE: &str = "eu-west-1";
 const HOST: &str = "i-0123456789abcdef0";
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
 
 /// Runs `sgwarden args…` with only the emulator's environment and `env`, `stdin` piped in.
 async fn sgwarden(
@@ -34,28 +25,7 @@ async fn sgwarden(
     env: &[(&str, String)],
     stdin: Option<&str>,
 ) -> Output {
-    let mut child = tokio::process::Command::new(binary_path("sgwarden"))
-        .args(args)
-        .env_clear()
-        .envs(emulator.function_env(REGION))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .await
-        .unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
-    }
+    run_sgwarden(emulator, REGION, args, env, stdin).await
 }
 
 async fn ingress(emulator: &Emulator, region: &str, group_id: &str) -> Vec<(String, String)> {
@@ -78,6 +48,7 @@ async fn help_explains_every_command_and_matches_its_snapshot() {
         "",
         "run",
         "plan",
+        "replay",
         "register",
         "deregister",
         "approve",

@@ -6,12 +6,14 @@
 //! `deregister`). It decides nothing itself: plans come from the core, changes go through
 //! the AWS adapter, every change leaves the same audit line as the functions'.
 //!
-//! Exit codes: 0 done (for `plan`: nothing pending), 2 `plan` found changes pending, 1 an
-//! error (printed on stderr, with its error type).
+//! Exit codes: 0 done (for `plan`: nothing pending; for `replay`: nothing would have been
+//! reverted), 2 `plan` found changes pending or `replay` a call that would have been
+//! reverted, 1 an error (printed on stderr, with its error type).
 
 mod approvals;
 mod plan;
 mod register;
+mod replay;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -23,8 +25,9 @@ use serde_json::Value;
 use sgwarden_core::settings::ConfigError;
 use sgwarden_core::ErrorType;
 
-/// Keep EC2 security groups correct: run a function once, preview a true-up or sweep,
-/// register this host on a group, or approve a rule for a while.
+/// Keep EC2 security groups correct: run a function once, preview a true-up or sweep, replay
+/// the last weeks through revert-ingress, register this host on a group, or approve a rule
+/// for a while.
 ///
 /// AWS access comes from the SDK's standard environment: AWS_REGION (or AWS_DEFAULT_REGION,
 /// or the profile), the credentials chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, instance role…),
@@ -61,6 +64,29 @@ enum Command {
         /// asg-sync (the true-up of every group this region registered) or revert-ingress
         /// (the sweep of every group in the policy's scope).
         function: PlanFunction,
+    },
+    /// Replay the last weeks of CloudTrail's history through revert-ingress, and change
+    /// nothing: what it would have reverted, before it is turned on.
+    ///
+    /// Reads CloudTrail's event history (LookupEvents, at most 2 calls a second per account
+    /// and region) for the calls revert-ingress judges, in every account and region its
+    /// sweep covers (SGWARDEN_ACCOUNTS x SGWARDEN_REGIONS through SGWARDEN_MEMBER_ROLE), and
+    /// judges each as the function would today: today's policy and approvals, on the rules
+    /// the call added, then the group as EC2 holds it now. Prints, by principal and group,
+    /// the rules that would be reverted (or would have been, since removed), the counts
+    /// (failed calls and groups gone counted, not judged) and suggestions: principals to
+    /// exempt, shapes to allow or approve. Exits 2 when a call would have been reverted, 0
+    /// when none, as plan does.
+    Replay {
+        /// The function whose judgement is replayed.
+        function: ReplayFunction,
+        /// How far back: whole hours or days, e.g. 36h or 14d, at most 90d (CloudTrail's
+        /// event history).
+        #[arg(long, default_value = "14d", value_name = "WINDOW")]
+        since: String,
+        /// text for people, json for a pipeline.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
     /// Put this host's address on a security group (in any region), owned by its instance id.
     ///
@@ -195,6 +221,18 @@ enum PlanFunction {
     RevertIngress,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplayFunction {
+    RevertIngress,
+}
+
+/// How `replay` prints.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
+
 /// A failure: its error type (as the Lambda would report it) and message.
 #[derive(Debug)]
 pub(crate) struct Failure {
@@ -226,6 +264,11 @@ async fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Run { function, event } => run(function, &event).await,
         Command::Plan { function } => plan::plan(function).await,
+        Command::Replay {
+            function: ReplayFunction::RevertIngress,
+            since,
+            format,
+        } => replay::replay(&since, format).await,
         Command::Register(args) => register::register(args).await,
         Command::Deregister(args) => register::deregister(args).await,
         Command::Approve(args) => {

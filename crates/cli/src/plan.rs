@@ -22,7 +22,7 @@ pub(crate) struct Pending {
 }
 
 /// The function's settings from the environment, with its dry run forced on.
-fn dry_run_env(dry_run_variable: &'static str) -> impl Fn(&str) -> Option<String> {
+pub(crate) fn dry_run_env(dry_run_variable: &'static str) -> impl Fn(&str) -> Option<String> {
     move |name| {
         if name == dry_run_variable {
             Some("true".to_string())

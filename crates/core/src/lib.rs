@@ -19,6 +19,9 @@
 //! - [`finding`]: revert-ingress's Security Hub findings, as data.
 //! - [`forbid`]: forbid entries and the Security Hub presets: what a rule exposes, and
 //!   `internet`.
+//! - [`replay`]: `sgwarden replay`'s pure part: the calls of the last weeks, as revert-ingress
+//!   would have judged them, by principal and group, counted, told and turned into
+//!   suggestions.
 //! - [`settings`]: what a refused setting looks like, and readers every function shares.
 //! - [`sync`]: asg-sync's pure logic: addresses, the registry's members, desired rules, quota.
 //! - [`text`]: outcomes that are enums in the code and sentences in reports.
@@ -38,6 +41,7 @@ pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod register;
+pub mod replay;
 pub mod rule;
 pub mod settings;
 pub mod sync;

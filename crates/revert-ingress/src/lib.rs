@@ -26,6 +26,9 @@
 //! `REVERT_DRY_RUN` stops after the plan: it logs what would be revoked or recorded and
 //! writes nothing.
 //!
+//! `sgwarden replay` ([`RevertIngress::replay`], in `replay.rs`) runs the calls of CloudTrail's
+//! history through the same steps, in dry run, and reports what they would have reverted.
+//!
 //! **Central mode** (SPEC "One deployment, many accounts"): an event from another account is
 //! acted on there through the member role (`SGWARDEN_MEMBER_ROLE`), or skipped with the
 //! reason when none is set; every session of the member role is the function's own. The
@@ -36,6 +39,7 @@
 
 pub mod config;
 mod record;
+mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,6 +67,7 @@ use sgwarden_core::{ErrorType, ParseError, RuleSet, Trigger};
 
 pub use config::{ConfigError, RevertConfig};
 use record::{record_rules, Actor, RevertRecord, SCHEMA};
+pub use replay::Replayed;
 
 /// The function's name in audit lines and records.
 pub const FUNCTION: &str = "revert-ingress";
@@ -93,6 +98,8 @@ pub enum RevertError {
     RecordUnwritable(serde_json::Error),
     #[error("the clock reads before 1970: approvals cannot be judged, nothing was changed")]
     Clock,
+    #[error("a replay runs only with REVERT_DRY_RUN on, so that nothing it shares with the function can write")]
+    ReplayWrites,
 }
 
 impl sgwarden_lambda::FunctionError for RevertError {
@@ -117,6 +124,7 @@ impl RevertError {
                 ErrorType::RecordNotPublished
             }
             RevertError::Clock => ErrorType::ClockError,
+            RevertError::ReplayWrites => ErrorType::ConfigurationError,
         }
     }
 }
@@ -235,6 +243,20 @@ struct Judged<'a> {
     rules: RuleSet,
     call: Option<&'a ApiCall>,
     reason: &'static str,
+}
+
+impl<'a> Judged<'a> {
+    /// The rules of a call in `group_id`, judged for `reason`.
+    fn of_call(call: &'a ApiCall, group_id: &'a str, rules: RuleSet, reason: &'static str) -> Self {
+        Self {
+            account: call.account.as_deref(),
+            region: &call.region,
+            group_id,
+            rules,
+            call: Some(call),
+            reason,
+        }
+    }
 }
 
 /// The guarded groups of one account-region with the rules the core can read, why each
@@ -437,25 +459,18 @@ impl RevertIngress {
             Err(reason) => return Ok(skipped(report, call, reason)),
         };
         let policy = &self.config.policy;
-        let mut known = Grants::default();
-        if facts.is_default() && policy.forbids_default_group_rules() {
-            known.default_groups.insert(target.group_id.clone());
-        }
+        let mut known = self.known_of(&facts);
         let (rules, reason) = if policy.exempts(&call.principal) {
             // What the exempt call made, in the shape it made it and inside its bounds,
             // stands; a rule reshaped since (or outside the bounds) is judged like anyone's,
             // and so is one a forbid entry may match: no exemption keeps a forbidden rule.
-            let (made, mut judged) = policy.split_exempt(call, change, &named.now);
-            let (exempt, exemptions) = self
-                .record_exemptions(call, &target.group_id, &made, &mut report)
+            // Judged with what is recorded here (a dry run records nothing).
+            let split =
+                policy.judge_exempt_call(call, change, &target.group_id, &named.now, &mut known);
+            let exempt = self
+                .record_exemptions(call, &target.group_id, &split.exemptions, &mut report)
                 .await?;
-            // Judged with what was just recorded (a dry run records nothing).
-            known.exemptions = exemptions;
-            for (rule, info) in &made {
-                if policy.forbidden(&target.group_id, rule, &known).is_some() {
-                    judged.insert(rule.clone(), info.clone());
-                }
-            }
+            let judged = split.judged;
             if judged.is_empty() {
                 return Ok(skipped(report, call, exempt));
             }
@@ -472,14 +487,7 @@ impl RevertIngress {
             let group_id = target.group_id;
             return Ok(skipped(report, call, Skip::RulesGone { group_id }));
         }
-        let judged = Judged {
-            account: call.account.as_deref(),
-            region: &call.region,
-            group_id: &target.group_id,
-            rules,
-            call: Some(call),
-            reason,
-        };
+        let judged = Judged::of_call(call, &target.group_id, rules, reason);
         let grants = self.grants_for(&judged, &ec2, known, now).await?;
         report.add(self.judge(judged, &ec2, &grants, now).await?);
         Ok(report)
@@ -563,28 +571,27 @@ impl RevertIngress {
         })
     }
 
+    /// What is known of a guarded group before the approvals table is read: that it is its
+    /// VPC's default group, when the policy forbids the rules of such groups.
+    fn known_of(&self, facts: &GroupFacts) -> Grants {
+        let mut known = Grants::default();
+        if facts.is_default() && self.config.policy.forbids_default_group_rules() {
+            known.default_groups.insert(facts.group_id.clone());
+        }
+        known
+    }
+
     /// Records the rules an exempt principal's call made, as EC2 holds them now, so later
     /// sweeps keep them in exactly that shape. Returns why the call is not judged
-    /// ([`Skip::Exempt`]), and the exemptions.
+    /// ([`Skip::Exempt`]).
     async fn record_exemptions(
         &self,
         call: &ApiCall,
         group_id: &str,
-        rules: &RuleSet,
+        exemptions: &[Exemption],
         report: &mut Report,
-    ) -> Result<(Skip, Vec<Exemption>), RevertError> {
-        let by = exempt_name(call);
-        let exemptions: Vec<Exemption> = rules
-            .iter()
-            .map(|(rule, info)| Exemption {
-                group_id: group_id.to_string(),
-                rule: rule.clone(),
-                rule_id: info.rule_id.clone(),
-                by: by.clone(),
-                reason: call.event_id.clone(),
-                made_at: call.event_time.clone(),
-            })
-            .collect();
+    ) -> Result<Skip, RevertError> {
+        let by = call.principal.name();
         report.exempted = exemptions.iter().map(|e| e.rule.to_string()).collect();
         // The configuration refuses exempt principals without a table (`docs/guide/src/trust.md`), so
         // the last arm is only a fallback that says what it does.
@@ -592,13 +599,13 @@ impl RevertIngress {
             (_, true) => {
                 tracing::info!(group = group_id, exempted = %report.exempted.join("; "), "dry run: exemptions not recorded");
             }
-            (Some(table), false) => table.record_exemptions(&exemptions, FUNCTION).await?,
+            (Some(table), false) => table.record_exemptions(exemptions, FUNCTION).await?,
             (None, false) if exemptions.is_empty() => {}
             (None, false) => {
                 tracing::warn!(group = group_id, "no approvals table: the exempt change is kept now but not recorded, and the next sweep judges it like any other");
             }
         }
-        Ok((Skip::Exempt { by }, exemptions))
+        Ok(Skip::Exempt { by })
     }
 
     /// The grants that may keep a rule an event names: the group's own, read only when a
@@ -790,7 +797,7 @@ impl RevertIngress {
         };
         let exempt = self.config.policy.exempts(&call.principal);
         let none = BTreeSet::new();
-        let by = exempt_name(call);
+        let by = call.principal.name();
         let before = table.vouched(list_id).await?;
         let next = match &before {
             None if exempt => Vouched::first_use(list_id, entries, &none, &by, &call.event_id),
@@ -1493,7 +1500,12 @@ fn revert_record(judged: &Judged<'_>, revoked: &RuleSet, now: u64) -> RevertReco
 fn revert_notice(judged: &Judged<'_>, group: &GroupReport) -> ChatMessage {
     let who = judged
         .call
-        .map(|c| c.principal.arn.clone().unwrap_or_else(|| exempt_name(c)))
+        .map(|c| {
+            c.principal
+                .arn
+                .clone()
+                .unwrap_or_else(|| c.principal.name())
+        })
         .unwrap_or_else(|| "found by the scheduled sweep".to_string());
     let rules: Vec<String> = group.revoked.iter().map(|r| format!("• `{r}`")).collect();
     let mut message = ChatMessage::new(
@@ -1517,15 +1529,6 @@ fn revert_notice(judged: &Judged<'_>, group: &GroupReport) -> ChatMessage {
         ));
     }
     message
-}
-
-/// The exempt principal a record names: the role for a session, else the principal's ARN.
-fn exempt_name(call: &ApiCall) -> String {
-    let p = &call.principal;
-    p.role_arn
-        .clone()
-        .or_else(|| p.arn.clone())
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn group_report(judged: &Judged<'_>, plan: &RevertPlan) -> GroupReport {

@@ -29,6 +29,15 @@ pub(crate) const MODIFY_RULES: &str = "ModifySecurityGroupRules";
 pub(crate) const MODIFY_PREFIX_LIST: &str = "ModifyManagedPrefixList";
 pub(crate) const RESTORE_PREFIX_LIST: &str = "RestoreManagedPrefixListVersion";
 
+/// Every call the parser reads and revert-ingress judges, by CloudTrail's `eventName`.
+pub const JUDGED_CALLS: [&str; 5] = [
+    AUTHORIZE_INGRESS,
+    AUTHORIZE_EGRESS,
+    MODIFY_RULES,
+    MODIFY_PREFIX_LIST,
+    RESTORE_PREFIX_LIST,
+];
+
 /// Who made the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
@@ -41,6 +50,17 @@ pub struct Principal {
     pub role_arn: Option<String>,
     /// `userIdentity.invokedBy`, when a service made the call for the principal.
     pub invoked_by: Option<String>,
+}
+
+impl Principal {
+    /// The name records give the principal: the role, for an assumed-role session (every
+    /// session of a pipeline's role is the same principal), else its ARN.
+    pub fn name(&self) -> String {
+        self.role_arn
+            .clone()
+            .or_else(|| self.arn.clone())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
 }
 
 /// How the call names its group: by id, or (EC2-Classic and default-VPC style) by name.
@@ -282,6 +302,24 @@ pub fn parse(event: &Value) -> Result<ApiCall, ParseError> {
             .and_then(|address| address.parse().ok()),
         outcome,
     })
+}
+
+/// Parses one record of CloudTrail's event history (a `LookupEvents` result's
+/// `CloudTrailEvent`, read in `account`) with the same parser as the EventBridge event that
+/// carries the same record, so `sgwarden replay` reads every call as the function does.
+pub fn parse_record(record: &Value, account: &str) -> Result<ApiCall, ParseError> {
+    let event = serde_json::json!({
+        "version": "0",
+        "id": record.get("eventID").cloned().unwrap_or(Value::Null),
+        "detail-type": API_CALL,
+        "source": "aws.ec2",
+        "account": account,
+        "time": record.get("eventTime").cloned().unwrap_or(Value::Null),
+        "region": record.get("awsRegion").cloned().unwrap_or(Value::Null),
+        "resources": [],
+        "detail": record,
+    });
+    parse(&event)
 }
 
 fn parse_change(

@@ -291,6 +291,53 @@ impl Policy {
         }
         (stand, judged)
     }
+
+    /// The judgement of an exempt principal's call on the rules it names (`rules`, each with
+    /// its `sgr-` id when known): what stands, as the exemption records that keep it, and
+    /// what is judged like anyone's ([`Policy::split_exempt`]), with every rule that stands
+    /// but a forbid entry may match added back, since no exemption keeps a forbidden rule.
+    /// `known` is given the exemptions, so that the plan judges with them; the function
+    /// records them, `sgwarden replay` only counts them.
+    pub fn judge_exempt_call(
+        &self,
+        call: &ApiCall,
+        change: &RuleChange,
+        group_id: &str,
+        rules: &RuleSet,
+        known: &mut Grants,
+    ) -> ExemptCall {
+        let (made, mut judged) = self.split_exempt(call, change, rules);
+        let by = call.principal.name();
+        known.exemptions = made
+            .iter()
+            .map(|(rule, info)| Exemption {
+                group_id: group_id.to_string(),
+                rule: rule.clone(),
+                rule_id: info.rule_id.clone(),
+                by: by.clone(),
+                reason: call.event_id.clone(),
+                made_at: call.event_time.clone(),
+            })
+            .collect();
+        for (rule, info) in &made {
+            if self.forbidden(group_id, rule, known).is_some() {
+                judged.insert(rule.clone(), info.clone());
+            }
+        }
+        ExemptCall {
+            exemptions: known.exemptions.clone(),
+            judged,
+        }
+    }
+}
+
+/// An exempt principal's call, judged: see [`Policy::judge_exempt_call`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExemptCall {
+    /// One record per rule the call made that stands.
+    pub exemptions: Vec<Exemption>,
+    /// The rules judged like anyone's: reshaped since, outside the bounds, or forbidden.
+    pub judged: RuleSet,
 }
 
 #[cfg(test)]
@@ -626,5 +673,54 @@ mod tests {
         assert!(!first.covers(&Peer::cidr("203.0.112.0/23", "").unwrap()));
         assert!(!first.covers(&Peer::PrefixList("pl-x".into())));
         assert_eq!(Vouched::RECORD_ID, "entries");
+    }
+
+    #[test]
+    fn an_exempt_call_records_what_stands_and_judges_what_a_forbid_entry_matches() {
+        let policy = Policy::from_json(
+            r#"{"exempt": {"principals": ["arn:aws:iam::111122223333:role/NetworkAdmin"]},
+                "presets": ["security-hub-ec2-19"]}"#,
+        )
+        .unwrap();
+        let (call, change) = exempt_call(
+            "arn:aws:iam::111122223333:role/NetworkAdmin",
+            "198.51.100.7",
+            &[
+                ("tcp/5432 10.2.0.0/16", "sgr-1"),
+                ("tcp/22 0.0.0.0/0", "sgr-2"),
+            ],
+        );
+        let RuleChange::Authorize { created, .. } = &change else {
+            unreachable!("an authorize")
+        };
+        let mut known = Grants::default();
+        let split = policy.judge_exempt_call(&call, &change, "sg-1", created, &mut known);
+        // Both stand as made, and both are recorded; the forbidden one is judged all the same.
+        let recorded: Vec<(String, Option<&str>, &str)> = split
+            .exemptions
+            .iter()
+            .map(|e| (e.rule.to_string(), e.rule_id.as_deref(), e.by.as_str()))
+            .collect();
+        assert_eq!(
+            recorded,
+            vec![
+                (
+                    "ingress tcp/22 0.0.0.0/0".to_string(),
+                    Some("sgr-2"),
+                    "arn:aws:iam::111122223333:role/NetworkAdmin"
+                ),
+                (
+                    "ingress tcp/5432 10.2.0.0/16".to_string(),
+                    Some("sgr-1"),
+                    "arn:aws:iam::111122223333:role/NetworkAdmin"
+                ),
+            ]
+        );
+        assert_eq!(split.exemptions[0].reason, "e-1");
+        assert_eq!(
+            known.exemptions, split.exemptions,
+            "the plan judges with them"
+        );
+        assert_eq!(split.judged.texts(), vec!["ingress tcp/22 0.0.0.0/0"]);
     }
 }
