@@ -973,7 +973,21 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     let function = runtime.spawn("revert-ingress", &broken);
     runtime.invoke(world::scheduled_event(REGION));
     let outcomes = runtime.outcomes(1, Duration::from_secs(30)).await;
-    drop(function);
+    let logs = function.stop();
+    // The refused invocation is counted like any failed one: every metric, Errors 1.
+    let metrics = runtime::metrics_in(&logs);
+    assert_eq!(metrics.len(), 1, "{logs}");
+    runtime::assert_metrics(
+        &metrics[0],
+        "revert-ingress",
+        &[
+            ("RulesRevoked", 0),
+            ("RulesKept", 0),
+            ("EventsSkipped", 0),
+            ("AccountsUnswept", 0),
+            ("Errors", 1),
+        ],
+    );
     match outcomes.first() {
         Some(Outcome::Error { body, .. }) => {
             assert_eq!(body["errorType"], "ConfigurationError");

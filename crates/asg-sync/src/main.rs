@@ -10,7 +10,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     sgwarden_lambda::init_logging();
     let config = match SyncConfig::from_env() {
         Ok(config) => config,
-        Err(error) => return sgwarden_lambda::refuse(error).await,
+        Err(error) => {
+            return sgwarden_lambda::refuse::<asg_sync::Report>(asg_sync::FUNCTION, error).await
+        }
     };
     let sdk = sgwarden_aws::sdk::load().await;
     let sync = AsgSync::new(config, &sdk);

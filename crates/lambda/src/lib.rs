@@ -273,12 +273,20 @@ fn failed(kind: ErrorType, message: String) -> Failure {
     }
 }
 
-/// Fails every invocation with `ConfigurationError`, naming the refused setting.
-pub async fn refuse(error: ConfigError) -> Result<(), lambda_runtime::Error> {
+/// Fails every invocation with `ConfigurationError`, naming the refused setting. Each still
+/// writes its metrics line (`R`'s metrics at zero, `Errors` 1), as a failed invocation of a
+/// well-configured function does: the alarms and the dashboard see it.
+pub async fn refuse<R: Measured>(
+    function: &'static str,
+    error: ConfigError,
+) -> Result<(), lambda_runtime::Error> {
     tracing::error!(error = %error, "configuration refused");
     lambda_runtime::run(service_fn(|_: LambdaEvent<Box<RawValue>>| {
         let message = error.to_string();
         async move {
+            let mut counts = R::default().counts();
+            counts.push(("Errors", 1));
+            emit(function, &counts);
             Err::<Value, _>(Failure {
                 error_type: ErrorType::ConfigurationError,
                 error_message: message,

@@ -10,7 +10,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     sgwarden_lambda::init_logging();
     let config = match NotifyConfig::from_env() {
         Ok(config) => config,
-        Err(error) => return sgwarden_lambda::refuse(error).await,
+        Err(error) => {
+            return sgwarden_lambda::refuse::<notify_owner::Report>(notify_owner::FUNCTION, error)
+                .await
+        }
     };
     let sdk = sgwarden_aws::sdk::load().await;
     // The templates are compiled into the binary and tested; failing here is a build defect.

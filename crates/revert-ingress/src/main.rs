@@ -15,7 +15,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // by a policy half understood.
     let config = match RevertConfig::from_env() {
         Ok(config) => config,
-        Err(error) => return sgwarden_lambda::refuse(error).await,
+        Err(error) => {
+            return sgwarden_lambda::refuse::<revert_ingress::Report>(
+                revert_ingress::FUNCTION,
+                error,
+            )
+            .await
+        }
     };
     let sdk = sgwarden_aws::sdk::load().await;
     let own_role = match &config.function_role_arn {
