@@ -823,6 +823,15 @@ async fn the_binary_makes_no_aws_call_before_its_first_event() {
     assert_eq!(w.emulator.calls_of("GetCallerIdentity").len(), 1);
 }
 
+/// The metrics of a failed invocation: every metric, as zero, and `Errors` 1.
+const FAILED_COUNTS: [(&str, u64); 5] = [
+    ("RulesRevoked", 0),
+    ("RulesKept", 0),
+    ("EventsSkipped", 0),
+    ("AccountsUnswept", 0),
+    ("Errors", 1),
+];
+
 /// The JSON log lines of `logs` (the metrics documents have no `level`).
 fn log_lines(logs: &str) -> Vec<Value> {
     logs.lines()
@@ -938,17 +947,7 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     ];
     runtime::assert_metrics(&metrics[0], "revert-ingress", &revert_counts);
     // A failure writes every metric, as zero.
-    runtime::assert_metrics(
-        &metrics[1],
-        "revert-ingress",
-        &[
-            ("RulesRevoked", 0),
-            ("RulesKept", 0),
-            ("EventsSkipped", 0),
-            ("AccountsUnswept", 0),
-            ("Errors", 1),
-        ],
-    );
+    runtime::assert_metrics(&metrics[1], "revert-ingress", &FAILED_COUNTS);
     // One chat message, for the revert, threaded by the group.
     let messages = chat.messages().await;
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -977,17 +976,7 @@ async fn the_lambda_binary_serves_events_through_the_runtime_api() {
     // The refused invocation is counted like any failed one: every metric, Errors 1.
     let metrics = runtime::metrics_in(&logs);
     assert_eq!(metrics.len(), 1, "{logs}");
-    runtime::assert_metrics(
-        &metrics[0],
-        "revert-ingress",
-        &[
-            ("RulesRevoked", 0),
-            ("RulesKept", 0),
-            ("EventsSkipped", 0),
-            ("AccountsUnswept", 0),
-            ("Errors", 1),
-        ],
-    );
+    runtime::assert_metrics(&metrics[0], "revert-ingress", &FAILED_COUNTS);
     match outcomes.first() {
         Some(Outcome::Error { body, .. }) => {
             assert_eq!(body["errorType"], "ConfigurationError");
