@@ -79,7 +79,7 @@ pub(crate) async fn approve(args: Approve) -> Result<ExitCode, Failure> {
     Approvals::new(&sdk, &table_name)
         .put_approval(&approval, FUNCTION)
         .await
-        .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
+        .map_err(|e| Failure::new(e.kind(), e))?;
     println!(
         "approved {} on {} as {approval_id}, until {} (by {by})",
         approval.rule_text(),
@@ -102,7 +102,7 @@ async fn list_entries(
     let lists = Ec2::new(sdk)
         .prefix_lists(&[list_id.clone()].into())
         .await
-        .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
+        .map_err(|e| Failure::new(e.kind(), e))?;
     match lists.get(&list_id) {
         Some(ListEntries::Customer(entries)) => Ok(entries.iter().cloned().collect()),
         Some(ListEntries::AwsManaged) => Ok(Vec::new()),
@@ -129,7 +129,7 @@ pub(crate) async fn list(
         Some(group) => approvals.for_group(group).await,
         None => approvals.all().await,
     }
-    .map_err(|e| Failure::new(ErrorType::AwsError, e))?;
+    .map_err(|e| Failure::new(e.kind(), e))?;
     print!("{}", render(&grants, now()?));
     Ok(ExitCode::SUCCESS)
 }
