@@ -134,43 +134,38 @@ pub fn log_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> LogFilt
 
 /// The filter the environment asks for, before the audit lines are added back.
 fn chosen_filter(rust_log: Option<&str>, lambda_level: Option<&str>) -> LogFilter {
-    let info = || Targets::new().with_default(LevelFilter::INFO);
-    let refused = |variable: &str, value: &str| Some(format!("{variable}={value:?}"));
-    if let Some(directives) = rust_log.filter(|v| !v.trim().is_empty()) {
-        return match directives.parse::<Targets>() {
-            Ok(targets) => LogFilter {
-                targets,
-                refused: None,
-            },
-            Err(_) => LogFilter {
-                targets: info(),
-                refused: refused("RUST_LOG", directives),
-            },
-        };
-    }
-    let Some(level) = lambda_level.filter(|v| !v.trim().is_empty()) else {
-        return LogFilter {
-            targets: info(),
-            refused: None,
-        };
+    let set = |v: &&str| !v.trim().is_empty();
+    let chosen = match (rust_log.filter(set), lambda_level.filter(set)) {
+        (Some(directives), _) => directives
+            .parse::<Targets>()
+            .map_err(|_| ("RUST_LOG", directives)),
+        (None, Some(level)) => lambda_level_filter(level)
+            .map(|filter| Targets::new().with_default(filter))
+            .ok_or(("AWS_LAMBDA_LOG_LEVEL", level)),
+        (None, None) => Ok(Targets::new().with_default(LevelFilter::INFO)),
     };
-    let filter = match level.trim().to_ascii_uppercase().as_str() {
+    match chosen {
+        Ok(targets) => LogFilter {
+            targets,
+            refused: None,
+        },
+        Err((variable, value)) => LogFilter {
+            targets: Targets::new().with_default(LevelFilter::INFO),
+            refused: Some(format!("{variable}={value:?}")),
+        },
+    }
+}
+
+/// One of Lambda's application log levels as tracing's, `FATAL` (which tracing has not) as
+/// `ERROR`; `None` for any other value.
+fn lambda_level_filter(level: &str) -> Option<LevelFilter> {
+    match level.trim().to_ascii_uppercase().as_str() {
         "TRACE" => Some(LevelFilter::TRACE),
         "DEBUG" => Some(LevelFilter::DEBUG),
         "INFO" => Some(LevelFilter::INFO),
         "WARN" => Some(LevelFilter::WARN),
         "ERROR" | "FATAL" => Some(LevelFilter::ERROR),
         _ => None,
-    };
-    match filter {
-        Some(filter) => LogFilter {
-            targets: Targets::new().with_default(filter),
-            refused: None,
-        },
-        None => LogFilter {
-            targets: info(),
-            refused: refused("AWS_LAMBDA_LOG_LEVEL", level),
-        },
     }
 }
 
