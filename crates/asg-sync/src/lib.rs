@@ -212,6 +212,9 @@ enum GroupFailure {
     Unanswered(AwsError),
 }
 
+/// One region's groups, each with its plan, in the order they are applied.
+type GroupPlans = Vec<(String, GroupPlan)>;
+
 /// What applying one peer region's plans came to.
 struct PeerApplied<'a> {
     clients: &'a RegionClients,
@@ -785,20 +788,20 @@ impl AsgSync {
         }
         // Then every peer region at once, each region's groups in order: a region that does
         // not answer costs one bounded wait, whatever the number of peers.
-        let mut by_region: BTreeMap<&str, Vec<(&RegionClients, String, GroupPlan)>> =
-            BTreeMap::new();
-        for planned in peers {
-            if !unreachable.contains(&planned.0.region) {
+        let mut by_region: BTreeMap<&str, (&RegionClients, GroupPlans)> = BTreeMap::new();
+        for (clients, group_id, planned) in peers {
+            if !unreachable.contains(&clients.region) {
                 by_region
-                    .entry(planned.0.region.as_str())
-                    .or_default()
-                    .push(planned);
+                    .entry(clients.region.as_str())
+                    .or_insert((clients, Vec::new()))
+                    .1
+                    .push((group_id, planned));
             }
         }
         let applied = join_all(
             by_region
                 .into_values()
-                .map(|plans| self.apply_in_peer(plans, &audit)),
+                .map(|(clients, plans)| self.apply_in_peer(clients, plans, &audit)),
         )
         .await;
         for peer in applied {
@@ -816,16 +819,17 @@ impl AsgSync {
     /// One peer region's plans, in order, until the region stops answering.
     async fn apply_in_peer<'a>(
         &self,
-        plans: Vec<(&'a RegionClients, String, GroupPlan)>,
+        clients: &'a RegionClients,
+        plans: GroupPlans,
         audit: &AuditContext,
     ) -> PeerApplied<'a> {
         let mut applied = PeerApplied {
-            clients: plans[0].0,
+            clients,
             changed: Vec::new(),
             refused: Vec::new(),
             unanswered: None,
         };
-        for (clients, group_id, planned) in plans {
+        for (group_id, planned) in plans {
             let (changed, outcome) = self.apply_group(clients, &group_id, planned, audit).await;
             applied.changed.extend(changed);
             match outcome {
