@@ -473,7 +473,7 @@ impl AsgSync {
     ) -> Result<Lifecycle, SyncError> {
         let completion = self.autoscaling.complete(action, result).await?;
         tracing::info!(
-            target: "sgwarden::audit",
+            target: sgwarden_core::AUDIT_TARGET,
             function = FUNCTION,
             region = %self.local.region,
             asg = %action.asg_name,
@@ -571,7 +571,7 @@ impl AsgSync {
                     .remove(self.config.cluster.name(), &stranger.member)
                     .await;
                 tracing::info!(
-                    target: "sgwarden::audit",
+                    target: sgwarden_core::AUDIT_TARGET,
                     function = FUNCTION,
                     table = registry.table(),
                     region = registry.region(),
@@ -668,7 +668,7 @@ impl AsgSync {
         let write = registry.put(self.config.cluster.name(), member).await?;
         if write == Write::Written {
             tracing::info!(
-                target: "sgwarden::audit",
+                target: sgwarden_core::AUDIT_TARGET,
                 function = FUNCTION,
                 table = registry.table(),
                 region = registry.region(),
@@ -879,7 +879,7 @@ impl AsgSync {
             .record(self.config.cluster.name(), group_id, &change)
             .await;
         tracing::info!(
-            target: "sgwarden::audit",
+            target: sgwarden_core::AUDIT_TARGET,
             function = FUNCTION,
             table = clients.registry.table(),
             region = clients.registry.region(),

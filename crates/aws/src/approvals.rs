@@ -123,7 +123,7 @@ impl Approvals {
                 continue;
             }
             tracing::info!(
-                target: "sgwarden::audit",
+                target: sgwarden_core::AUDIT_TARGET,
                 function,
                 table = %self.table,
                 region = %self.region,
@@ -199,7 +199,7 @@ impl Approvals {
             .map(|_| ())
             .map_err(|e| AwsError::from_sdk("PutItem", &self.table, &self.region, e));
         tracing::info!(
-            target: "sgwarden::audit",
+            target: sgwarden_core::AUDIT_TARGET,
             function,
             table = %self.table,
             region = %self.region,
@@ -298,7 +298,7 @@ impl Approvals {
         result: &Result<(), AwsError>,
     ) {
         tracing::info!(
-            target: "sgwarden::audit",
+            target: sgwarden_core::AUDIT_TARGET,
             function,
             table = %self.table,
             region = %self.region,

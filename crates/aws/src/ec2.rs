@@ -827,7 +827,7 @@ impl Ec2 {
                 .join("; ")
         };
         tracing::info!(
-            target: "sgwarden::audit",
+            target: sgwarden_core::AUDIT_TARGET,
             function = %ctx.function,
             group = group_id,
             region = %self.region,

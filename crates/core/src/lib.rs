@@ -49,6 +49,10 @@ pub mod text;
 pub mod wire;
 
 pub use error::{ErrorType, ParseError};
+
+/// The `tracing` target of the audit lines, one per change sgwarden makes: every function
+/// writes them under this name, and the log filter keeps them at every level.
+pub const AUDIT_TARGET: &str = "sgwarden::audit";
 pub use event::Trigger;
 pub use plan::{plan, Owner, Plan, Proof, Recorded};
 pub use rule::{Direction, Peer, PortRange, Rule, RuleInfo, RuleSet, Traffic};

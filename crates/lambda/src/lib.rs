@@ -116,9 +116,7 @@ pub struct LogFilter {
     pub refused: Option<String>,
 }
 
-/// The target of the audit lines: written whatever level is chosen, because every change
-/// sgwarden makes leaves one.
-pub const AUDIT_TARGET: &str = "sgwarden::audit";
+pub use sgwarden_core::AUDIT_TARGET;
 
 /// The log filter from the environment's two conventions, in order: `RUST_LOG` (tracing's
 /// directives: a level, `target=level` pairs, or both), then `AWS_LAMBDA_LOG_LEVEL` (what
