@@ -488,6 +488,40 @@ async fn a_normal_change_costs_one_dedup_write_and_one_send() {
     assert_eq!(operations, vec!["PutItem", SEND]);
 }
 
+/// The binary's own account is the account of the ARN Lambda invoked it by: an item of that
+/// account is read with the function's own credentials, and no STS call is made to learn it
+/// (`SGWARDEN_FUNCTION_ROLE_ARN` unset; the harness invokes as `123456789012`).
+#[tokio::test]
+async fn the_binary_knows_its_account_from_the_arn_it_was_invoked_by() {
+    let w = World::new().await;
+    let runtime = RuntimeApi::start().await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push(("NOTIFY_SENDER", SENDER.to_string()));
+    let function = runtime.spawn("notify-owner", &env);
+    let mut created = sample("config-sns-security-group-created.json");
+    assert_eq!(
+        created["configurationItem"]["awsAccountId"],
+        sgwarden_tests::cloudtrail::ACCOUNT
+    );
+    created["configurationItem"]["tags"]["NotifyOnChange"] = json!("Yes");
+    created["configurationItem"]["tags"]["OwnerDL"] = json!("db-team@example.com");
+    runtime.invoke(world::config_delivery(&[created]));
+    let outcomes = runtime.outcomes(1, Duration::from_secs(60)).await;
+    function.stop();
+    match &outcomes[0] {
+        Outcome::Response { body, .. } => {
+            assert_eq!(body["messages"][0]["outcome"], "mailed", "{body}")
+        }
+        other => panic!("expected a response: {other:?}"),
+    }
+    assert_eq!(w.mails().len(), 1);
+    assert!(
+        w.emulator.calls_of("GetCallerIdentity").is_empty(),
+        "{:?}",
+        w.emulator.calls()
+    );
+}
+
 #[tokio::test]
 async fn the_lambda_binary_mails_through_the_runtime_api() {
     let w = World::new().await;

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let sdk = sgwarden_aws::sdk::load().await;
     let sync = AsgSync::new(config, &sdk);
-    sgwarden_lambda::serve(asg_sync::FUNCTION, |event| {
+    sgwarden_lambda::serve(asg_sync::FUNCTION, |event, _| {
         let sync = &sync;
         async move { sync.handle(&event, SystemTime::now()).await }
     })

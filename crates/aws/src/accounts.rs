@@ -9,10 +9,12 @@
 //! askers for one account (a sweep's regions of it) wait for the same `AssumeRole`.
 //!
 //! The function's own account comes from its own role's ARN when the template gives it, else
-//! from STS `GetCallerIdentity`, asked once, at the first event that names an account.
+//! from the ARN Lambda invoked it by ([`Sessions::learn_own_account`]), else from STS
+//! `GetCallerIdentity`, asked once, at the first event that names an account (the CLI, which
+//! runs outside Lambda).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use aws_config::SdkConfig;
@@ -55,6 +57,8 @@ pub struct Sessions {
     /// The function's own ARN when given (`SGWARDEN_FUNCTION_ROLE_ARN`).
     known_arn: Option<String>,
     asked_arn: tokio::sync::OnceCell<String>,
+    /// The own account as Lambda named it, when it has.
+    learned_account: OnceLock<String>,
     /// One slot per member account; its lock is held while the slot is renewed.
     sessions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Session>>>>>,
 }
@@ -82,6 +86,7 @@ impl Sessions {
             member_role,
             known_arn: own_arn,
             asked_arn: tokio::sync::OnceCell::new(),
+            learned_account: OnceLock::new(),
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -104,8 +109,21 @@ impl Sessions {
             .map(String::as_str)
     }
 
-    /// The function's own account.
+    /// Keeps the own account as Lambda names it (the account of the ARN the function was
+    /// invoked by), so that no STS call is needed to learn it. The first one given is kept:
+    /// a function runs in one account for the life of its process.
+    pub fn learn_own_account(&self, account: &str) {
+        let _ = self.learned_account.set(account.to_string());
+    }
+
+    /// The function's own account: from the role ARN given, else as Lambda named it, else
+    /// from STS's answer.
     pub async fn own_account(&self) -> Result<&str, AwsError> {
+        if self.known_arn.is_none() {
+            if let Some(account) = self.learned_account.get() {
+                return Ok(account);
+            }
+        }
         let arn = self.own_arn().await?;
         account_of(arn).ok_or_else(|| AwsError::NotFound {
             what: "account in caller ARN",

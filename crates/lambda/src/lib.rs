@@ -20,6 +20,10 @@
 //!   and the dashboard see a data point per invocation. (Written here rather than with an EMF
 //!   crate: see this crate's `Cargo.toml`.)
 //!
+//! - Each handler is given what Lambda says about its invocation ([`Invocation`]): when it
+//!   ends, and the ARN it was invoked by, which names the function's own account without an
+//!   AWS call.
+//!
 //! It holds no function logic: each `main.rs` parses its settings, builds its clients and
 //! hands its handler to [`serve`].
 
@@ -27,6 +31,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::time::SystemTime;
 
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::Serialize;
@@ -199,6 +204,31 @@ pub fn init_logging() {
     init_logging_to(std::io::stdout, false);
 }
 
+/// What Lambda says about one invocation, beside its event (the Runtime API's headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// When Lambda ends the invocation: work still running then is killed mid-way.
+    pub deadline: SystemTime,
+    /// The ARN the function was invoked by (with a version or alias when one was named).
+    pub function_arn: String,
+}
+
+impl Invocation {
+    /// The function's own account, read from the ARN it was invoked by.
+    pub fn account(&self) -> Option<&str> {
+        sgwarden_core::accounts::account_of(&self.function_arn)
+    }
+}
+
+impl From<&lambda_runtime::Context> for Invocation {
+    fn from(context: &lambda_runtime::Context) -> Self {
+        Self {
+            deadline: context.deadline(),
+            function_arn: context.invoked_function_arn.clone(),
+        }
+    }
+}
+
 /// Serves every event with `handler`; its report is the invocation's result, its error the
 /// invocation's error (logged once, at `error`). `function` names the metrics' dimension.
 pub async fn serve<H, Fut, R, E>(
@@ -206,7 +236,7 @@ pub async fn serve<H, Fut, R, E>(
     handler: H,
 ) -> Result<(), lambda_runtime::Error>
 where
-    H: Fn(Value) -> Fut,
+    H: Fn(Value, Invocation) -> Fut,
     Fut: Future<Output = Result<R, E>>,
     R: Serialize + Measured,
     E: FunctionError,
@@ -217,7 +247,7 @@ where
             let outcome = match parse(&event.payload) {
                 // Boxed: the handler's future nests inside the runtime's, and unboxed the
                 // whole stack of futures exceeds the compiler's layout depth limit.
-                Ok(payload) => Box::pin(handler(payload))
+                Ok(payload) => Box::pin(handler(payload, Invocation::from(&event.context)))
                     .await
                     .map_err(|error| failed(error.kind(), error.to_string())),
                 Err(failure) => Err(failure),
@@ -292,6 +322,19 @@ pub async fn refuse<R: Measured>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_own_account_is_the_invoked_arn_s_with_or_without_an_alias() {
+        let invocation = |arn: &str| Invocation {
+            deadline: SystemTime::UNIX_EPOCH,
+            function_arn: arn.to_string(),
+        };
+        let by_alias = invocation("arn:aws:lambda:eu-west-1:111122223333:function:notify:live");
+        assert_eq!(by_alias.account(), Some("111122223333"));
+        let plain = invocation("arn:aws-cn:lambda:cn-north-1:444455556666:function:notify");
+        assert_eq!(plain.account(), Some("444455556666"));
+        assert_eq!(invocation("").account(), None);
+    }
 
     #[test]
     fn rust_log_comes_first_then_lambda_s_level_then_info() {

@@ -393,6 +393,12 @@ impl NotifyOwner {
         })
     }
 
+    /// Keeps the own account as Lambda names it, so that telling the own account's items
+    /// from a member account's needs no STS call.
+    pub fn learn_own_account(&self, account: &str) {
+        self.sessions.learn_own_account(account);
+    }
+
     pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, NotifyError> {
         let messages = match Trigger::parse(event)? {
             Trigger::Config(messages) => messages,

@@ -18,8 +18,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = sgwarden_aws::sdk::load().await;
     // The templates are compiled into the binary and tested; failing here is a build defect.
     let notify = NotifyOwner::new(config, &sdk)?;
-    sgwarden_lambda::serve(notify_owner::FUNCTION, |event| {
+    sgwarden_lambda::serve(notify_owner::FUNCTION, |event, invocation| {
         let notify = &notify;
+        if let Some(account) = invocation.account() {
+            notify.learn_own_account(account);
+        }
         async move { notify.handle(&event, SystemTime::now()).await }
     })
     .await

@@ -358,6 +358,12 @@ impl RevertIngress {
         }
     }
 
+    /// Keeps the own account as Lambda names it, so that telling the own account's events
+    /// from a member account's needs no STS call.
+    pub fn learn_own_account(&self, account: &str) {
+        self.sessions.learn_own_account(account);
+    }
+
     /// Whether this function made the call: its own role (asking STS once if so
     /// configured), or any session of the member role. Not knowing its own role is safe: the
     /// function only revokes, and revocations are not among its triggers.

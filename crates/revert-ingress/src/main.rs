@@ -29,8 +29,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         None => OwnRole::AskSts,
     };
     let revert = RevertIngress::new(config, &sdk, own_role);
-    sgwarden_lambda::serve(revert_ingress::FUNCTION, |event| {
+    sgwarden_lambda::serve(revert_ingress::FUNCTION, |event, invocation| {
         let revert = &revert;
+        if let Some(account) = invocation.account() {
+            revert.learn_own_account(account);
+        }
         async move { revert.handle(&event, SystemTime::now()).await }
     })
     .await
