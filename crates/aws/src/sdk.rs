@@ -4,12 +4,23 @@
 //! SDK itself reads (`AWS_REGION`, the default credentials chain, `AWS_ENDPOINT_URL` and
 //! `AWS_ENDPOINT_URL_<SERVICE>`). Tests point the same loader at the local emulator through
 //! [`bounded`], so the bounds under test are the bounds in production.
+//!
+//! The HTTPS client is set here too, not left to the SDK's default: the default one is the same
+//! hyper 1 / rustls 0.23 client on aws-lc-rs, a C crypto library that costs minutes of a cold
+//! build and about 0.1 MB of every Lambda zip. [`https_client`] is that client on ring, with what
+//! the default does kept: the platform's roots (`SSL_CERT_FILE` included), the connect and read
+//! timeouts, and `HTTPS_PROXY` / `NO_PROXY` from the environment, so a company's TLS proxy still
+//! works (tests/tests/tls.rs holds both).
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
+use aws_sdk_ec2::config::SharedHttpClient;
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::{Builder, ConnectorBuilder};
 
 /// A TCP/TLS connect that takes longer than this is a region we cannot reach.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -23,6 +34,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// Applies sgwarden's timeouts and retry bounds to a loader.
 pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
     loader
+        .http_client(https_client())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
@@ -35,6 +47,21 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
                 .with_max_attempts(MAX_ATTEMPTS)
                 .with_max_backoff(Duration::from_secs(2)),
         )
+}
+
+/// The HTTPS client of every AWS call: rustls on ring, the platform's roots, the connector
+/// settings the SDK passes in (connect timeout), and the proxy the environment names.
+fn https_client() -> SharedHttpClient {
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Attempts of one EC2 call. EC2 throttles per account and region (`RequestLimitExceeded`);
