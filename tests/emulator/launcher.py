@@ -32,6 +32,11 @@ Every AWS request passes through `Emulator.__call__`, which
   * answers the calls moto 5.2.5 gets wrong, in the real wire format (see GAPS below);
   * hands everything else to moto unchanged.
 
+With `--tls DIR` it also serves the same emulator over HTTPS, on a second free loopback port,
+with a certificate for 127.0.0.1 and localhost signed by a certificate authority made for this
+run (`DIR/ca.pem`, trusted by nothing else), and prints `SGWARDEN_EMULATOR_TLS port=<port>`
+before the ready line: the tests of the functions' TLS client (roots, proxy tunnels) use it.
+
 GAPS, each checked against moto 5.2.5 and filled here:
   * Auto Scaling CompleteLifecycleAction and RecordLifecycleActionHeartbeat: moto answers
     HTTP 500. Filled with the Query/XML responses AWS sends. A lifecycle action is active
@@ -697,6 +702,63 @@ class _Replay:
         return self.read(size)
 
 
+def tls_context(directory: str) -> Any:
+    """A server TLS context for 127.0.0.1 and localhost, signed by a new CA written to `directory`/ca.pem."""
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    validity = (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=1))
+
+    def certificate(subject: str, key: Any, issuer: Any, issuer_key: Any, ca: bool) -> Any:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(validity[0])
+            .not_valid_after(validity[1])
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if ca:
+            builder = builder.add_extension(
+                x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+            )
+        else:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return builder.sign(issuer_key or key, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("sgwarden emulator test CA", ca_key, None, None, True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server = certificate("127.0.0.1", server_key, ca.subject, ca_key, False)
+    pem = serialization.Encoding.PEM
+    with open(os.path.join(directory, "ca.pem"), "wb") as out:
+        out.write(ca.public_bytes(pem))
+    chain, key_file = os.path.join(directory, "server.pem"), os.path.join(directory, "server.key")
+    with open(chain, "wb") as out:
+        out.write(server.public_bytes(pem) + ca.public_bytes(pem))
+    with open(key_file, "wb") as out:
+        out.write(
+            server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key_file)
+    return context
+
+
 def exit_when_stdin_closes() -> None:
     for _ in sys.stdin:
         pass
@@ -708,12 +770,20 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--keep-running", action="store_true", help="ignore stdin; stop with a signal")
+    parser.add_argument("--tls", metavar="DIR", help="also serve HTTPS, with a new CA written to DIR/ca.pem")
     args = parser.parse_args()
 
     # Request lines would drown the test output; errors still reach stderr.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = make_server(args.host, args.port, Emulator(), threaded=True, request_handler=MotoRequestHandler)
+    emulator = Emulator()
+    server = make_server(args.host, args.port, emulator, threaded=True, request_handler=MotoRequestHandler)
     os.environ["MOTO_PORT"] = str(server.server_port)
+    if args.tls:
+        secure = make_server(
+            args.host, 0, emulator, threaded=True, request_handler=MotoRequestHandler, ssl_context=tls_context(args.tls)
+        )
+        threading.Thread(target=secure.serve_forever, daemon=True).start()
+        print(f"SGWARDEN_EMULATOR_TLS port={secure.server_port}", flush=True)
     print(f"SGWARDEN_EMULATOR_READY port={server.server_port}", flush=True)
     if not args.keep_running:
         threading.Thread(target=exit_when_stdin_closes, daemon=True).start()

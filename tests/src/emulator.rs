@@ -53,6 +53,8 @@ pub struct Emulator {
     // Held open: the launcher exits when this pipe closes, so it cannot outlive us.
     _stdin: ChildStdin,
     port: u16,
+    /// The HTTPS port and the directory of its test CA, when started with [`Emulator::start_with_tls`].
+    tls: Option<(u16, PathBuf)>,
 }
 
 fn repo_root() -> PathBuf {
@@ -77,8 +79,31 @@ pub fn python() -> PathBuf {
 impl Emulator {
     /// Starts an emulator on a free loopback port and waits until it serves.
     pub fn start() -> Self {
-        let mut child = Command::new(python())
-            .arg(repo_root().join("tests/emulator/launcher.py"))
+        Self::launch(None)
+    }
+
+    /// Starts an emulator that also serves HTTPS on a second port, with a certificate from a
+    /// test CA that nothing trusts unless told ([`Emulator::ca_file`]).
+    pub fn start_with_tls() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "sgwarden-emulator-tls-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
+        std::fs::create_dir_all(&dir).expect("create the emulator's TLS directory");
+        Self::launch(Some(dir))
+    }
+
+    fn launch(tls_dir: Option<PathBuf>) -> Self {
+        let mut command = Command::new(python());
+        command.arg(repo_root().join("tests/emulator/launcher.py"));
+        if let Some(dir) = &tls_dir {
+            command.arg("--tls").arg(dir);
+        }
+        let mut child = command
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -90,18 +115,22 @@ impl Emulator {
         let (ready, port) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
+            let mut tls_port = None;
             for line in lines.by_ref() {
                 let Ok(line) = line else { break };
+                if let Some(port) = line.strip_prefix("SGWARDEN_EMULATOR_TLS port=") {
+                    tls_port = port.trim().parse::<u16>().ok();
+                }
                 if let Some(port) = line.strip_prefix("SGWARDEN_EMULATOR_READY port=") {
-                    let _ = ready.send(port.trim().parse::<u16>().ok());
+                    let _ = ready.send(port.trim().parse::<u16>().ok().map(|p| (p, tls_port)));
                     break;
                 }
             }
             // Keep draining so the launcher never blocks on a full pipe.
             for _ in lines {}
         });
-        let port = match port.recv_timeout(START_LIMIT) {
-            Ok(Some(port)) => port,
+        let (port, tls_port) = match port.recv_timeout(START_LIMIT) {
+            Ok(Some(ports)) if tls_dir.is_none() || ports.1.is_some() => ports,
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -112,6 +141,7 @@ impl Emulator {
             child,
             _stdin: stdin,
             port,
+            tls: tls_port.zip(tls_dir),
         }
     }
 
@@ -121,6 +151,22 @@ impl Emulator {
 
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The HTTPS endpoint of an emulator started with [`Emulator::start_with_tls`].
+    pub fn https_endpoint(&self) -> String {
+        format!("https://127.0.0.1:{}", self.tls().0)
+    }
+
+    /// The PEM file of the test CA that signed the HTTPS endpoint's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.tls().1.join("ca.pem")
+    }
+
+    fn tls(&self) -> &(u16, PathBuf) {
+        self.tls
+            .as_ref()
+            .expect("an emulator started with Emulator::start_with_tls")
     }
 
     /// The OS process id, for tests that prove the process is gone after drop.
@@ -300,5 +346,8 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((_, dir)) = &self.tls {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

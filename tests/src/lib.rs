@@ -11,6 +11,7 @@ pub mod cluster_world;
 pub mod emulator;
 pub mod http;
 pub mod imds;
+pub mod proxy;
 pub mod revert_world;
 pub mod runtime;
 pub mod sink;

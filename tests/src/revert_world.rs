@@ -33,7 +33,11 @@ pub struct World {
 
 impl World {
     pub async fn new() -> Self {
-        let emulator = Emulator::start();
+        Self::on(Emulator::start()).await
+    }
+
+    /// The same world in an emulator the test started itself (one serving HTTPS, say).
+    pub async fn on(emulator: Emulator) -> Self {
         let ec2 = Client::new(&emulator.sdk_config(REGION).await);
         let vpc = world::vpc(&ec2, "10.9.0.0/16").await;
         let protected = world::group(&ec2, &vpc, "db", &[("Protected", "true")]).await;
