@@ -116,7 +116,11 @@ pub fn claim(
     reach: &Reach,
     organization: Option<&[String]>,
 ) -> Result<(), Refused> {
-    if !reach.regions_or(own_region).iter().any(|r| *r == place.region) {
+    if !reach
+        .regions_or(own_region)
+        .iter()
+        .any(|r| *r == place.region)
+    {
         return Err(Refused::Region(place.region.clone()));
     }
     if place.account == own_account {
@@ -148,7 +152,11 @@ pub fn places(own_account: &str, accounts: &[String], regions: &[String]) -> Vec
     regions.sort();
     regions.dedup();
     all.iter()
-        .flat_map(|a| regions.iter().map(move |r| Place::new(a.clone(), r.clone())))
+        .flat_map(|a| {
+            regions
+                .iter()
+                .map(move |r| Place::new(a.clone(), r.clone()))
+        })
         .collect()
 }
 
@@ -206,39 +214,79 @@ mod tests {
 
     #[test]
     fn a_huge_body_is_refused_before_it_is_parsed() {
-        let body = format!(r#"{{"account":"{MEMBER}","region":"eu-west-1","x":"{}"}}"#, "a".repeat(1 << 20));
-        assert_eq!(parse_body(&body), Err(MalformedMessage::TooLarge(body.len())));
+        let body = format!(
+            r#"{{"account":"{MEMBER}","region":"eu-west-1","x":"{}"}}"#,
+            "a".repeat(1 << 20)
+        );
+        assert_eq!(
+            parse_body(&body),
+            Err(MalformedMessage::TooLarge(body.len()))
+        );
     }
 
     #[test]
     fn the_own_account_in_a_covered_region_is_claimed() {
         let r = reach(Accounts::None, &[]);
-        assert_eq!(claim(&Place::new(OWN, "eu-west-1"), OWN, "eu-west-1", &r, None), Ok(()));
+        assert_eq!(
+            claim(&Place::new(OWN, "eu-west-1"), OWN, "eu-west-1", &r, None),
+            Ok(())
+        );
     }
 
     #[test]
     fn a_region_outside_the_settings_is_refused() {
-        let r = reach(Accounts::Listed(vec![MEMBER.into()]), &["eu-west-1", "us-east-1"]);
+        let r = reach(
+            Accounts::Listed(vec![MEMBER.into()]),
+            &["eu-west-1", "us-east-1"],
+        );
         assert_eq!(
-            claim(&Place::new(MEMBER, "ap-south-1"), OWN, "eu-west-1", &r, None),
+            claim(
+                &Place::new(MEMBER, "ap-south-1"),
+                OWN,
+                "eu-west-1",
+                &r,
+                None
+            ),
             Err(Refused::Region("ap-south-1".into()))
         );
         // Without SGWARDEN_REGIONS only the own region is covered.
         let own_only = reach(Accounts::Listed(vec![MEMBER.into()]), &[]);
-        assert!(claim(&Place::new(OWN, "us-east-1"), OWN, "eu-west-1", &own_only, None).is_err());
+        assert!(claim(
+            &Place::new(OWN, "us-east-1"),
+            OWN,
+            "eu-west-1",
+            &own_only,
+            None
+        )
+        .is_err());
     }
 
     #[test]
     fn an_account_outside_the_settings_is_refused() {
         let r = reach(Accounts::Listed(vec![MEMBER.into()]), &["eu-west-1"]);
-        assert_eq!(claim(&Place::new(MEMBER, "eu-west-1"), OWN, "eu-west-1", &r, None), Ok(()));
         assert_eq!(
-            claim(&Place::new(STRANGER, "eu-west-1"), OWN, "eu-west-1", &r, None),
+            claim(&Place::new(MEMBER, "eu-west-1"), OWN, "eu-west-1", &r, None),
+            Ok(())
+        );
+        assert_eq!(
+            claim(
+                &Place::new(STRANGER, "eu-west-1"),
+                OWN,
+                "eu-west-1",
+                &r,
+                None
+            ),
             Err(Refused::AccountNotListed(STRANGER.into()))
         );
         let alone = Reach::default();
         assert_eq!(
-            claim(&Place::new(MEMBER, "eu-west-1"), OWN, "eu-west-1", &alone, None),
+            claim(
+                &Place::new(MEMBER, "eu-west-1"),
+                OWN,
+                "eu-west-1",
+                &alone,
+                None
+            ),
             Err(Refused::NoMemberRole(MEMBER.into()))
         );
     }
@@ -248,11 +296,23 @@ mod tests {
         let r = reach(Accounts::Organization, &["eu-west-1"]);
         let active = vec![MEMBER.to_string()];
         assert_eq!(
-            claim(&Place::new(MEMBER, "eu-west-1"), OWN, "eu-west-1", &r, Some(&active)),
+            claim(
+                &Place::new(MEMBER, "eu-west-1"),
+                OWN,
+                "eu-west-1",
+                &r,
+                Some(&active)
+            ),
             Ok(())
         );
         assert_eq!(
-            claim(&Place::new(STRANGER, "eu-west-1"), OWN, "eu-west-1", &r, Some(&active)),
+            claim(
+                &Place::new(STRANGER, "eu-west-1"),
+                OWN,
+                "eu-west-1",
+                &r,
+                Some(&active)
+            ),
             Err(Refused::NotInOrganization(STRANGER.into()))
         );
         // The organisation could not be read: nothing but the own account is claimed.
@@ -274,7 +334,9 @@ mod tests {
 
     #[test]
     fn batches_hold_at_most_ten() {
-        let accounts: Vec<String> = (0..23).map(|i| format!("{:012}", 300_000_000_000u64 + i)).collect();
+        let accounts: Vec<String> = (0..23)
+            .map(|i| format!("{:012}", 300_000_000_000u64 + i))
+            .collect();
         let p = places(OWN, &accounts, &["eu-west-1".into()]);
         let sizes: Vec<usize> = batches(&p).map(<[Place]>::len).collect();
         assert_eq!(sizes, vec![10, 10, 4]);
@@ -282,7 +344,9 @@ mod tests {
             let ids: std::collections::HashSet<_> = batch.iter().map(Place::entry_id).collect();
             assert_eq!(ids.len(), batch.len());
             assert!(ids.iter().all(|id| id.len() <= 80
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
         }
     }
 
