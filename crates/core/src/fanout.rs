@@ -171,6 +171,60 @@ pub fn fans_out(queue_configured: bool, places: &[Place]) -> bool {
     queue_configured && places.len() > 1
 }
 
+/// One message of an SQS event (Lambda's SQS event source): its id, to report it failed, and
+/// its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// `messageId`: what `batchItemFailures` names.
+    pub message_id: String,
+    /// The body, unparsed: each is judged alone, so one malformed body fails only itself.
+    pub body: String,
+}
+
+/// The messages of an SQS event (`{"Records":[{"eventSource":"aws:sqs",…}]}`), or `None` when
+/// the event is not one (an SNS delivery also has `Records`). A record without a `messageId`
+/// cannot be reported on alone: the whole event is refused (`Err`), and Lambda retries it.
+pub fn queue_messages(event: &serde_json::Value) -> Option<Result<Vec<QueueMessage>, String>> {
+    let records = event.get("Records")?.as_array()?;
+    let first = records.first()?;
+    if first.get("eventSource").and_then(serde_json::Value::as_str) != Some("aws:sqs") {
+        return None;
+    }
+    Some(
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let text = |field: &str| {
+                    record
+                        .get(field)
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_string)
+                };
+                if text("eventSource").as_deref() != Some("aws:sqs") {
+                    return Err(format!("Records[{i}] is not an SQS message"));
+                }
+                let message_id = text("messageId")
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| format!("Records[{i}] has no messageId"))?;
+                Ok(QueueMessage {
+                    message_id,
+                    body: text("body").unwrap_or_default(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The answer to an SQS event with `ReportBatchItemFailures`: the messages that failed, to
+/// be received again; every other one is deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ItemFailure {
+    /// The failed message's `messageId`.
+    #[serde(rename = "itemIdentifier")]
+    pub item_identifier: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +240,39 @@ mod tests {
             accounts,
             regions: regions.iter().map(|r| r.to_string()).collect(),
         }
+    }
+
+    fn sqs_record(id: &str, body: &str) -> serde_json::Value {
+        serde_json::json!({
+            "messageId": id, "receiptHandle": "r", "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+            "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:eu-west-1:111111111111:sweep", "awsRegion": "eu-west-1"
+        })
+    }
+
+    #[test]
+    fn an_sqs_event_gives_its_messages_and_nothing_else_is_one() {
+        let event = serde_json::json!({"Records": [sqs_record("a", "x"), sqs_record("b", "y")]});
+        let messages = queue_messages(&event).unwrap().unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(
+            messages[1],
+            QueueMessage {
+                message_id: "b".into(),
+                body: "y".into()
+            }
+        );
+        let sns = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {}}]});
+        assert_eq!(queue_messages(&sns), None);
+        assert_eq!(
+            queue_messages(&serde_json::json!({"detail-type": "Scheduled Event"})),
+            None
+        );
+        let mut no_id = sqs_record("", "x");
+        no_id["messageId"] = serde_json::Value::Null;
+        let event = serde_json::json!({"Records": [sqs_record("a", "x"), no_id]});
+        assert!(queue_messages(&event).unwrap().is_err());
     }
 
     #[test]
