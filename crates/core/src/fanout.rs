@@ -116,11 +116,7 @@ pub fn claim(
     reach: &Reach,
     organization: Option<&[String]>,
 ) -> Result<(), Refused> {
-    if !reach
-        .regions_or(own_region)
-        .iter()
-        .any(|r| *r == place.region)
-    {
+    if !reach.regions_or(own_region).contains(&place.region) {
         return Err(Refused::Region(place.region.clone()));
     }
     if place.account == own_account {
