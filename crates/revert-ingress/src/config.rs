@@ -84,6 +84,24 @@ impl RevertConfig {
     }
 }
 
+/// `SGWARDEN_SWEEP_QUEUE_URL`, when set: an SQS queue URL (`https://…/<account>/<name>`).
+fn sweep_queue_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = optional(get, "SGWARDEN_SWEEP_QUEUE_URL") else {
+        return Ok(None);
+    };
+    let valid = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.trim_end_matches('/').rsplit('/').count() >= 3
+        && !url.contains(char::is_whitespace);
+    if valid {
+        Ok(Some(url))
+    } else {
+        Err(bad(
+            "SGWARDEN_SWEEP_QUEUE_URL",
+            format!("{url:?} is not an SQS queue URL"),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,23 +188,5 @@ mod tests {
             r#"{"exempt": {"tag": {"key": "AllowManualChanges", "value": "true"}}}"#
         )])
         .is_ok());
-    }
-}
-
-/// `SGWARDEN_SWEEP_QUEUE_URL`, when set: an SQS queue URL (`https://…/<account>/<name>`).
-fn sweep_queue_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
-    let Some(url) = optional(get, "SGWARDEN_SWEEP_QUEUE_URL") else {
-        return Ok(None);
-    };
-    let valid = (url.starts_with("https://") || url.starts_with("http://"))
-        && url.trim_end_matches('/').rsplit('/').count() >= 3
-        && !url.contains(char::is_whitespace);
-    if valid {
-        Ok(Some(url))
-    } else {
-        Err(bad(
-            "SGWARDEN_SWEEP_QUEUE_URL",
-            format!("{url:?} is not an SQS queue URL"),
-        ))
     }
 }
