@@ -630,3 +630,82 @@ fn security_hub_is_granted_only_when_its_parameter_is_on() {
         json!({"Ref": "SecurityHub"})
     );
 }
+
+#[test]
+fn the_fanned_out_sweep_s_queue_is_used_only_by_the_function_and_as_little_as_it_needs() {
+    let revert = template("revert-ingress.yaml");
+    let resources = &revert["Resources"];
+    let function = &resources["RevertIngressFunction"]["Properties"];
+    assert_eq!(revert["Parameters"]["FanOut"]["Default"], "false");
+    assert_eq!(
+        function["Environment"]["Variables"]["SGWARDEN_SWEEP_QUEUE_URL"],
+        json!({"Fn::If": ["FansOut", {"Ref": "SweepQueue"}, ""]})
+    );
+    let queue = json!({"Fn::GetAtt": ["SweepQueue", "Arn"]});
+    // The planner sends, the event source mapping receives and deletes: scoped to the queue,
+    // only when the sweep fans out. The only other SQS grant is the failed-events queue.
+    let sends = grants(&function["Policies"], "sqs:SendMessage");
+    assert_eq!(sends.len(), 2, "{sends:?}");
+    for (condition, statement) in &sends {
+        match condition {
+            Some("FansOut") => assert_eq!(statement["Resource"], queue),
+            None => assert_eq!(
+                statement["Resource"],
+                json!({"Fn::GetAtt": ["FailedEvents", "Arn"]})
+            ),
+            other => panic!("sqs:SendMessage under {other:?}"),
+        }
+    }
+    for action in [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    ] {
+        let granted = grants(&function["Policies"], action);
+        assert_eq!(granted.len(), 1, "{action}: {granted:?}");
+        assert_eq!(granted[0].0, Some("FansOut"), "{action}");
+        assert_eq!(granted[0].1["Resource"], queue, "{action}");
+    }
+    let wildcard = grants(&function["Policies"], "sqs:*");
+    assert!(wildcard.is_empty(), "sqs:* granted: {wildcard:?}");
+    // Failures are reported per message, and a message failed three times waits in the
+    // dead-letter queue.
+    let mapping = &resources["SweepEventSource"];
+    assert_eq!(mapping["Condition"], "FansOut");
+    let mapping = &mapping["Properties"];
+    assert_eq!(mapping["EventSourceArn"], queue);
+    assert_eq!(
+        mapping["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    assert_eq!(mapping["BatchSize"], json!({"Ref": "SweepBatchSize"}));
+    assert_eq!(
+        mapping["ScalingConfig"]["MaximumConcurrency"],
+        json!({"Ref": "SweepMaximumConcurrency"})
+    );
+    let sweep_queue = &resources["SweepQueue"]["Properties"];
+    assert_eq!(
+        sweep_queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["SweepDeadLetters", "Arn"]})
+    );
+    // Messages stay invisible while a sweep of them may still run (the function's timeout).
+    let timeout = function["Timeout"].as_u64().unwrap();
+    assert!(sweep_queue["VisibilityTimeout"].as_u64().unwrap() >= 6 * timeout);
+    // Only the function's role may send: a message is a claim on a place to sweep.
+    let policy = &resources["SweepQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    assert_eq!(policy["Effect"], "Deny");
+    assert_eq!(policy["Principal"], "*");
+    assert_eq!(policy["Action"], "sqs:SendMessage");
+    assert_eq!(
+        policy["Condition"]["ArnNotEquals"]["aws:PrincipalArn"],
+        json!({"Fn::GetAtt": ["RevertIngressFunctionRole", "Arn"]})
+    );
+    for alarm in ["SweepQueueAgeAlarm", "SweepDeadLetterAlarm"] {
+        assert_eq!(resources[alarm]["Condition"], "FansOut", "{alarm}");
+    }
+    let central = template("central.yaml");
+    let passed = &central["Resources"]["RevertIngress"]["Properties"]["Parameters"];
+    for parameter in ["FanOut", "SweepBatchSize", "SweepMaximumConcurrency"] {
+        assert_eq!(passed[parameter], json!({"Ref": parameter}), "{parameter}");
+    }
+}

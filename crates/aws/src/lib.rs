@@ -55,6 +55,8 @@ pub mod securityhub;
 pub mod ses;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 #[cfg(feature = "sts")]
 pub mod sts;
 

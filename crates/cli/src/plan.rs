@@ -26,6 +26,10 @@ pub(crate) fn dry_run_env(dry_run_variable: &'static str) -> impl Fn(&str) -> Op
     move |name| {
         if name == dry_run_variable {
             Some("true".to_string())
+        } else if name == "SGWARDEN_SWEEP_QUEUE_URL" {
+            // A preview sweeps in place: fanned out, it would send the queue its places to
+            // sweep for real.
+            None
         } else {
             std::env::var(name).ok()
         }

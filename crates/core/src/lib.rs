@@ -35,6 +35,7 @@ pub mod accounts;
 pub mod chat;
 pub mod error;
 pub mod event;
+pub mod fanout;
 pub mod finding;
 pub mod forbid;
 pub mod notify;

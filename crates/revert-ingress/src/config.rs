@@ -26,6 +26,8 @@ pub struct RevertConfig {
     /// `SGWARDEN_MEMBER_ROLE`, `SGWARDEN_ACCOUNTS`, `SGWARDEN_REGIONS`: a central
     /// deployment's member accounts and the regions its sweep covers.
     pub reach: Reach,
+    /// `SGWARDEN_SWEEP_QUEUE_URL`: the queue of a fanned-out sweep (issue #24), when set.
+    pub sweep_queue_url: Option<String>,
 }
 
 impl RevertConfig {
@@ -77,7 +79,26 @@ impl RevertConfig {
             function_role_arn,
             chat_topic_arn,
             reach: Reach::from_lookup(&get)?,
+            sweep_queue_url: sweep_queue_url(&get)?,
         })
+    }
+}
+
+/// `SGWARDEN_SWEEP_QUEUE_URL`, when set: an SQS queue URL (`https://…/<account>/<name>`).
+fn sweep_queue_url(get: &impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = optional(get, "SGWARDEN_SWEEP_QUEUE_URL") else {
+        return Ok(None);
+    };
+    let valid = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.trim_end_matches('/').rsplit('/').count() >= 3
+        && !url.contains(char::is_whitespace);
+    if valid {
+        Ok(Some(url))
+    } else {
+        Err(bad(
+            "SGWARDEN_SWEEP_QUEUE_URL",
+            format!("{url:?} is not an SQS queue URL"),
+        ))
     }
 }
 

@@ -53,10 +53,12 @@ use sgwarden_aws::approvals::Approvals;
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::securityhub::SecurityHub;
 use sgwarden_aws::sns::{Chat, Topic};
+use sgwarden_aws::sqs::SweepQueue;
 use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
 use sgwarden_core::accounts::{other_accounts, Accounts, CallerIdentity, OutOfReach};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, GroupSelector, Principal, RuleChange};
+use sgwarden_core::fanout::{self, ItemFailure, QueueMessage};
 use sgwarden_core::finding::{findings, Mode, RevokedRule, Severity, Subject};
 use sgwarden_core::policy::{
     referenced_lists, succeeded, Exemption, Grants, GroupFacts, ListEntries, RevertPlan, Skip,
@@ -147,6 +149,17 @@ pub struct Report {
     pub dry_run: bool,
     /// Member account-regions the sweep could not cover, each with the reason.
     pub unswept: Vec<Unswept>,
+    /// Account-regions a fanned-out sweep sent to its queue, one message each.
+    pub queued: usize,
+    /// Account-regions swept from the queue's messages.
+    pub places_swept: usize,
+    /// Queue messages refused, each with its id and why: malformed, or a place outside the
+    /// function's settings. Nothing is changed for them, and they are not received again.
+    pub refused: Vec<String>,
+    /// The queue messages that failed (`ReportBatchItemFailures`): received again, and after
+    /// the queue's `maxReceiveCount` kept in its dead-letter queue. Only for an SQS event.
+    #[serde(rename = "batchItemFailures", skip_serializing_if = "Option::is_none")]
+    pub batch_item_failures: Option<Vec<ItemFailure>>,
 }
 
 /// A member account-region a sweep could not cover.
@@ -218,6 +231,15 @@ impl sgwarden_lambda::Measured for Report {
             ("RulesKept", sum(|g| g.kept.len())),
             ("EventsSkipped", u64::from(self.skipped.is_some())),
             ("AccountsUnswept", self.unswept.len() as u64),
+            ("SweepMessagesSent", self.queued as u64),
+            ("PlacesSwept", self.places_swept as u64),
+            (
+                "PlacesFailed",
+                self.batch_item_failures
+                    .as_ref()
+                    .map_or(0, |f| f.len() as u64),
+            ),
+            ("SweepRefused", self.refused.len() as u64),
         ]
     }
 }
@@ -322,7 +344,15 @@ pub struct RevertIngress {
     chat: Chat,
     /// Security Hub in the own account, by region (`SECURITY_HUB=true` only).
     hub: Option<Regional<SecurityHub>>,
+    /// The queue of a fanned-out sweep (`SGWARDEN_SWEEP_QUEUE_URL`).
+    queue: Option<SweepQueue>,
+    /// The organisation's active accounts and when they were read, kept for
+    /// [`ORGANIZATION_TTL`] so that a fanned-out sweep's messages cost no `ListAccounts` each.
+    organization: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
+
+/// How long the organisation's accounts, once read, decide a queue message's claim.
+const ORGANIZATION_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl RevertIngress {
     /// `own_role` says how the function recognises its own calls. No AWS call is made here.
@@ -351,6 +381,11 @@ impl RevertIngress {
                     OwnRole::AskSts | OwnRole::Unknown => None,
                 },
             ),
+            queue: config
+                .sweep_queue_url
+                .as_deref()
+                .map(|url| SweepQueue::new(sdk, url)),
+            organization: std::sync::Mutex::new(None),
             region,
             own_role,
             sdk: sdk.clone(),
@@ -404,6 +439,10 @@ impl RevertIngress {
 
     /// Handles one event. `now` decides which approvals are still valid.
     pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, RevertError> {
+        if let Some(messages) = fanout::queue_messages(event) {
+            let messages = messages.map_err(|reason| ParseError::new("Records", reason))?;
+            return self.on_messages(&messages, epoch_seconds(now)?).await;
+        }
         let trigger = Trigger::parse(event)?;
         let now = epoch_seconds(now)?;
         match trigger {
@@ -1086,6 +1125,20 @@ impl RevertIngress {
             report.skipped = Some(skip);
             return Ok(report);
         }
+        if let Some(queue) = &self.queue {
+            let places: Vec<fanout::Place> = self
+                .sweep_places()
+                .await?
+                .iter()
+                .map(|p| fanout::Place::new(p.account.clone(), p.region.clone()))
+                .collect();
+            if fanout::fans_out(true, &places) {
+                let calls = queue.send(&places).await?;
+                tracing::info!(queue = %queue.url(), places = places.len(), calls, "sweep fanned out: one message per account-region");
+                report.queued = places.len();
+                return Ok(report);
+            }
+        }
         let (places, grants) = tokio::try_join!(self.sweep_places(), self.all_grants())?;
         let outcomes: Vec<_> = stream::iter(&places)
             .map(|place| self.sweep_place(place, &grants, now))
@@ -1127,6 +1180,122 @@ impl RevertIngress {
             Some(error) => Err(error),
             None => Ok(report),
         }
+    }
+
+    /// The messages of a fanned-out sweep, one account-region each. A message is a claim:
+    /// its place is swept only when the function's own settings cover it. A malformed or
+    /// refused message changes nothing, is logged at error and counted (`SweepRefused`), and
+    /// is reported processed: receiving it again could not make it acceptable. A place that
+    /// fails (unreachable, an error, the deadline) is reported in `batchItemFailures`, alone.
+    async fn on_messages(
+        &self,
+        messages: &[QueueMessage],
+        now: u64,
+    ) -> Result<Report, RevertError> {
+        let mut report = self.report("sweep-message", None);
+        let mut failures = Vec::new();
+        if let Some(skip) = self.config.policy.skips_sweep() {
+            tracing::warn!(reason = %skip, "sweep messages skipped");
+            report.skipped = Some(skip);
+            report.batch_item_failures = Some(failures);
+            return Ok(report);
+        }
+        let own = self.sessions.own_account().await?.to_string();
+        let mut grants = None;
+        for message in messages {
+            let place = match fanout::parse_body(&message.body) {
+                Ok(place) => place,
+                Err(error) => {
+                    tracing::error!(message = %message.message_id, error = %error, "sweep message refused: nothing changed");
+                    report
+                        .refused
+                        .push(format!("{}: {error}", message.message_id));
+                    continue;
+                }
+            };
+            let organization = match &self.config.reach.accounts {
+                Accounts::Organization if place.account != own => {
+                    Some(self.organization_accounts().await?)
+                }
+                _ => None,
+            };
+            if let Err(refused) = fanout::claim(
+                &place,
+                &own,
+                &self.region,
+                &self.config.reach,
+                organization.as_deref(),
+            ) {
+                tracing::error!(message = %message.message_id, account = %place.account, region = %place.region, reason = %refused, "sweep message refused: the place is outside this function's settings; nothing changed");
+                report
+                    .refused
+                    .push(format!("{}: {place}: {refused}", message.message_id));
+                continue;
+            }
+            if grants.is_none() {
+                grants = Some(self.all_grants().await?);
+            }
+            let grants = grants
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("read above"));
+            let sweep_place = SweepPlace {
+                member: place.account != own,
+                account: place.account.clone(),
+                region: place.region.clone(),
+            };
+            let failed = match self.sweep_place(&sweep_place, grants, now).await {
+                Ok(swept) => {
+                    swept
+                        .judged
+                        .into_iter()
+                        .for_each(|judged| report.add(judged));
+                    if let Some(reason) = swept.skipped {
+                        report
+                            .unswept
+                            .push(sweep_place.unswept(NotSwept::OutOfReach(reason)));
+                        true
+                    } else if let Some(error) = swept.failed {
+                        tracing::error!(account = %place.account, region = %place.region, error = %error, "account-region partly swept; its message is received again");
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(message = %message.message_id, account = %place.account, region = %place.region, error = %error, "account-region not swept; its message is received again");
+                    report
+                        .unswept
+                        .push(sweep_place.unswept(NotSwept::Refused(error.to_string())));
+                    true
+                }
+            };
+            if failed {
+                failures.push(ItemFailure {
+                    item_identifier: message.message_id.clone(),
+                });
+            } else {
+                report.places_swept += 1;
+            }
+        }
+        report.batch_item_failures = Some(failures);
+        Ok(report)
+    }
+
+    /// The organisation's active accounts, read at most every [`ORGANIZATION_TTL`].
+    async fn organization_accounts(&self) -> Result<Vec<String>, AwsError> {
+        let fresh = |kept: &Option<(std::time::Instant, Vec<String>)>| {
+            kept.as_ref()
+                .filter(|(at, _)| at.elapsed() < ORGANIZATION_TTL)
+                .map(|(_, accounts)| accounts.clone())
+        };
+        if let Some(accounts) = fresh(&self.organization.lock().unwrap_or_else(|p| p.into_inner()))
+        {
+            return Ok(accounts);
+        }
+        let accounts = sgwarden_aws::accounts::organization_accounts(&self.sdk).await?;
+        *self.organization.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), accounts.clone()));
+        Ok(accounts)
     }
 
     /// Every account-region the sweep covers: the own account, then `SGWARDEN_ACCOUNTS`
