@@ -50,8 +50,10 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
 }
 
 /// The HTTPS client of every AWS call: rustls on ring, the platform's roots, the connector
-/// settings the SDK passes in (connect timeout), and the proxy the environment names.
-fn https_client() -> SharedHttpClient {
+/// settings the SDK passes in (connect timeout), and the proxy the environment names. Every
+/// client the SDK builds outside [`load`] (instance metadata's, say) must be given it: the
+/// SDK has no default client to fall back on, and panics without one.
+pub fn https_client() -> SharedHttpClient {
     Builder::new().build_with_connector_fn(|settings, components| {
         let mut connector =
             ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));

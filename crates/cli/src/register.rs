@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use aws_config::imds;
+use aws_config::provider_config::ProviderConfig;
 use sgwarden_aws::{AuditContext, Ec2};
 use sgwarden_core::register::Registrant;
 use sgwarden_core::sync::{check_quota, parse_ports};
@@ -19,7 +20,8 @@ struct Metadata(imds::Client);
 
 impl Metadata {
     fn new() -> Self {
-        Self(imds::Client::builder().build())
+        let config = ProviderConfig::default().with_http_client(sgwarden_aws::sdk::https_client());
+        Self(imds::Client::builder().configure(&config).build())
     }
 
     async fn get(&self, path: &str) -> Result<String, Failure> {
