@@ -651,6 +651,131 @@ fn parse_list_restore(request: &Value) -> Result<RuleChange, ParseError> {
     })
 }
 
+/// Every call that can take a rule away from a group, by CloudTrail's `eventName`: what
+/// asg-sync answers with a true-up of the group it names (SPEC, "asg-sync", heal).
+pub const REMOVING_CALLS: [&str; 5] = [
+    "RevokeSecurityGroupIngress",
+    "RevokeSecurityGroupEgress",
+    MODIFY_RULES,
+    "UpdateSecurityGroupRuleDescriptionsIngress",
+    "UpdateSecurityGroupRuleDescriptionsEgress",
+];
+
+/// A call that may have removed (or reshaped, or re-described) rules of one group: which
+/// group, which call, who. It is a claim, read only to pick the group to true up; what the
+/// group holds is read from AWS, never from the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovalCall {
+    /// The CloudTrail record's id (`eventID`).
+    pub event_id: String,
+    /// The API action (`eventName`), one of [`REMOVING_CALLS`].
+    pub event_name: String,
+    /// The region the call was made in (`awsRegion`).
+    pub region: String,
+    /// The group the call names (`groupId`, or `GroupId` for `ModifySecurityGroupRules`).
+    pub group_id: String,
+    /// Who made the call.
+    pub principal: Principal,
+    /// `errorCode`, when the call failed: it changed nothing.
+    pub error_code: Option<String>,
+}
+
+/// Parses an EventBridge "AWS API Call via CloudTrail" event for one of [`REMOVING_CALLS`].
+/// Anything else, a group named only by name, or a group id that is not an `sg-` id is a
+/// [`ParseError`] naming the field: the caller fails closed with nothing changed.
+pub fn parse_removal(event: &Value) -> Result<RemovalCall, ParseError> {
+    let envelope: EventBridgeEvent<Detail> = from_value(event)?;
+    if envelope.detail_type != API_CALL {
+        return Err(ParseError::new(
+            "detail-type",
+            format!("expected {API_CALL:?}, found {:?}", envelope.detail_type),
+        ));
+    }
+    if envelope.source != "aws.ec2" {
+        return Err(ParseError::new(
+            "source",
+            format!("expected aws.ec2, found {:?}", envelope.source),
+        ));
+    }
+    let detail = envelope.detail;
+    if let (Some(envelope), Some(recipient)) = (&envelope.account, &detail.recipient_account_id) {
+        if envelope != recipient {
+            return Err(ParseError::new(
+                "detail.recipientAccountId",
+                format!("{recipient} is not the account the event came from ({envelope})"),
+            ));
+        }
+    }
+    if !REMOVING_CALLS.contains(&detail.event_name.as_str()) {
+        return Err(ParseError::new(
+            "detail.eventName",
+            format!("{:?} is not a call that removes rules", detail.event_name),
+        ));
+    }
+    let request = detail
+        .request_parameters
+        .as_ref()
+        .ok_or_else(|| ParseError::missing("detail.requestParameters"))?;
+    let (field, group) = if detail.event_name == MODIFY_RULES {
+        (
+            "detail.requestParameters.ModifySecurityGroupRulesRequest.GroupId",
+            request
+                .get("ModifySecurityGroupRulesRequest")
+                .and_then(|r| r.get("GroupId")),
+        )
+    } else {
+        ("detail.requestParameters.groupId", request.get("groupId"))
+    };
+    let group_id = match group {
+        Some(Value::String(id)) => id.clone(),
+        Some(other) => {
+            return Err(ParseError::new(
+                field,
+                format!(
+                    "a group id is a string, found {}",
+                    crate::wire::kind_of(other)
+                ),
+            ))
+        }
+        None if request.get("groupName").is_some() => {
+            return Err(ParseError::new(
+                field,
+                "missing: a group named only by name is not trued up",
+            ))
+        }
+        None => return Err(ParseError::missing(field)),
+    };
+    let well_formed = group_id
+        .strip_prefix("sg-")
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !well_formed {
+        return Err(ParseError::new(
+            field,
+            format!("{group_id:?} is not a security group id"),
+        ));
+    }
+    let principal = detail
+        .user_identity
+        .map(|u| Principal {
+            kind: u.kind,
+            arn: u.arn,
+            role_arn: u
+                .session_context
+                .and_then(|s| s.session_issuer)
+                .and_then(|i| i.arn),
+            invoked_by: u.invoked_by,
+        })
+        .unwrap_or_default();
+    Ok(RemovalCall {
+        event_id: detail.event_id,
+        event_name: detail.event_name,
+        region: detail.aws_region,
+        group_id,
+        principal,
+        error_code: detail.error_code,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -992,5 +1117,118 @@ mod tests {
         assert_eq!(group_id, "sg-1");
         assert_eq!(rules[0].rule_id, "sgr-1");
         assert_eq!(rules[0].traffic.to_string(), "tcp/22");
+    }
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn removal(name: &str, request: Value) -> Value {
+        json!({
+            "version": "0", "id": "e1", "detail-type": API_CALL, "source": "aws.ec2",
+            "account": "111122223333", "time": "2026-01-01T00:00:00Z", "region": "eu-west-1",
+            "resources": [],
+            "detail": {
+                "eventVersion": "1.08", "eventID": "ev-9", "eventName": name,
+                "eventTime": "2026-01-01T00:00:00Z", "awsRegion": "eu-west-1",
+                "recipientAccountId": "111122223333",
+                "userIdentity": {"type": "AssumedRole",
+                    "arn": "arn:aws:sts::111122223333:assumed-role/ops/alice",
+                    "sessionContext": {"sessionIssuer":
+                        {"arn": "arn:aws:iam::111122223333:role/ops"}}},
+                "requestParameters": request, "responseElements": null
+            }
+        })
+    }
+
+    #[test]
+    fn every_removing_call_names_its_group_call_and_caller() {
+        for name in REMOVING_CALLS {
+            let request = if name == MODIFY_RULES {
+                json!({"ModifySecurityGroupRulesRequest": {"GroupId": "sg-0a1",
+                    "SecurityGroupRule": {"SecurityGroupRuleId": "sgr-1"}}})
+            } else {
+                json!({"groupId": "sg-0a1", "ipPermissions": {"items": []}})
+            };
+            let call = parse_removal(&removal(name, request)).unwrap();
+            assert_eq!(call.group_id, "sg-0a1");
+            assert_eq!(call.event_name, name);
+            assert_eq!(call.event_id, "ev-9");
+            assert_eq!(call.region, "eu-west-1");
+            assert_eq!(call.principal.name(), "arn:aws:iam::111122223333:role/ops");
+            assert_eq!(call.error_code, None);
+        }
+    }
+
+    #[test]
+    fn a_failed_call_is_read_as_failed() {
+        let mut event = removal("RevokeSecurityGroupIngress", json!({"groupId": "sg-0a1"}));
+        event["detail"]["errorCode"] = json!("Client.UnauthorizedOperation");
+        let call = parse_removal(&event).unwrap();
+        assert_eq!(
+            call.error_code.as_deref(),
+            Some("Client.UnauthorizedOperation")
+        );
+    }
+
+    #[test]
+    fn malformed_or_foreign_events_are_refused_naming_the_field() {
+        let revoke = "RevokeSecurityGroupIngress";
+        let cases = [
+            (
+                removal(
+                    "AuthorizeSecurityGroupIngress",
+                    json!({"groupId": "sg-0a1"}),
+                ),
+                "detail.eventName",
+            ),
+            (
+                removal(revoke, json!({"groupName": "web"})),
+                "detail.requestParameters.groupId",
+            ),
+            (
+                removal(revoke, json!({})),
+                "detail.requestParameters.groupId",
+            ),
+            (
+                removal(revoke, json!({"groupId": 7})),
+                "detail.requestParameters.groupId",
+            ),
+            (
+                removal(revoke, json!({"groupId": "sg-0a1,sg-0b2"})),
+                "detail.requestParameters.groupId",
+            ),
+            (
+                removal(revoke, json!({"groupId": "sg-"})),
+                "detail.requestParameters.groupId",
+            ),
+            (
+                removal(MODIFY_RULES, json!({"GroupId": "sg-0a1"})),
+                "detail.requestParameters.ModifySecurityGroupRulesRequest.GroupId",
+            ),
+        ];
+        for (event, field) in cases {
+            assert_eq!(parse_removal(&event).unwrap_err().field, field, "{event}");
+        }
+        let mut event = removal(revoke, json!({"groupId": "sg-0a1"}));
+        event["detail"]["requestParameters"] = Value::Null;
+        assert_eq!(
+            parse_removal(&event).unwrap_err().field,
+            "detail.requestParameters"
+        );
+        let mut event = removal(revoke, json!({"groupId": "sg-0a1"}));
+        event["source"] = json!("custom.forged");
+        assert_eq!(parse_removal(&event).unwrap_err().field, "source");
+        let mut event = removal(revoke, json!({"groupId": "sg-0a1"}));
+        event["detail-type"] = json!("Scheduled Event");
+        assert_eq!(parse_removal(&event).unwrap_err().field, "detail-type");
+        let mut event = removal(revoke, json!({"groupId": "sg-0a1"}));
+        event["detail"]["recipientAccountId"] = json!("222233334444");
+        assert_eq!(
+            parse_removal(&event).unwrap_err().field,
+            "detail.recipientAccountId"
+        );
     }
 }

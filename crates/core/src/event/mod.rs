@@ -18,7 +18,9 @@ use serde_json::Value;
 use crate::error::{from_value, ParseError};
 
 pub use asg::{InstanceChange, LifecycleAction, LifecycleTransition, Scheduled, TrueUp};
-pub use cloudtrail::{ApiCall, CallOutcome, GroupSelector, ModifiedRule, Principal, RuleChange};
+pub use cloudtrail::{
+    ApiCall, CallOutcome, GroupSelector, ModifiedRule, Principal, RemovalCall, RuleChange,
+};
 pub use config::{
     ChangeType, ConfigMessage, ConfigurationItem, ItemChange, OversizedItem, SecurityGroupDiff,
 };
