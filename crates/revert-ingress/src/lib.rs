@@ -1201,7 +1201,8 @@ impl RevertIngress {
             return Ok(report);
         }
         let own = self.sessions.own_account().await?.to_string();
-        let mut grants = None;
+        // Read once, when the first message is claimed: a batch of refused claims reads nothing.
+        let grants = tokio::sync::OnceCell::new();
         for message in messages {
             let place = match fanout::parse_body(&message.body) {
                 Ok(place) => place,
@@ -1232,12 +1233,7 @@ impl RevertIngress {
                     .push(format!("{}: {place}: {refused}", message.message_id));
                 continue;
             }
-            if grants.is_none() {
-                grants = Some(self.all_grants().await?);
-            }
-            let grants = grants
-                .as_ref()
-                .unwrap_or_else(|| unreachable!("read above"));
+            let grants = grants.get_or_try_init(|| self.all_grants()).await?;
             let sweep_place = SweepPlace {
                 member: place.account != own,
                 account: place.account.clone(),
