@@ -45,23 +45,32 @@ fn template(name: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `value` with each `{"Ref": parameter}` replaced by the parameter's value in `parameters`.
-fn resolved(value: &Value, parameters: &BTreeMap<&str, &str>) -> Value {
+/// `value` with each `{"Ref": parameter}` replaced by the parameter's value in `parameters`:
+/// a list for a `CommaDelimitedList` parameter of `template`, as CloudFormation gives it.
+fn resolved(template: &Value, value: &Value, parameters: &BTreeMap<&str, &str>) -> Value {
     match value {
         Value::Object(map) if map.len() == 1 && map.contains_key("Ref") => {
             let name = map["Ref"].as_str().unwrap();
-            json!(parameters
+            let given = parameters
                 .get(name)
-                .unwrap_or_else(|| panic!("no value for parameter {name}")))
+                .unwrap_or_else(|| panic!("no value for parameter {name}"));
+            if template["Parameters"][name]["Type"] == "CommaDelimitedList" {
+                json!(given.split(',').collect::<Vec<_>>())
+            } else {
+                json!(given)
+            }
         }
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), resolved(v, parameters)))
+                .map(|(k, v)| (k.clone(), resolved(template, v, parameters)))
                 .collect(),
         ),
-        Value::Array(items) => {
-            Value::Array(items.iter().map(|v| resolved(v, parameters)).collect())
-        }
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| resolved(template, v, parameters))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -74,7 +83,7 @@ fn patterns(template: &Value, function: &str, parameters: &BTreeMap<&str, &str>)
     let patterns: Vec<Value> = events
         .values()
         .filter(|e| e["Type"] == "EventBridgeRule")
-        .map(|e| resolved(&e["Properties"]["Pattern"], parameters))
+        .map(|e| resolved(template, &e["Properties"]["Pattern"], parameters))
         .collect();
     assert!(!patterns.is_empty(), "{function} has no EventBridge rule");
     patterns
@@ -210,7 +219,10 @@ async fn revert_ingress_receives_every_rule_change_and_nothing_else() {
 
 #[tokio::test]
 async fn asg_sync_receives_its_own_group_s_scaling_events_only() {
-    let parameters = BTreeMap::from([("AutoScalingGroupName", "db-use1")]);
+    let parameters = BTreeMap::from([
+        ("AutoScalingGroupName", "db-use1"),
+        ("SecurityGroupIds", "sg-0a1,sg-0b2"),
+    ]);
     let patterns = patterns(&template("asg-sync.yaml"), "AsgSyncFunction", &parameters);
     let mut cases: Vec<(String, Value, bool)> = [
         "asg-launch-lifecycle-action.json",
@@ -245,6 +257,73 @@ async fn asg_sync_receives_its_own_group_s_scaling_events_only() {
             sample("asg-launch-successful.json"),
             "/detail-type",
             json!("EC2 Instance Launch Unsuccessful"),
+        ),
+        false,
+    ));
+    // Heal: every call that can take a rule from one of its groups, and no other.
+    let revoke = sample("cloudtrail-revoke-ingress.json");
+    let modify = sample("cloudtrail-modify-security-group-rules.json");
+    let on = |event: &Value, pointer: &str, group: &str| with(event.clone(), pointer, json!(group));
+    let modify_group = "/detail/requestParameters/ModifySecurityGroupRulesRequest/GroupId";
+    for name in [
+        "RevokeSecurityGroupIngress",
+        "RevokeSecurityGroupEgress",
+        "UpdateSecurityGroupRuleDescriptionsIngress",
+        "UpdateSecurityGroupRuleDescriptionsEgress",
+    ] {
+        let call = with(revoke.clone(), "/detail/eventName", json!(name));
+        cases.push((
+            format!("{name} on a cluster group"),
+            on(&call, "/detail/requestParameters/groupId", "sg-0b2"),
+            true,
+        ));
+        cases.push((
+            format!("{name} on another group"),
+            on(&call, "/detail/requestParameters/groupId", "sg-0c3"),
+            false,
+        ));
+        cases.push((
+            format!("{name} that failed"),
+            with(
+                call.clone(),
+                "/detail/errorCode",
+                json!("Client.InvalidPermission.NotFound"),
+            ),
+            false,
+        ));
+    }
+    let mut by_name = revoke.clone();
+    let request = by_name["detail"]["requestParameters"]
+        .as_object_mut()
+        .unwrap();
+    request.remove("groupId");
+    request.insert("groupName".into(), json!("db-nodes"));
+    cases.push(("a revoke naming its group by name".into(), by_name, true));
+    cases.push((
+        "ModifySecurityGroupRules on a cluster group".into(),
+        on(&modify, modify_group, "sg-0a1"),
+        true,
+    ));
+    cases.push((
+        "ModifySecurityGroupRules on another group".into(),
+        on(&modify, modify_group, "sg-0c3"),
+        false,
+    ));
+    cases.push((
+        "a failed ModifySecurityGroupRules".into(),
+        with(
+            on(&modify, modify_group, "sg-0a1"),
+            "/detail/errorCode",
+            json!("Client.UnauthorizedOperation"),
+        ),
+        false,
+    ));
+    cases.push((
+        "an authorize on a cluster group".into(),
+        on(
+            &sample("cloudtrail-authorize-ingress.json"),
+            "/detail/requestParameters/groupId",
+            "sg-0a1",
         ),
         false,
     ));

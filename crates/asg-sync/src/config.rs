@@ -2,8 +2,11 @@
 //!
 //! A missing or malformed variable is an error naming the variable; the function does not
 //! start with a guess. Beyond SPEC: `SYNC_RULE_QUOTA` (rules per address family and direction
-//! a group may hold, default 60, EC2's default quota) and `SYNC_HEARTBEAT_SECONDS` (how often
-//! a lifecycle heartbeat is sent while a sync is still running, default 60).
+//! a group may hold, default 60, EC2's default quota), `SYNC_HEARTBEAT_SECONDS` (how often
+//! a lifecycle heartbeat is sent while a sync is still running, default 60), and the two roles
+//! the heal tells apart (the guide's asg-sync chapter, "Healing"): `SGWARDEN_FUNCTION_ROLE_ARN`
+//! (asg-sync's own, whose revokes are not healed) and `SYNC_REVERT_ROLE_ARNS` (revert-ingress's,
+//! whose revokes of cluster rules are a conflict to report, not to undo).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -11,7 +14,9 @@ use std::time::Duration;
 use sgwarden_aws::autoscaling::LifecycleResult;
 use sgwarden_core::rule::Traffic;
 pub use sgwarden_core::settings::ConfigError;
-use sgwarden_core::settings::{bad, comma_list, flag, is_group_id, optional, required, topic_arn};
+use sgwarden_core::settings::{
+    bad, comma_list, flag, is_group_id, optional, required, role_arn, role_arns, topic_arn,
+};
 use sgwarden_core::sync::{parse_ports, AddressKind};
 use sgwarden_core::Owner;
 
@@ -42,6 +47,12 @@ pub struct SyncConfig {
     pub dry_run: bool,
     pub rule_quota: usize,
     pub heartbeat_every: Duration,
+    /// `SGWARDEN_FUNCTION_ROLE_ARN`: asg-sync's own role. Its revokes (a node leaving) are
+    /// not healed. Unset: every revoke is healed, its own ones finding nothing to restore.
+    pub function_role_arn: Option<String>,
+    /// `SYNC_REVERT_ROLE_ARNS`: the roles revert-ingress acts as on these groups (its function
+    /// role, or the member role it assumes here). A cluster rule they revoked is not restored.
+    pub revert_role_arns: Vec<String>,
 }
 
 impl SyncConfig {
@@ -78,6 +89,8 @@ impl SyncConfig {
                 60,
                 MAX_HEARTBEAT_SECONDS,
             )?),
+            function_role_arn: role_arn(&get, "SGWARDEN_FUNCTION_ROLE_ARN")?,
+            revert_role_arns: role_arns(&get, "SYNC_REVERT_ROLE_ARNS")?,
         })
     }
 }
@@ -222,6 +235,33 @@ mod tests {
         assert!(!c.dry_run);
         assert_eq!(c.rule_quota, 60);
         assert!(c.peers.is_empty());
+        assert_eq!(c.function_role_arn, None);
+        assert!(c.revert_role_arns.is_empty());
+    }
+
+    #[test]
+    fn the_roles_the_heal_tells_apart_are_role_arns() {
+        let mut vars = BASE.to_vec();
+        vars.push((
+            "SGWARDEN_FUNCTION_ROLE_ARN",
+            "arn:aws:iam::111122223333:role/asg-sync",
+        ));
+        vars.push((
+            "SYNC_REVERT_ROLE_ARNS",
+            "arn:aws:iam::111122223333:role/revert, arn:aws:iam::111122223333:role/org/member",
+        ));
+        let c = config(&vars).unwrap();
+        assert_eq!(
+            c.function_role_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:role/asg-sync")
+        );
+        assert_eq!(
+            c.revert_role_arns,
+            [
+                "arn:aws:iam::111122223333:role/revert",
+                "arn:aws:iam::111122223333:role/org/member"
+            ]
+        );
     }
 
     #[test]
@@ -255,6 +295,12 @@ mod tests {
             // Past the bound, and far past it: refused, never an overflowing timer.
             ("SYNC_HEARTBEAT_SECONDS", "3601"),
             ("SYNC_HEARTBEAT_SECONDS", "18446744073709551615"),
+            ("SGWARDEN_FUNCTION_ROLE_ARN", "asg-sync"),
+            // A session is not a role: anyone may name a session like revert-ingress's.
+            (
+                "SYNC_REVERT_ROLE_ARNS",
+                "arn:aws:sts::111122223333:assumed-role/revert/sgwarden-revert-ingress",
+            ),
         ] {
             let mut vars: Vec<(&str, &str)> =
                 BASE.iter().filter(|(k, _)| *k != name).copied().collect();

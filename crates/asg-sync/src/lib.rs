@@ -20,6 +20,15 @@
 //! 6. **complete** the lifecycle action, once: CONTINUE, or `SYNC_ON_FAILURE` when the local
 //!    sync failed, with heartbeats while the work runs long.
 //!
+//! **Healing.** A CloudTrail call that can take a rule away from one of this region's groups
+//! (`core::event::REMOVING_CALLS`) is answered with steps 4 and 5 for that group alone, from
+//! the registry as it stands: what the cluster needs is back in seconds, not at the next
+//! true-up. The event only picks the group; what is restored comes from the registry and EC2.
+//! Failed calls and asg-sync's own revokes (a node leaving) are skipped before any AWS call.
+//! A cluster rule that revert-ingress revoked is not restored: the two functions would undo
+//! each other forever, so the conflict is logged at `warn`, counted (`HealConflicts`) and left
+//! for an operator (the guide's asg-sync chapter, "Healing").
+//!
 //! Peers are written to, read and applied at once, so any number of peers that do not
 //! answer cost one bounded wait together. A peer region that does not answer is logged,
 //! skipped for the rest of the invocation and healed by the next true-up; it never holds
@@ -41,8 +50,10 @@ use sgwarden_aws::registry::{Records, Registry, Write};
 use sgwarden_aws::sdk::{self, Regional};
 use sgwarden_aws::sns::Chat;
 use sgwarden_aws::{AuditContext, AwsError, Ec2, GroupRules};
+use sgwarden_core::accounts::CallerIdentity;
 use sgwarden_core::chat::ChatMessage;
-use sgwarden_core::event::{LifecycleAction, LifecycleTransition};
+use sgwarden_core::event::cloudtrail::{parse_removal, API_CALL, REMOVING_CALLS};
+use sgwarden_core::event::{GroupSelector, LifecycleAction, LifecycleTransition, RemovalCall};
 use sgwarden_core::register::{registrations, stale_registrations, Registrant};
 use sgwarden_core::sync::{
     check_quota, desired_rules, member_addresses, plan_group, split_strangers, GroupPlan, Member,
@@ -54,6 +65,8 @@ pub use config::{ConfigError, SyncConfig};
 
 /// The function's name in audit lines.
 pub const FUNCTION: &str = "asg-sync";
+/// The trigger's name in reports and logs for a removing call.
+pub const HEAL: &str = "heal";
 /// Plan-apply-verify rounds before leaving the rest to the next true-up.
 pub const ROUNDS: usize = 3;
 
@@ -118,6 +131,9 @@ pub struct Report {
     /// Rules that carry the cluster's marker but that asg-sync has no record of creating and
     /// the cluster does not want (`region group rule`): left alone, for an operator to judge.
     pub unproven: Vec<String>,
+    /// Cluster rules revert-ingress revoked, not restored (`region group rule`): the two
+    /// functions disagree, and an operator settles it.
+    pub conflicts: Vec<String>,
     pub rounds: usize,
     pub dry_run: bool,
     /// `CONTINUE`, `ABANDON`, `already-completed`, or absent when there was no action.
@@ -131,12 +147,26 @@ pub enum Skipped {
     /// The trigger's Auto Scaling group was deleted (with its instances, each termination
     /// still sending its event): Auto Scaling's answer.
     GroupGone(String),
+    /// A removing call that failed (`eventName`, `errorCode`): it took nothing away.
+    FailedCall(String, String),
+    /// asg-sync's own removing call (`eventName`): the registry already says so.
+    OwnCall(String),
+    /// A removing call on a group this function does not keep (`region`, group).
+    NotManaged(String, String),
 }
 
 impl std::fmt::Display for Skipped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Skipped::GroupGone(answer) => write!(f, "nothing to sync: {answer}"),
+            Skipped::FailedCall(call, code) => {
+                write!(f, "nothing to heal: {call} failed ({code})")
+            }
+            Skipped::OwnCall(call) => write!(f, "nothing to heal: asg-sync's own {call}"),
+            Skipped::NotManaged(region, group) => write!(
+                f,
+                "nothing to heal: {group} in {region} is not in SYNC_SECURITY_GROUP_IDS"
+            ),
         }
     }
 }
@@ -193,6 +223,7 @@ impl sgwarden_lambda::Measured for Report {
                 "PeerUnreachable",
                 (self.unreachable.len() + self.skipped_groups.len()) as u64,
             ),
+            ("HealConflicts", self.conflicts.len() as u64),
         ]
     }
 }
@@ -249,6 +280,20 @@ struct Work {
     /// one is a missing table or a first deployment, and planning from this region alone
     /// would strip every peer's addresses.
     needs_registry: bool,
+    /// A heal: only these local groups are reconciled, no peer.
+    heal: Option<Heal>,
+}
+
+/// What a removing call on this region's groups asks of a heal.
+struct Heal {
+    /// This region's groups to reconcile: the one the call named, or every one for a call
+    /// that named its group only by name.
+    group_ids: Vec<String>,
+    /// The call came from revert-ingress (`SYNC_REVERT_ROLE_ARNS`): what it took from the
+    /// cluster is reported as a conflict, not restored.
+    by_revert_ingress: bool,
+    /// The audit lines' cause: the call, its CloudTrail id and who made it.
+    cause: String,
 }
 
 /// The chat message for a sync that failed, or that left a peer region out; none for a
@@ -341,13 +386,25 @@ impl AsgSync {
     }
 
     async fn sync_event(&self, event: &Value, now: SystemTime) -> Result<Report, SyncError> {
-        let work = self.work(Trigger::parse(event)?)?;
         let mut report = Report {
-            trigger: work.kind,
             cluster: self.config.cluster.to_string(),
             dry_run: self.config.dry_run,
             ..Report::default()
         };
+        let work = if is_removal(event) {
+            report.trigger = HEAL;
+            match self.heal_work(parse_removal(event)?) {
+                Ok(work) => work,
+                Err(skipped) => {
+                    tracing::info!(reason = %skipped, "skipped");
+                    report.skipped = Some(skipped);
+                    return Ok(report);
+                }
+            }
+        } else {
+            self.work(Trigger::parse(event)?)?
+        };
+        report.trigger = work.kind;
         let result = match self
             .with_heartbeats(work.lifecycle.as_ref(), self.sync(&work, now, &mut report))
             .await
@@ -400,6 +457,43 @@ impl AsgSync {
         }
     }
 
+    /// What a removing call asks for: a heal of the groups it named, or nothing, and why.
+    fn heal_work(&self, call: RemovalCall) -> Result<Work, Skipped> {
+        if let Some(code) = call.error_code {
+            return Err(Skipped::FailedCall(call.event_name, code));
+        }
+        let is = |arn: &String| CallerIdentity::new(arn.as_str()).is(&call.principal);
+        if self.config.function_role_arn.as_ref().is_some_and(is) {
+            return Err(Skipped::OwnCall(call.event_name));
+        }
+        if call.region != self.local.region {
+            let (GroupSelector::Id(named) | GroupSelector::Name(named)) = call.group;
+            return Err(Skipped::NotManaged(call.region, named));
+        }
+        let group_ids = match &call.group {
+            GroupSelector::Id(id) if self.local.group_ids.contains(id) => vec![id.clone()],
+            GroupSelector::Id(id) => return Err(Skipped::NotManaged(call.region, id.clone())),
+            // Which group a name means in a default VPC is not in the event: every group
+            // this function keeps is reconciled, which restores only what the cluster needs.
+            GroupSelector::Name(_) => self.local.group_ids.clone(),
+        };
+        let caller = call.principal.name();
+        tracing::info!(call = %call.event_name, event_id = %call.event_id, caller = %caller, groups = %group_ids.join(" "), "healing the groups a call may have taken rules from");
+        Ok(Work {
+            kind: HEAL,
+            true_up: false,
+            asg_names: Vec::new(),
+            excluded: None,
+            lifecycle: None,
+            needs_registry: false,
+            heal: Some(Heal {
+                group_ids,
+                by_revert_ingress: self.config.revert_role_arns.iter().any(is),
+                cause: format!("{} {} by {caller}", call.event_name, call.event_id),
+            }),
+        })
+    }
+
     fn work_for(&self, trigger: Trigger) -> Result<Work, SyncError> {
         let kind = trigger.kind();
         Ok(match trigger {
@@ -411,6 +505,7 @@ impl AsgSync {
                     .then(|| action.instance_id.clone()),
                 lifecycle: Some(action),
                 needs_registry: false,
+                heal: None,
             },
             Trigger::InstanceChange(change) => Work {
                 kind,
@@ -420,6 +515,7 @@ impl AsgSync {
                     .then_some(change.instance_id),
                 lifecycle: None,
                 needs_registry: false,
+                heal: None,
             },
             Trigger::TrueUp(t) => Work {
                 kind,
@@ -428,6 +524,7 @@ impl AsgSync {
                 excluded: None,
                 lifecycle: None,
                 needs_registry: false,
+                heal: None,
             },
             // A scheduled true-up re-observes every group of the cluster in this region.
             Trigger::Scheduled(_) => Work {
@@ -437,6 +534,7 @@ impl AsgSync {
                 excluded: None,
                 lifecycle: None,
                 needs_registry: true,
+                heal: None,
             },
             other => return Err(SyncError::WrongTrigger(other.kind())),
         })
@@ -547,6 +645,8 @@ impl AsgSync {
         report.skipped_groups.dedup();
         report.unproven.sort();
         report.unproven.dedup();
+        report.conflicts.sort();
+        report.conflicts.dedup();
         Ok(())
     }
 
@@ -724,7 +824,7 @@ impl AsgSync {
         work: &Work,
     ) -> Result<(), SyncError> {
         let groups = self
-            .cluster_groups(local_records, report, unreachable)
+            .cluster_groups(local_records, report, unreachable, work)
             .await?;
         let gone = if work.true_up {
             self.gone_registrants(groups.iter().map(|(_, g, _)| g))
@@ -759,9 +859,16 @@ impl AsgSync {
             }
             plans.push((clients, group.group_id, planned));
         }
+        if let Some(heal) = work.heal.as_ref().filter(|h| h.by_revert_ingress) {
+            self.report_conflicts(&plans, heal, report);
+            return Ok(());
+        }
         let audit = AuditContext {
             function: FUNCTION,
-            cause: work.kind.to_string(),
+            cause: work
+                .heal
+                .as_ref()
+                .map_or_else(|| work.kind.to_string(), |heal| heal.cause.clone()),
         };
         if self.config.dry_run {
             for (clients, group_id, planned) in plans {
@@ -814,6 +921,24 @@ impl AsgSync {
             }
         }
         Ok(())
+    }
+
+    /// revert-ingress revoked what these plans would restore: nothing is applied, and each
+    /// cluster rule it took is a conflict, at `warn` and in the report.
+    fn report_conflicts(
+        &self,
+        plans: &[(&RegionClients, String, GroupPlan)],
+        heal: &Heal,
+        report: &mut Report,
+    ) {
+        for (clients, group_id, planned) in plans {
+            for rule in planned.plan.add.rules() {
+                tracing::warn!(region = %clients.region, group = %group_id, rule = %rule, cause = %heal.cause, "revert-ingress revoked a rule asg-sync keeps for the cluster: not restored, the two functions must not undo each other (allow the cluster's rules in revert-ingress's policy, or exempt asg-sync's role)");
+                report
+                    .conflicts
+                    .push(format!("{} {group_id} {rule}", clients.region));
+            }
+        }
     }
 
     /// One peer region's plans, in order, until the region stops answering.
@@ -902,19 +1027,22 @@ impl AsgSync {
         local_records: &Records,
         report: &mut Report,
         unreachable: &mut BTreeSet<String>,
+        work: &Work,
     ) -> Result<Vec<(&RegionClients, GroupRules, Recorded)>, SyncError> {
         let recorded =
             |records: &Records, group_id: &str| records.get(group_id).cloned().unwrap_or_default();
         let mut groups = Vec::new();
-        for group in self
-            .local
-            .ec2
-            .read_group_rules(&self.local.group_ids)
-            .await?
-        {
+        let local_ids = work
+            .heal
+            .as_ref()
+            .map_or(&self.local.group_ids, |heal| &heal.group_ids);
+        for group in self.local.ec2.read_group_rules(local_ids).await? {
             let group = group?;
             let record = recorded(local_records, &group.group_id);
             groups.push((&self.local, group, record));
+        }
+        if work.heal.is_some() {
+            return Ok(groups);
         }
         // Every peer at once, records before rules in each.
         let cluster = self.config.cluster.name();
@@ -986,6 +1114,16 @@ impl AsgSync {
         }
         gone
     }
+}
+
+/// A CloudTrail call that can take a rule away, by its envelope: what the heal answers. Any
+/// other call is an `api-call` trigger, which asg-sync does not handle.
+fn is_removal(event: &Value) -> bool {
+    event.get("detail-type").and_then(Value::as_str) == Some(API_CALL)
+        && event
+            .pointer("/detail/eventName")
+            .and_then(Value::as_str)
+            .is_some_and(|name| REMOVING_CALLS.contains(&name))
 }
 
 fn group_report(region: &str, group_id: &str, plan: &Plan) -> GroupReport {

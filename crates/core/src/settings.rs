@@ -96,9 +96,22 @@ pub fn role_arn(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(arn) = optional(get, variable) else {
-        return Ok(None);
-    };
+    optional(get, variable)
+        .map(|arn| checked_role_arn(variable, arn))
+        .transpose()
+}
+
+/// A comma list of IAM role ARNs, each checked as [`role_arn`] checks one; empty when unset.
+pub fn role_arns(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Vec<String>, ConfigError> {
+    comma_list(&get(variable).unwrap_or_default())
+        .map(|arn| checked_role_arn(variable, arn))
+        .collect()
+}
+
+fn checked_role_arn(variable: &'static str, arn: String) -> Result<String, ConfigError> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let valid = matches!(parts.as_slice(),
         ["arn", partition, "iam", "", account, resource]
@@ -108,7 +121,7 @@ pub fn role_arn(
     if !valid {
         return Err(bad(variable, format!("{arn:?} is not an IAM role ARN")));
     }
-    Ok(Some(arn))
+    Ok(arn)
 }
 
 /// True for an EC2 security group id (`sg-` and hex digits).
@@ -140,6 +153,22 @@ mod tests {
         ] {
             assert_eq!(read(bad).map_err(|e| e.variable), Err("T"), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_list_of_role_arns_is_checked_entry_by_entry() {
+        let read = |value: &str| role_arns(&from_pairs(&[("R", value)]), "R");
+        assert_eq!(read(""), Ok(Vec::new()));
+        assert_eq!(
+            read("arn:aws:iam::111122223333:role/a, arn:aws:iam::111122223333:role/p/b"),
+            Ok(vec![
+                "arn:aws:iam::111122223333:role/a".to_string(),
+                "arn:aws:iam::111122223333:role/p/b".to_string()
+            ])
+        );
+        let wrong =
+            read("arn:aws:iam::111122223333:role/a,arn:aws:sts::111122223333:assumed-role/a/s");
+        assert_eq!(wrong.unwrap_err().variable, "R");
     }
 
     #[test]

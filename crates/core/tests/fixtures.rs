@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use sgwarden_core::event::cloudtrail::{parse_removal, REMOVING_CALLS};
 use sgwarden_core::event::config::{self, ConfigMessage};
 use sgwarden_core::event::{CallOutcome, GroupSelector, RuleChange, Trigger};
 
@@ -36,6 +37,12 @@ fn every_sample_parses_into_its_trigger() {
     assert!(files.len() >= 15, "events/ lost samples: {files:?}");
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("cloudtrail-revoke") {
+            // A removal is asg-sync's heal, read by its own parser.
+            let call = parse_removal(&load(&path)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(REMOVING_CALLS.contains(&call.event_name.as_str()), "{name}");
+            continue;
+        }
         let trigger = Trigger::parse(&load(&path)).unwrap_or_else(|e| panic!("{name}: {e}"));
         let expected = match name.split('-').next().unwrap() {
             "asg" if name.contains("trueup") => "true-up",
@@ -48,6 +55,18 @@ fn every_sample_parses_into_its_trigger() {
         };
         assert_eq!(trigger.kind(), expected, "{name}");
     }
+}
+
+#[test]
+fn a_revoke_names_its_group_its_call_and_its_caller() {
+    let event = load(&repo_root().join("events/cloudtrail-revoke-ingress.json"));
+    let call = parse_removal(&event).unwrap();
+    assert_eq!(call.group, GroupSelector::Id("sg-0123456789abcdef0".into()));
+    assert_eq!(call.event_name, "RevokeSecurityGroupIngress");
+    assert_eq!(call.event_id, "3b4c5d6e-7f80-4a1b-9c2d-3e4f5a6b7c8d");
+    assert_eq!(call.region, "eu-west-1");
+    assert_eq!(call.principal.name(), "arn:aws:iam::111122223333:user/bob");
+    assert_eq!(call.error_code, None);
 }
 
 fn sample(name: &str) -> Trigger {

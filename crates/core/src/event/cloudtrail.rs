@@ -21,7 +21,8 @@ use crate::error::{from_value, ParseError};
 use crate::rule::{Direction, Peer, Rule, RuleInfo, RuleSet, Traffic};
 use crate::wire::{CidrEntry, Permission, Permissions, SecurityGroupRule};
 
-pub(crate) const API_CALL: &str = "AWS API Call via CloudTrail";
+/// The `detail-type` EventBridge gives every CloudTrail-recorded API call.
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
 
 pub(crate) const AUTHORIZE_INGRESS: &str = "AuthorizeSecurityGroupIngress";
 pub(crate) const AUTHORIZE_EGRESS: &str = "AuthorizeSecurityGroupEgress";
@@ -672,8 +673,9 @@ pub struct RemovalCall {
     pub event_name: String,
     /// The region the call was made in (`awsRegion`).
     pub region: String,
-    /// The group the call names (`groupId`, or `GroupId` for `ModifySecurityGroupRules`).
-    pub group_id: String,
+    /// The group the call names: `groupId` (`GroupId` for `ModifySecurityGroupRules`), or
+    /// only `groupName` for a revoke in a default VPC.
+    pub group: GroupSelector,
     /// Who made the call.
     pub principal: Principal,
     /// `errorCode`, when the call failed: it changed nothing.
@@ -681,8 +683,9 @@ pub struct RemovalCall {
 }
 
 /// Parses an EventBridge "AWS API Call via CloudTrail" event for one of [`REMOVING_CALLS`].
-/// Anything else, a group named only by name, or a group id that is not an `sg-` id is a
-/// [`ParseError`] naming the field: the caller fails closed with nothing changed.
+/// Anything else, a call naming no group, or a group id that is not an `sg-` id is a
+/// [`ParseError`] naming the field: the caller fails closed with nothing changed. A group
+/// named only by name is read as such: the call still took rules away from some group.
 pub fn parse_removal(event: &Value) -> Result<RemovalCall, ParseError> {
     let envelope: EventBridgeEvent<Detail> = from_value(event)?;
     if envelope.detail_type != API_CALL {
@@ -726,9 +729,17 @@ pub fn parse_removal(event: &Value) -> Result<RemovalCall, ParseError> {
     } else {
         ("detail.requestParameters.groupId", request.get("groupId"))
     };
-    let group_id = match group {
-        Some(Value::String(id)) => id.clone(),
-        Some(other) => {
+    let group = match (group, request.get("groupName")) {
+        (Some(Value::String(id)), _) if crate::settings::is_group_id(id) => {
+            GroupSelector::Id(id.clone())
+        }
+        (Some(Value::String(id)), _) => {
+            return Err(ParseError::new(
+                field,
+                format!("{id:?} is not a security group id"),
+            ))
+        }
+        (Some(other), _) => {
             return Err(ParseError::new(
                 field,
                 format!(
@@ -737,23 +748,13 @@ pub fn parse_removal(event: &Value) -> Result<RemovalCall, ParseError> {
                 ),
             ))
         }
-        None if request.get("groupName").is_some() => {
-            return Err(ParseError::new(
-                field,
-                "missing: a group named only by name is not trued up",
-            ))
+        // Revokes in a default VPC may name the group only by name: which group that is
+        // cannot be read from the event, so the caller trues up every group it manages.
+        (None, Some(Value::String(name))) if detail.event_name != MODIFY_RULES => {
+            GroupSelector::Name(name.clone())
         }
-        None => return Err(ParseError::missing(field)),
+        (None, _) => return Err(ParseError::missing(field)),
     };
-    let well_formed = group_id
-        .strip_prefix("sg-")
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()));
-    if !well_formed {
-        return Err(ParseError::new(
-            field,
-            format!("{group_id:?} is not a security group id"),
-        ));
-    }
     let principal = detail
         .user_identity
         .map(|u| Principal {
@@ -770,7 +771,7 @@ pub fn parse_removal(event: &Value) -> Result<RemovalCall, ParseError> {
         event_id: detail.event_id,
         event_name: detail.event_name,
         region: detail.aws_region,
-        group_id,
+        group,
         principal,
         error_code: detail.error_code,
     })
@@ -1153,13 +1154,23 @@ mod removal_tests {
                 json!({"groupId": "sg-0a1", "ipPermissions": {"items": []}})
             };
             let call = parse_removal(&removal(name, request)).unwrap();
-            assert_eq!(call.group_id, "sg-0a1");
+            assert_eq!(call.group, GroupSelector::Id("sg-0a1".into()));
             assert_eq!(call.event_name, name);
             assert_eq!(call.event_id, "ev-9");
             assert_eq!(call.region, "eu-west-1");
             assert_eq!(call.principal.name(), "arn:aws:iam::111122223333:role/ops");
             assert_eq!(call.error_code, None);
         }
+    }
+
+    #[test]
+    fn a_revoke_by_group_name_is_read_by_name() {
+        let event = removal(
+            "RevokeSecurityGroupIngress",
+            json!({"groupName": "ring-nodes", "ipPermissions": {"items": []}}),
+        );
+        let call = parse_removal(&event).unwrap();
+        assert_eq!(call.group, GroupSelector::Name("ring-nodes".into()));
     }
 
     #[test]
@@ -1185,8 +1196,15 @@ mod removal_tests {
                 "detail.eventName",
             ),
             (
-                removal(revoke, json!({"groupName": "web"})),
+                removal(revoke, json!({"groupName": 7})),
                 "detail.requestParameters.groupId",
+            ),
+            (
+                removal(
+                    MODIFY_RULES,
+                    json!({"ModifySecurityGroupRulesRequest": {}, "groupName": "web"}),
+                ),
+                "detail.requestParameters.ModifySecurityGroupRulesRequest.GroupId",
             ),
             (
                 removal(revoke, json!({})),
