@@ -11,13 +11,24 @@
 //! the default does kept: the platform's roots (`SSL_CERT_FILE` included), the connect and read
 //! timeouts, and `HTTPS_PROXY` / `NO_PROXY` from the environment, so a company's TLS proxy still
 //! works (tests/tests/tls.rs holds both).
+//!
+//! Building that client's connector parses every TLS root of the platform's bundle (a PEM
+//! file's base64, then each certificate's DER): a few milliseconds, and the largest piece of
+//! sgwarden's own cold start. [`https_client`] starts it on a thread of its own when the
+//! configuration is loaded, so it runs beside the rest of the start (the runtime, the policy,
+//! the Lambda Runtime API's first `next`) instead of inside the first AWS call.
 
+use std::sync::Mutex;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_ec2::config::SharedHttpClient;
+use aws_smithy_async::rt::sleep::{default_async_sleep, SharedAsyncSleep};
+use aws_smithy_http_client::Connector;
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
@@ -53,17 +64,54 @@ pub fn bounded(loader: ConfigLoader) -> ConfigLoader {
 /// settings the SDK passes in (connect timeout), and the proxy the environment names. Every
 /// client the SDK builds outside [`load`] (instance metadata's, say) must be given it: the
 /// SDK has no default client to fall back on, and panics without one.
+///
+/// The connector for sgwarden's own settings ([`CONNECT_TIMEOUT`], no read timeout, the
+/// SDK's default sleep) is built at once on a thread of its own, and handed over the first
+/// time a client asks for exactly those settings; any other settings get a connector built
+/// there and then. Either way the connector is the same function of the same inputs.
 pub fn https_client() -> SharedHttpClient {
-    Builder::new().build_with_connector_fn(|settings, components| {
-        let mut connector =
-            ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
-        connector.set_connector_settings(settings.cloned());
-        if let Some(components) = components {
-            connector.set_sleep_impl(components.sleep_impl());
+    let standard = HttpConnectorSettings::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build();
+    let prepared = {
+        let settings = standard.clone();
+        Mutex::new(Some(std::thread::spawn(move || {
+            https_connector(Some(settings), default_async_sleep())
+        })))
+    };
+    Builder::new().build_with_connector_fn(move |settings, components| {
+        let sleep = components.and_then(|c| c.sleep_impl());
+        if settings.is_some_and(|s| same_settings(s, &standard)) {
+            if let Some(connector) = take_prepared(&prepared) {
+                return connector;
+            }
         }
-        connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
+        https_connector(settings.cloned(), sleep)
     })
+}
+
+/// The connector built ahead, once: `None` after it was taken, or if its thread failed (a
+/// panic, which the dev profile unwinds), and the caller builds one itself.
+fn take_prepared(prepared: &Mutex<Option<JoinHandle<Connector>>>) -> Option<Connector> {
+    let handle = prepared.lock().ok()?.take()?;
+    handle.join().ok()
+}
+
+/// What the SDK's connector cache tells connectors apart by.
+fn same_settings(a: &HttpConnectorSettings, b: &HttpConnectorSettings) -> bool {
+    a.connect_timeout() == b.connect_timeout() && a.read_timeout() == b.read_timeout()
+}
+
+fn https_connector(
+    settings: Option<HttpConnectorSettings>,
+    sleep: Option<SharedAsyncSleep>,
+) -> Connector {
+    let mut connector =
+        ConnectorBuilder::default().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    connector.set_connector_settings(settings);
+    connector.set_sleep_impl(sleep);
+    connector.set_proxy_config(Some(ProxyConfig::from_env()));
+    connector.build()
 }
 
 /// Attempts of one EC2 call. EC2 throttles per account and region (`RequestLimitExceeded`);
