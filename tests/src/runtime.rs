@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -25,10 +25,36 @@ pub enum Outcome {
     InitError { body: Value },
 }
 
+impl Outcome {
+    /// Asserts this is an invocation's error of `error_type` whose message names `naming`
+    /// (the field, setting or resource the function refused on), and returns its body.
+    #[track_caller]
+    pub fn expect_error(&self, error_type: &str, naming: &str) -> &Value {
+        match self {
+            Outcome::Error { body, .. } => {
+                assert_eq!(body["errorType"], error_type, "{body}");
+                let message = body["errorMessage"].as_str().unwrap_or_default();
+                assert!(message.contains(naming), "{naming} not named: {body}");
+                body
+            }
+            other => panic!("expected an error {error_type}: {other:?}"),
+        }
+    }
+}
+
+/// How long Lambda gives an invocation unless a test says otherwise (the functions' timeout).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One queued invocation: its request id, event and deadline.
+type Queued = (String, Value, SystemTime);
+
 #[derive(Default)]
 struct State {
-    queue: VecDeque<(String, Value)>,
+    queue: VecDeque<Queued>,
     outcomes: Vec<Outcome>,
+    /// When the function first asked for an invocation: the end of its init, as Lambda's
+    /// `Init Duration` counts it.
+    first_poll: Option<Instant>,
 }
 
 /// The Runtime API server. Dropping it stops serving.
@@ -68,16 +94,26 @@ impl RuntimeApi {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Queues an event; returns its request id.
+    /// Queues an event with the functions' usual timeout; returns its request id.
     pub fn invoke(&self, event: Value) -> String {
+        self.invoke_until(event, SystemTime::now() + DEFAULT_TIMEOUT)
+    }
+
+    /// Queues an event that Lambda would end at `deadline`; returns its request id.
+    pub fn invoke_until(&self, event: Value, deadline: SystemTime) -> String {
         let id = format!("req-{}", uuid_like());
         self.state
             .lock()
             .expect("runtime state")
             .queue
-            .push_back((id.clone(), event));
+            .push_back((id.clone(), event, deadline));
         self.changed.notify_waiters();
         id
+    }
+
+    /// When the function first asked for an invocation, if it has.
+    pub fn first_poll(&self) -> Option<Instant> {
+        self.state.lock().expect("runtime state").first_poll
     }
 
     /// Waits until `count` outcomes have arrived (or `limit` passes) and returns them.
@@ -274,11 +310,16 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            let (id, event) = next_event(&state, &changed).await;
+            state
+                .lock()
+                .expect("runtime state")
+                .first_poll
+                .get_or_insert_with(Instant::now);
+            let (id, event, deadline) = next_event(&state, &changed).await;
             let payload = event.to_string();
-            let deadline = std::time::SystemTime::now()
+            let deadline = deadline
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() + 300_000)
+                .map(|d| d.as_millis())
                 .unwrap_or(0);
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: {id}\r\nLambda-Runtime-Deadline-Ms: {deadline}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:test\r\nLambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{payload}",
@@ -317,7 +358,7 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>
     }
 }
 
-async fn next_event(state: &Arc<Mutex<State>>, changed: &Arc<Notify>) -> (String, Value) {
+async fn next_event(state: &Arc<Mutex<State>>, changed: &Arc<Notify>) -> Queued {
     loop {
         let notified = changed.notified();
         if let Some(next) = state.lock().expect("runtime state").queue.pop_front() {
