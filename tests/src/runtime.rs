@@ -52,9 +52,11 @@ type Queued = (String, Value, SystemTime);
 struct State {
     queue: VecDeque<Queued>,
     outcomes: Vec<Outcome>,
-    /// When the function first asked for an invocation: the end of its init, as Lambda's
-    /// `Init Duration` counts it.
-    first_poll: Option<Instant>,
+    /// When the function asked for each invocation it was given; the first is the end of
+    /// its init, as Lambda's `Init Duration` counts it.
+    polls: Vec<Instant>,
+    /// When each outcome arrived, in the order of `outcomes`.
+    outcome_times: Vec<Instant>,
 }
 
 /// The Runtime API server. Dropping it stops serving.
@@ -111,9 +113,17 @@ impl RuntimeApi {
         id
     }
 
-    /// When the function first asked for an invocation, if it has.
-    pub fn first_poll(&self) -> Option<Instant> {
-        self.state.lock().expect("runtime state").first_poll
+    /// How long each invocation took, from the function's request for it to its outcome:
+    /// Lambda's `Duration`. The first poll, less the process's start, is its init.
+    pub fn timeline(&self) -> (Option<Instant>, Vec<Duration>) {
+        let state = self.state.lock().expect("runtime state");
+        let durations = state
+            .polls
+            .iter()
+            .zip(&state.outcome_times)
+            .map(|(poll, done)| done.saturating_duration_since(*poll))
+            .collect();
+        (state.polls.first().copied(), durations)
     }
 
     /// Waits until `count` outcomes have arrived (or `limit` passes) and returns them.
@@ -310,12 +320,11 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>
         let mut parts = request_line.split_whitespace();
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         let response = if method == "GET" && path.ends_with("/runtime/invocation/next") {
-            state
-                .lock()
-                .expect("runtime state")
-                .first_poll
-                .get_or_insert_with(Instant::now);
+            let asked = Instant::now();
             let (id, event, deadline) = next_event(&state, &changed).await;
+            // An invocation's time starts when it is handed out, not while the poll waits.
+            let handed = asked.max(Instant::now());
+            state.lock().expect("runtime state").polls.push(handed);
             let payload = event.to_string();
             let deadline = deadline
                 .duration_since(std::time::UNIX_EPOCH)
@@ -342,7 +351,9 @@ async fn serve(stream: TcpStream, state: Arc<Mutex<State>>, changed: Arc<Notify>
             };
             match outcome {
                 Some(outcome) => {
-                    state.lock().expect("runtime state").outcomes.push(outcome);
+                    let mut state = state.lock().expect("runtime state");
+                    state.outcomes.push(outcome);
+                    state.outcome_times.push(Instant::now());
                     changed.notify_waiters();
                     "HTTP/1.1 202 Accepted\r\nContent-Length: 16\r\n\r\n{\"status\":\"OK\"}\n"
                         .to_string()
