@@ -27,11 +27,11 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_ec2::config::SharedHttpClient;
 use aws_smithy_async::rt::sleep::{default_async_sleep, SharedAsyncSleep};
-use aws_smithy_http_client::Connector;
-use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+use aws_smithy_http_client::Connector;
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::HttpConnectorSettings;
 
 /// A TCP/TLS connect that takes longer than this is a region we cannot reach.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
