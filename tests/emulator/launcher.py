@@ -23,7 +23,8 @@ Every AWS request passes through `Emulator.__call__`, which
     with `"service": "ses"` only that service of the region is cut off;
   * answers every AWS request after a delay on demand (`POST /_sgwarden/latency` with
     `{"seconds": 0.02}`; `{"seconds": 0}` ends it): the round trip of a real AWS call, which
-    loopback does not have. The delay does not hold the interpreter, so concurrent requests
+    loopback does not have. With `"operation": "DescribeSecurityGroups"` only that operation
+    waits (a slow page of a large read), beside the delay of every request. The delay does not hold the interpreter, so concurrent requests
     wait together, as they would on a network;
   * throttles EC2's mutating calls on demand, as EC2 does (`POST /_sgwarden/throttle` with
     `{"capacity": 20, "refill_per_second": 5}`; `{}` ends it): one token bucket per account
@@ -260,6 +261,7 @@ class Emulator:
         self.cloudtrail_events: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.throttle: dict[str, float] = {}
         self.latency = 0.0
+        self.operation_latency: dict[str, float] = {}
         self.buckets: dict[tuple[str, str], tuple[float, float]] = {}
         self.administrator_keys: dict[str, dict[str, str]] = {}
 
@@ -276,8 +278,9 @@ class Emulator:
         operation, params = self.operation(environ, body, service)
         account = caller_account(environ)
         self.record(service, region, account, operation, params)
-        if self.latency:
-            time.sleep(self.latency)
+        delay = self.latency + self.operation_latency.get(operation, 0.0)
+        if delay:
+            time.sleep(delay)
 
         key = f"{service}@{region}" if f"{service}@{region}" in self.outages else region
         mode = self.outages.get(key)
@@ -584,7 +587,12 @@ class Emulator:
                 self.outage_changed.notify_all()
             return Response("ok")
         if path == "/_sgwarden/latency" and method == "POST":
-            self.latency = max(0.0, float(request.get_json(force=True).get("seconds", 0)))
+            spec = request.get_json(force=True)
+            seconds = max(0.0, float(spec.get("seconds", 0)))
+            if spec.get("operation"):
+                self.operation_latency[str(spec["operation"])] = seconds
+            else:
+                self.latency = seconds
             return Response("ok")
         if path == "/_sgwarden/throttle" and method == "POST":
             spec = request.get_json(force=True)

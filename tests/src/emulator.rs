@@ -289,6 +289,14 @@ impl Emulator {
         self.control("POST", "/_sgwarden/latency", Some(&body));
     }
 
+    /// Answers `operation` (as the call log names it) after `delay`, beside the delay of
+    /// every request; `Duration::ZERO` ends it.
+    pub fn set_operation_latency(&self, operation: &str, delay: Duration) {
+        let body =
+            serde_json::json!({"seconds": delay.as_secs_f64(), "operation": operation}).to_string();
+        self.control("POST", "/_sgwarden/latency", Some(&body));
+    }
+
     /// Throttles EC2's mutating calls as EC2 does: a bucket of `capacity` request tokens per
     /// account and region, refilled at `refill_per_second`. `None` ends the throttling.
     pub fn set_ec2_throttle(&self, bucket: Option<(u32, u32)>) {

@@ -65,8 +65,9 @@ impl Approvals {
         Ok(self.grants(all_items(pages, "Query", &self.table, &self.region).await?))
     }
 
-    /// Every grant (one consistent `Scan`, all pages): the sweep's view. The table holds
-    /// live and recently expired approvals and one record per exempted rule.
+    /// Every grant (one consistent `Scan`, all pages): `sgwarden approvals list`'s view. The
+    /// table holds live and recently expired approvals and one record per exempted rule. The
+    /// sweep never scans: it asks [`Self::for_group`] for its offending groups.
     pub async fn all(&self) -> Result<Grants, AwsError> {
         let pages = self
             .client

@@ -33,6 +33,28 @@ const RULE_ID_NOT_FOUND: &str = "InvalidSecurityGroupRuleId.NotFound";
 /// EC2 accepts at most this many values in one describe filter.
 const FILTER_VALUES: usize = 200;
 
+/// How a paginated `DescribeSecurityGroups` asks for its pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pages {
+    /// An event's read of the groups it names: EC2's largest page, within the event path's
+    /// budget of one call.
+    Event,
+    /// A sweep's read of a whole scope: pages of [`SWEEP_PAGE_SIZE`] groups, each a call of
+    /// its own with [`SWEEP_PAGE_ATTEMPT`] per attempt and [`SWEEP_PAGE_OPERATION`] in all,
+    /// retried on its own, so one slow page is neither the whole region's budget nor the end
+    /// of the sweep.
+    Sweep,
+}
+
+/// Groups per page of a sweep. A page of EC2's largest size (1,000 groups with every rule)
+/// once took longer than an event's 12-second budget on a loaded machine; a fifth of it
+/// answers in a fifth of the time, and costs five calls of EC2's read rate instead of one.
+pub const SWEEP_PAGE_SIZE: i32 = 200;
+/// One attempt at one page of a sweep.
+pub const SWEEP_PAGE_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(20);
+/// One page of a sweep, its retries included.
+pub const SWEEP_PAGE_OPERATION: std::time::Duration = std::time::Duration::from_secs(45);
+
 /// A security group as sgwarden needs to see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupState {
@@ -281,7 +303,7 @@ impl Ec2 {
                         std::slice::from_ref(&tag.value),
                     ));
                 }
-                let read = self.describe_groups(request, "scope").await?;
+                let read = self.paged_groups(request, "scope", Pages::Sweep).await?;
                 groups.groups.extend(read.groups);
                 groups.unreadable.extend(read.unreadable);
             }
@@ -289,30 +311,61 @@ impl Ec2 {
         Ok(groups)
     }
 
-    /// Runs one paginated `DescribeSecurityGroups` and reads every group it returns.
+    /// Runs one paginated `DescribeSecurityGroups` of an event and reads every group it
+    /// returns.
     async fn describe_groups(
         &self,
         request: aws_sdk_ec2::operation::describe_security_groups::builders::DescribeSecurityGroupsFluentBuilder,
         resource: &str,
     ) -> Result<GroupsRead, AwsError> {
-        let mut pages = request.max_results(1000).into_paginator().items().send();
+        self.paged_groups(request, resource, Pages::Event).await
+    }
+
+    /// Runs `request` page by page, as `pages` says, and reads every group it returns. A
+    /// page whose token repeats the one before ends the read, as the SDK's paginators do.
+    async fn paged_groups(
+        &self,
+        request: aws_sdk_ec2::operation::describe_security_groups::builders::DescribeSecurityGroupsFluentBuilder,
+        resource: &str,
+        pages: Pages,
+    ) -> Result<GroupsRead, AwsError> {
         let mut read = GroupsRead::default();
-        while let Some(group) = pages.next().await {
-            let group = group.map_err(|e| {
-                AwsError::from_sdk("DescribeSecurityGroups", resource, &self.region, e)
-            })?;
-            match self.group_state(&group) {
-                Ok(state) => read.groups.push(state),
-                Err(error) => read.unreadable.push(UnreadableGroup {
-                    group_id: group.group_id().unwrap_or_default().to_string(),
-                    group_name: group.group_name().map(str::to_string),
-                    vpc_id: group.vpc_id().map(str::to_string),
-                    tags: tags_of(&group),
-                    error,
-                }),
+        let mut token: Option<String> = None;
+        loop {
+            let page = request.clone().set_next_token(token.clone());
+            let answer = match pages {
+                Pages::Event => page.max_results(1000).send().await,
+                Pages::Sweep => {
+                    page.max_results(SWEEP_PAGE_SIZE)
+                        .customize()
+                        .config_override(sweep_page_budget())
+                        .send()
+                        .await
+                }
+            }
+            .map_err(|e| AwsError::from_sdk("DescribeSecurityGroups", resource, &self.region, e))?;
+            for group in answer.security_groups() {
+                self.add_group(group, &mut read);
+            }
+            match answer.next_token().filter(|next| !next.is_empty()) {
+                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
+                _ => return Ok(read),
             }
         }
-        Ok(read)
+    }
+
+    /// Reads one group EC2 returned into `read`: its state, or why it cannot be read.
+    fn add_group(&self, group: &SecurityGroup, read: &mut GroupsRead) {
+        match self.group_state(group) {
+            Ok(state) => read.groups.push(state),
+            Err(error) => read.unreadable.push(UnreadableGroup {
+                group_id: group.group_id().unwrap_or_default().to_string(),
+                group_name: group.group_name().map(str::to_string),
+                vpc_id: group.vpc_id().map(str::to_string),
+                tags: tags_of(group),
+                error,
+            }),
+        }
     }
 
     /// The rules of `group_ids`, with their ids (`DescribeSecurityGroupRules`, filtered by
@@ -840,6 +893,18 @@ impl Ec2 {
             "security group changed"
         );
     }
+}
+
+/// The timeouts of one page of a sweep, in place of the event path's: the connect timeout
+/// is kept, so the page uses the same connections.
+fn sweep_page_budget() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(crate::sdk::CONNECT_TIMEOUT)
+            .operation_attempt_timeout(SWEEP_PAGE_ATTEMPT)
+            .operation_timeout(SWEEP_PAGE_OPERATION)
+            .build(),
+    )
 }
 
 fn tags_of(group: &SecurityGroup) -> BTreeMap<String, String> {

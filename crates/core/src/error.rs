@@ -78,6 +78,9 @@ pub enum ErrorType {
     RecordNotPublished,
     /// revert-ingress: the clock reads before 1970, so approvals cannot be judged.
     ClockError,
+    /// revert-ingress: a sweep neared the invocation's deadline and left groups unjudged,
+    /// for the retry.
+    DeadlineNear,
     /// notify-owner: AWS Config has not recorded the state the message names yet.
     ConfigHistoryBehind,
     /// notify-owner: SES did not take the mail.
@@ -116,6 +119,7 @@ impl ErrorType {
             ErrorType::GroupGone => "GroupGone",
             ErrorType::RecordNotPublished => "RecordNotPublished",
             ErrorType::ClockError => "ClockError",
+            ErrorType::DeadlineNear => "DeadlineNear",
             ErrorType::ConfigHistoryBehind => "ConfigHistoryBehind",
             ErrorType::MailNotSent => "MailNotSent",
             ErrorType::TemplateError => "TemplateError",

@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_config::SdkConfig;
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::Value;
 use sgwarden_aws::accounts::{Place, Sessions};
@@ -85,6 +85,12 @@ pub const SWEEP_CONCURRENCY: usize = 8;
 /// connections and memory small while a 100-account organisation is swept in minutes.
 pub const PLACE_CONCURRENCY: usize = 4;
 
+/// What one group's judgement can take once begun: its revoke and its record, each bounded by
+/// the SDK's operation timeout (12 s), with room left to report. A sweep begins no group, and
+/// no account-region, closer than this to the invocation's deadline: Lambda would kill it
+/// mid-way, with nothing reported.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why an invocation failed. Each variant says what an operator must look at.
 #[derive(Debug, thiserror::Error)]
 pub enum RevertError {
@@ -102,6 +108,8 @@ pub enum RevertError {
     Clock,
     #[error("a replay runs only with REVERT_DRY_RUN on, so that nothing it shares with the function can write")]
     ReplayWrites,
+    #[error("the invocation's deadline is near: {0}, left for the retry")]
+    DeadlineNear(String),
 }
 
 impl sgwarden_lambda::FunctionError for RevertError {
@@ -114,6 +122,7 @@ impl RevertError {
     /// True when trying again later may help (AWS throttled or did not answer).
     fn is_transient(&self) -> bool {
         matches!(self, RevertError::Aws(e) | RevertError::Record(e) if e.is_transient())
+            || matches!(self, RevertError::DeadlineNear(_))
     }
 
     /// A stable name for the Lambda error type.
@@ -127,6 +136,7 @@ impl RevertError {
             }
             RevertError::Clock => ErrorType::ClockError,
             RevertError::ReplayWrites => ErrorType::ConfigurationError,
+            RevertError::DeadlineNear(_) => ErrorType::DeadlineNear,
         }
     }
 }
@@ -439,9 +449,22 @@ impl RevertIngress {
 
     /// Handles one event. `now` decides which approvals are still valid.
     pub async fn handle(&self, event: &Value, now: SystemTime) -> Result<Report, RevertError> {
+        self.handle_until(event, now, None).await
+    }
+
+    /// Handles one event that Lambda ends at `deadline`: a sweep begins no group within
+    /// [`DEADLINE_MARGIN`] of it, and fails what it left, to be swept again.
+    pub async fn handle_until(
+        &self,
+        event: &Value,
+        now: SystemTime,
+        deadline: Option<SystemTime>,
+    ) -> Result<Report, RevertError> {
         if let Some(messages) = fanout::queue_messages(event) {
             let messages = messages.map_err(|reason| ParseError::new("Records", reason))?;
-            return self.on_messages(&messages, epoch_seconds(now)?).await;
+            return self
+                .on_messages(&messages, epoch_seconds(now)?, deadline)
+                .await;
         }
         let trigger = Trigger::parse(event)?;
         let now = epoch_seconds(now)?;
@@ -455,7 +478,7 @@ impl RevertIngress {
                 }
                 other => other,
             },
-            Trigger::Scheduled(_) => self.sweep(now).await,
+            Trigger::Scheduled(_) => self.sweep(now, deadline).await,
             other => Err(RevertError::WrongTrigger(other.kind())),
         }
     }
@@ -913,28 +936,57 @@ impl RevertIngress {
         Ok(report)
     }
 
-    /// The sweep's grants for one account-region: `grants`, with what the prefix lists its
-    /// guarded rules reference hold (and their vouched entries) when any does, and its
-    /// default groups when the policy forbids their rules.
-    async fn place_grants<'g>(
+    /// The sweep's grants for one account-region before the table's: what the prefix lists
+    /// its guarded rules reference hold (and their vouched entries), and its default groups
+    /// when the policy forbids their rules.
+    async fn place_grants(
         &self,
         ec2: &Ec2,
         groups: &[(String, RuleSet)],
         default_groups: &BTreeSet<String>,
-        grants: &'g Grants,
-    ) -> Result<std::borrow::Cow<'g, Grants>, AwsError> {
+    ) -> Result<Grants, AwsError> {
         let policy = &self.config.policy;
         let lists = referenced_lists(policy, groups.iter().flat_map(|(_, rules)| rules.rules()));
-        let defaults = policy.forbids_default_group_rules() && !default_groups.is_empty();
-        if lists.is_empty() && !defaults {
-            return Ok(std::borrow::Cow::Borrowed(grants));
-        }
-        let mut place = grants.clone();
-        if defaults {
+        let mut place = Grants::default();
+        if policy.forbids_default_group_rules() {
             place.default_groups.clone_from(default_groups);
         }
         self.add_lists(ec2, &lists, &mut place).await?;
-        Ok(std::borrow::Cow::Owned(place))
+        Ok(place)
+    }
+
+    /// Adds the approvals and exemption records of the groups that hold a rule the policy
+    /// and `grants` alone would revoke: one consistent `Query` per such group,
+    /// [`SWEEP_CONCURRENCY`] at a time. A grant only ever keeps a rule, so a group the
+    /// plan without the table leaves whole needs none. What an account-region reads grows
+    /// with its own offending groups, never with the organisation's table.
+    async fn add_table_grants(
+        &self,
+        groups: &[(String, RuleSet)],
+        grants: &mut Grants,
+        now: u64,
+    ) -> Result<(), AwsError> {
+        let Some(table) = &self.approvals else {
+            return Ok(());
+        };
+        let policy = &self.config.policy;
+        let offending: Vec<&str> = groups
+            .iter()
+            .filter(|(group_id, rules)| {
+                !policy.plan(group_id, rules, grants, now).revoke.is_empty()
+            })
+            .map(|(group_id, _)| group_id.as_str())
+            .collect();
+        let read: Vec<Grants> = stream::iter(offending)
+            .map(|group_id| table.for_group(group_id))
+            .buffered(SWEEP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for group in read {
+            grants.approvals.extend(group.approvals);
+            grants.exemptions.extend(group.exemptions);
+        }
+        Ok(())
     }
 
     /// Plans one group's rules against the policy and its grants, revokes what violates it
@@ -1114,8 +1166,9 @@ impl RevertIngress {
     /// all their rules from one paginated `DescribeSecurityGroups`, then one revoke per
     /// offending group, by permission, at most [`SWEEP_CONCURRENCY`] at a time. Rule ids are
     /// read only for a group holding a rule of the shape of an exemption recorded for one id.
-    /// The approvals table is read once, in parallel with finding the places to sweep.
-    async fn sweep(&self, now: u64) -> Result<Report, RevertError> {
+    /// The approvals table is read per group, only for the groups the policy alone would
+    /// revoke on (see [`Self::add_table_grants`]).
+    async fn sweep(&self, now: u64, deadline: Option<SystemTime>) -> Result<Report, RevertError> {
         let mut report = self.report("sweep", None);
         // An allow list over every group would revoke every default egress rule; a policy
         // that only forbids keeps everything it does not name, so it may sweep everything.
@@ -1139,9 +1192,9 @@ impl RevertIngress {
                 return Ok(report);
             }
         }
-        let (places, grants) = tokio::try_join!(self.sweep_places(), self.all_grants())?;
+        let places = self.sweep_places().await?;
         let outcomes: Vec<_> = stream::iter(&places)
-            .map(|place| self.sweep_place(place, &grants, now))
+            .map(|place| self.sweep_place(place, now, deadline))
             .buffered(PLACE_CONCURRENCY)
             .collect()
             .await;
@@ -1191,6 +1244,7 @@ impl RevertIngress {
         &self,
         messages: &[QueueMessage],
         now: u64,
+        deadline: Option<SystemTime>,
     ) -> Result<Report, RevertError> {
         let mut report = self.report("sweep-message", None);
         let mut failures = Vec::new();
@@ -1201,8 +1255,6 @@ impl RevertIngress {
             return Ok(report);
         }
         let own = self.sessions.own_account().await?.to_string();
-        // Read once, when the first message is claimed: a batch of refused claims reads nothing.
-        let grants = tokio::sync::OnceCell::new();
         for message in messages {
             let place = match fanout::parse_body(&message.body) {
                 Ok(place) => place,
@@ -1233,13 +1285,12 @@ impl RevertIngress {
                     .push(format!("{}: {place}: {refused}", message.message_id));
                 continue;
             }
-            let grants = grants.get_or_try_init(|| self.all_grants()).await?;
             let sweep_place = SweepPlace {
                 member: place.account != own,
                 account: place.account.clone(),
                 region: place.region.clone(),
             };
-            let failed = match self.sweep_place(&sweep_place, grants, now).await {
+            let failed = match self.sweep_place(&sweep_place, now, deadline).await {
                 Ok(swept) => {
                     swept
                         .judged
@@ -1322,27 +1373,38 @@ impl RevertIngress {
 
     /// One account-region of the sweep: its guarded groups judged, [`SWEEP_CONCURRENCY`] at a
     /// time. An error reading the place fails it; one group's failure does not stop the
-    /// others.
+    /// others. Near the deadline no group is begun: those left fail the place, reported.
     async fn sweep_place(
         &self,
         place: &SweepPlace,
-        grants: &Grants,
         now: u64,
+        deadline: Option<SystemTime>,
     ) -> Result<PlaceSwept, RevertError> {
+        if deadline_near(deadline) {
+            return Err(RevertError::DeadlineNear(format!(
+                "account {} in {} not begun",
+                place.account, place.region
+            )));
+        }
         let ec2 = match self.ec2_in(Some(&place.account), &place.region).await? {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
         let guarded = self.guarded_rules(&ec2).await?;
         let mut failures = guarded.unreadable;
-        let (groups, odd) = with_rule_ids_where_needed(&ec2, guarded.groups, grants).await?;
-        failures.extend(odd);
-        let place_grants = self
-            .place_grants(&ec2, &groups, &guarded.default_groups, grants)
+        let mut grants = self
+            .place_grants(&ec2, &guarded.groups, &guarded.default_groups)
             .await?;
-        let grants = &*place_grants;
+        self.add_table_grants(&guarded.groups, &mut grants, now)
+            .await?;
+        let (groups, odd) = with_rule_ids_where_needed(&ec2, guarded.groups, &grants).await?;
+        failures.extend(odd);
+        let (grants, ec2) = (&grants, &ec2);
         let outcomes: Vec<_> = stream::iter(&groups)
-            .map(|(group_id, rules)| {
+            .map(|(group_id, rules)| async move {
+                if deadline_near(deadline) {
+                    return None;
+                }
                 let judged = Judged {
                     account: Some(&place.account),
                     region: &place.region,
@@ -1351,7 +1413,7 @@ impl RevertIngress {
                     call: None,
                     reason: SWEEP_REASON,
                 };
-                self.judge(judged, &ec2, grants, now)
+                Some(self.judge(judged, ec2, grants, now).await)
             })
             .buffered(SWEEP_CONCURRENCY)
             .collect()
@@ -1361,7 +1423,18 @@ impl RevertIngress {
             tracing::error!(account = %place.account, region = %place.region, error = %error, "a rule cannot be read and was not judged; every other rule was");
             swept.failed.get_or_insert(error.into());
         }
+        let left = outcomes.iter().filter(|o| o.is_none()).count();
+        if left > 0 {
+            tracing::error!(account = %place.account, region = %place.region, judged = groups.len() - left, left, "the invocation's deadline is near: the groups left are not judged, and the account-region fails to be swept again");
+            swept.failed = Some(RevertError::DeadlineNear(format!(
+                "{left} of {} guarded groups in account {} in {} not judged",
+                groups.len(),
+                place.account,
+                place.region
+            )));
+        }
         for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
+            let Some(outcome) = outcome else { continue };
             match outcome {
                 Ok(judged) => swept.judged.push(judged),
                 // A group deleted since the sweep listed it has nothing left to revert.
@@ -1450,14 +1523,11 @@ impl RevertIngress {
             .collect();
         Ok((guarded, unreadable, default_groups))
     }
+}
 
-    /// Every approval and exemption of the table (none without one).
-    async fn all_grants(&self) -> Result<Grants, AwsError> {
-        match &self.approvals {
-            Some(table) => table.all().await,
-            None => Ok(Grants::default()),
-        }
-    }
+/// Whether an invocation ending at `deadline` is within [`DEADLINE_MARGIN`] of it.
+fn deadline_near(deadline: Option<SystemTime>) -> bool {
+    deadline.is_some_and(|deadline| SystemTime::now() + DEADLINE_MARGIN >= deadline)
 }
 
 /// Why a rule on a widened prefix list is revoked, in the record's words.

@@ -34,7 +34,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         if let Some(account) = invocation.account() {
             revert.learn_own_account(account);
         }
-        async move { revert.handle(&event, SystemTime::now()).await }
+        let deadline = Some(invocation.deadline);
+        async move {
+            revert
+                .handle_until(&event, SystemTime::now(), deadline)
+                .await
+        }
     })
     .await
 }

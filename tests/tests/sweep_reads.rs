@@ -1,0 +1,226 @@
+//! What one account-region of revert-ingress's sweep reads, and when it stops: the
+//! approvals of its own offending groups only (never a Scan of a table the whole
+//! organisation shares), a slow page of its groups waited for within a page's own budget,
+//! and no group begun near the invocation's deadline.
+
+// Helpers outside #[test] functions may unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime};
+
+use revert_ingress::RevertError;
+use serde_json::{json, Value};
+use sgwarden_core::ErrorType;
+use sgwarden_tests::revert_world::*;
+use sgwarden_tests::runtime::{Outcome, RuntimeApi};
+use sgwarden_tests::world;
+
+/// The sweep's policy: ssh, https from anywhere is revoked on the protected groups.
+const POLICY: &str = world::SWEEP_POLICY;
+
+#[tokio::test]
+async fn the_sweep_reads_the_approvals_of_its_offending_groups_only_and_never_scans_the_table() {
+    let w = World::new().await;
+    let dynamodb = w.approvals().await;
+    let (protected, _) = world::sweep_world(&w.ec2, &w.vpc, 4).await;
+    // A compliant protected group: nothing to revoke, so nothing to read for it.
+    let clean = world::group(&w.ec2, &w.vpc, "clean", &[("Protected", "true")]).await;
+    world::hand_rule(&w.ec2, &clean, 5432, "10.0.0.0/8", "the database port").await;
+    let expires = epoch(now()) + 3600;
+    world::approve(
+        &dynamodb,
+        APPROVALS,
+        &protected[0],
+        "CHG-9",
+        "tcp/22 0.0.0.0/0",
+        expires,
+    )
+    .await;
+    // The organisation's other grants, which this account-region has no use for.
+    for n in 0..20 {
+        let group = format!("sg-0elsewhere{n:05}");
+        world::approve(
+            &dynamodb,
+            APPROVALS,
+            &group,
+            "CHG-1",
+            "tcp/22 0.0.0.0/0",
+            expires,
+        )
+        .await;
+    }
+    w.emulator.clear_calls();
+    let report = w
+        .function(&[
+            ("REVERT_POLICY", POLICY),
+            ("REVERT_APPROVALS_TABLE", APPROVALS),
+        ])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await
+        .unwrap();
+    // The approved ssh stays on its group; every other offending rule is revoked.
+    assert_eq!(
+        w.rules(&protected[0]).await,
+        ["ingress tcp/22 0.0.0.0/0", "ingress tcp/5432 10.0.0.0/8"]
+    );
+    assert_eq!(
+        w.rules(&protected[1]).await,
+        ["ingress tcp/5432 10.0.0.0/8"]
+    );
+    assert_eq!(w.rules(&clean).await, ["ingress tcp/5432 10.0.0.0/8"]);
+    // The world's own protected group offends too (https from 10.0.0.0/8).
+    assert_eq!(
+        w.rules(&w.protected).await,
+        Vec::<String>::new(),
+        "{report:?}"
+    );
+    let offending = [&protected[0], &protected[1], &w.protected];
+    let queries = w.emulator.calls_of("Query");
+    assert!(
+        w.emulator.calls_of("Scan").is_empty(),
+        "{:?}",
+        w.emulator.calls()
+    );
+    let mut asked: Vec<String> = queries
+        .iter()
+        .map(|q| {
+            q.params["ExpressionAttributeValues"][":g"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    asked.sort();
+    let mut expected: Vec<String> = offending.iter().map(|g| g.to_string()).collect();
+    expected.sort();
+    assert_eq!(asked, expected, "{queries:?}");
+}
+
+#[tokio::test]
+async fn a_slow_page_of_the_sweep_is_waited_for_within_its_own_budget() {
+    let w = World::new().await;
+    world::hand_rule(
+        &w.ec2,
+        &w.protected,
+        22,
+        "0.0.0.0/0",
+        "opened in the console",
+    )
+    .await;
+    // Longer than one attempt of an event's call (5 s): the event path would give up.
+    w.emulator
+        .set_operation_latency("DescribeSecurityGroups", Duration::from_secs(6));
+    let report = w
+        .function(&[("REVERT_POLICY", POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await;
+    w.emulator
+        .set_operation_latency("DescribeSecurityGroups", Duration::ZERO);
+    let report = report.unwrap();
+    // One page, asked once: the slow answer was waited for, not retried.
+    let pages = w.emulator.calls_of("DescribeSecurityGroups");
+    assert_eq!(pages.len(), 1, "{pages:?}");
+    assert_eq!(pages[0].params["MaxResults"], "200");
+    assert_eq!(report.groups.len(), 1, "{report:?}");
+    assert!(w.rules(&w.protected).await.is_empty());
+}
+
+#[tokio::test]
+async fn near_the_deadline_the_sweep_begins_nothing_and_fails_to_be_retried() {
+    let w = World::new().await;
+    world::hand_rule(
+        &w.ec2,
+        &w.protected,
+        22,
+        "0.0.0.0/0",
+        "opened in the console",
+    )
+    .await;
+    w.emulator.clear_calls();
+    let function = w.function(&[("REVERT_POLICY", POLICY)]).await;
+    let sweep = world::scheduled_event(REGION);
+    let deadline = SystemTime::now() + Duration::from_secs(10);
+    let error = function
+        .handle_until(&sweep, now(), Some(deadline))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RevertError::DeadlineNear(_)), "{error}");
+    assert_eq!(error.kind(), ErrorType::DeadlineNear);
+    assert!(w.emulator.calls().is_empty(), "{:?}", w.emulator.calls());
+    assert_eq!(
+        w.rules(&w.protected).await,
+        ["ingress tcp/22 0.0.0.0/0", PRE_EXISTING]
+    );
+    // With its time ahead, the same sweep revokes (the policy allows neither rule).
+    let deadline = SystemTime::now() + Duration::from_secs(300);
+    function
+        .handle_until(&sweep, now(), Some(deadline))
+        .await
+        .unwrap();
+    assert!(w.rules(&w.protected).await.is_empty());
+}
+
+/// The emulator's account, the function's own.
+const ACCOUNT: &str = "123456789012";
+
+/// One SQS message of a fanned-out sweep, as Lambda's event source hands it over.
+fn queue_message(id: &str, account: &str, region: &str) -> Value {
+    json!({"Records": [{
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": sgwarden_core::fanout::Place::new(account, region).body(),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764770000000",
+                       "SenderId": "AROAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764770000001"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sgwarden-sweep",
+        "awsRegion": REGION,
+    }]})
+}
+
+#[tokio::test]
+async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_its_message() {
+    let w = World::new().await;
+    world::hand_rule(
+        &w.ec2,
+        &w.protected,
+        22,
+        "0.0.0.0/0",
+        "opened in the console",
+    )
+    .await;
+    let mut env = w.emulator.function_env(REGION);
+    env.push(("REVERT_POLICY", POLICY.to_string()));
+    env.push(("SGWARDEN_FUNCTION_ROLE_ARN", FUNCTION_ROLE.to_string()));
+    let runtime = RuntimeApi::start().await;
+    let soon = SystemTime::now() + Duration::from_secs(10);
+    runtime.invoke_until(queue_message("m-1", ACCOUNT, REGION), soon);
+    runtime.invoke(queue_message("m-2", ACCOUNT, REGION));
+    let function = runtime.spawn("revert-ingress", &env);
+    let outcomes = runtime.outcomes(2, Duration::from_secs(60)).await;
+    let logs = function.stop();
+    let bodies: Vec<&Value> = outcomes
+        .iter()
+        .map(|o| match o {
+            Outcome::Response { body, .. } => body,
+            other => panic!("expected a response: {other:?}\n{logs}"),
+        })
+        .collect();
+    // Ten seconds left: the place is not begun, and its message is received again.
+    assert_eq!(
+        bodies[0]["batchItemFailures"],
+        json!([{"itemIdentifier": "m-1"}])
+    );
+    assert_eq!(bodies[0]["groups"], json!([]));
+    assert!(
+        logs.contains("DeadlineNear") || logs.contains("deadline is near"),
+        "{logs}"
+    );
+    // Received again with its time ahead, it is swept.
+    assert_eq!(bodies[1]["batchItemFailures"], json!([]));
+    assert_eq!(bodies[1]["places_swept"], 1);
+    assert!(w.rules(&w.protected).await.is_empty());
+}
