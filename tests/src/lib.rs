@@ -9,6 +9,7 @@
 pub mod cloudtrail;
 pub mod cluster_world;
 pub mod emulator;
+pub mod event_source;
 pub mod http;
 pub mod imds;
 pub mod proxy;

@@ -1259,7 +1259,7 @@ impl RevertIngress {
             let place = match fanout::parse_body(&message.body) {
                 Ok(place) => place,
                 Err(error) => {
-                    tracing::error!(message = %message.message_id, error = %error, "sweep message refused: nothing changed");
+                    tracing::error!(message_id = %message.message_id, error = %error, "sweep message refused: nothing changed");
                     report
                         .refused
                         .push(format!("{}: {error}", message.message_id));
@@ -1279,7 +1279,7 @@ impl RevertIngress {
                 &self.config.reach,
                 organization.as_deref(),
             ) {
-                tracing::error!(message = %message.message_id, account = %place.account, region = %place.region, reason = %refused, "sweep message refused: the place is outside this function's settings; nothing changed");
+                tracing::error!(message_id = %message.message_id, account = %place.account, region = %place.region, reason = %refused, "sweep message refused: the place is outside this function's settings; nothing changed");
                 report
                     .refused
                     .push(format!("{}: {place}: {refused}", message.message_id));
@@ -1309,7 +1309,7 @@ impl RevertIngress {
                     }
                 }
                 Err(error) => {
-                    tracing::error!(message = %message.message_id, account = %place.account, region = %place.region, error = %error, "account-region not swept; its message is received again");
+                    tracing::error!(message_id = %message.message_id, account = %place.account, region = %place.region, error = %error, "account-region not swept; its message is received again");
                     report
                         .unswept
                         .push(sweep_place.unswept(NotSwept::Refused(error.to_string())));
