@@ -715,7 +715,7 @@ fn the_fanned_out_sweep_s_queue_is_used_only_by_the_function_and_as_little_as_it
     let revert = template("revert-ingress.yaml");
     let resources = &revert["Resources"];
     let function = &resources["RevertIngressFunction"]["Properties"];
-    assert_eq!(revert["Parameters"]["FanOut"]["Default"], "false");
+    assert_eq!(revert["Parameters"]["FanOut"]["Default"], "true");
     assert_eq!(
         function["Environment"]["Variables"]["SGWARDEN_SWEEP_QUEUE_URL"],
         json!({"Fn::If": ["FansOut", {"Ref": "SweepQueue"}, ""]})
