@@ -74,7 +74,7 @@ $(PEER_VENV)/.installed: tests/bench-peer.lock
 	$(PEER_VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/bench-peer.lock
 	touch $@
 
-# The revert-ingress and sweep benches run the release binary (the profile `make package`
+# The revert-ingress, sweep and fanout benches run the release binary (the profile `make package`
 # ships), so it is built first.
 bench: $(VENV_STAMP) $(PEER_VENV)/.installed ## benchmarks: parse/plan, each function end to end, the sweep beside Cloud Custodian
 	$(CARGO) bench --locked -p sgwarden-core --bench core
@@ -82,6 +82,7 @@ bench: $(VENV_STAMP) $(PEER_VENV)/.installed ## benchmarks: parse/plan, each fun
 	$(CARGO) build --release --locked -p revert-ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench revert_ingress
 	$(CARGO) bench --locked -p sgwarden-tests --bench sweep
+	$(CARGO) bench --locked -p sgwarden-tests --bench fanout
 	$(CARGO) bench --locked -p sgwarden-tests --bench notify_owner
 
 # Mutation testing of the security core: cargo-mutants (pinned) changes sgwarden-core's code
