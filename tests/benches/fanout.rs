@@ -46,6 +46,7 @@ use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
 use sgwarden_tests::cloudtrail::ACCOUNT as CENTRAL;
 use sgwarden_tests::event_source::{self, Drained, EventSource, RedrivenQueue};
+use sgwarden_tests::organization::{FUNCTION_ROLE, MEMBER_ROLE, PERMITTED, POLICY, VIOLATING};
 use sgwarden_tests::runtime::{binary_path, FunctionProcess, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Call, Emulator};
 use tokio::sync::Barrier;
@@ -59,14 +60,6 @@ const HOME: &str = REGIONS[0];
 const WORKERS: [usize; 3] = [1, 4, 16];
 /// Added to every AWS request during the timed runs.
 const LATENCY: Duration = Duration::from_millis(20);
-const MEMBER_ROLE: &str = "sgwarden-member";
-const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/sgwarden-revert-ingress";
-const POLICY: &str = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
-    "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}],
-    "directions": ["ingress"]}"#;
-/// The rule the policy permits, and the one opened by hand that it does not.
-const PERMITTED: &str = "tcp/443 10.0.0.0/8";
-const VIOLATING: &str = "tcp/22 0.0.0.0/0";
 /// As the template's sweep queue: three receives before the dead-letter queue.
 const MAX_RECEIVES: u32 = 3;
 /// Longer than any invocation here: a message comes back only when the player makes it

@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod event_source;
 pub mod http;
 pub mod imds;
+pub mod organization;
 pub mod proxy;
 pub mod revert_world;
 pub mod runtime;

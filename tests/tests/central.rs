@@ -19,16 +19,12 @@ use sgwarden_core::settings::from_pairs;
 use sgwarden_core::ErrorType;
 use sgwarden_lambda::Measured;
 use sgwarden_tests::cloudtrail::{self, in_account, session, user, ACCOUNT as CENTRAL};
+use sgwarden_tests::organization::{ingress_rules as rules, FUNCTION_ROLE, MEMBER_ROLE, POLICY};
 use sgwarden_tests::runtime::{self, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Emulator};
 
 const REGION: &str = "us-east-1";
 const MEMBER: &str = "222233334444";
-const MEMBER_ROLE: &str = "sgwarden-member";
-const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/sgwarden-revert-ingress";
-const POLICY: &str = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
-    "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}],
-    "directions": ["ingress"]}"#;
 
 /// A protected group in `account`, with a hand-made rule no test may lose.
 async fn protected_group(ec2: &Client) -> String {
@@ -36,23 +32,6 @@ async fn protected_group(ec2: &Client) -> String {
     let group = world::group(ec2, &vpc, "db", &[("Protected", "true")]).await;
     world::hand_rule(ec2, &group, 443, "10.0.0.0/8", "pre-existing").await;
     group
-}
-
-async fn rules(ec2: &Client, group_id: &str) -> Vec<String> {
-    let mut lines: Vec<String> = cloudtrail::rules(ec2, group_id)
-        .await
-        .iter()
-        .filter(|r| !r["isEgress"].as_bool().unwrap_or(false))
-        .map(|r| {
-            format!(
-                "tcp/{} {}",
-                r["fromPort"],
-                r["cidrIpv4"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 async fn revert_ingress(emulator: &Emulator, vars: &[(&str, &str)]) -> RevertIngress {

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use aws_sdk_ec2::Client;
 use serde_json::{json, Value};
-use sgwarden_tests::cloudtrail::{self, ACCOUNT as CENTRAL};
+use sgwarden_tests::cloudtrail::ACCOUNT as CENTRAL;
 use sgwarden_tests::event_source::{self, EventSource, Queue, RedrivenQueue};
+use sgwarden_tests::organization::{
+    ingress_rules as rules, FUNCTION_ROLE, MEMBER_ROLE, PERMITTED, POLICY, VIOLATING,
+};
 use sgwarden_tests::runtime::{self, run_sgwarden, Outcome, RuntimeApi};
 use sgwarden_tests::{world, Emulator};
 
@@ -24,14 +27,6 @@ const REGIONS: [&str; 2] = [REGION, OTHER_REGION];
 /// Three member accounts; the last has no member role.
 const MEMBERS: [&str; 3] = ["222233334444", "333344445555", "444455556666"];
 const NO_ROLE: &str = MEMBERS[2];
-const MEMBER_ROLE: &str = "sgwarden-member";
-const FUNCTION_ROLE: &str = "arn:aws:iam::123456789012:role/sgwarden-revert-ingress";
-const POLICY: &str = r#"{"scope": {"tag": {"key": "Protected", "value": "true"}},
-    "allow": [{"protocol": "tcp", "ports": "443", "sources": ["10.0.0.0/8"]}],
-    "directions": ["ingress"]}"#;
-/// The rule the policy permits, and the one opened by hand that it does not.
-const PERMITTED: &str = "tcp/443 10.0.0.0/8";
-const VIOLATING: &str = "tcp/22 0.0.0.0/0";
 /// Receives before SQS moves a message to the dead-letter queue (the template says 3; 2 keeps
 /// the test short and still retries once).
 const MAX_RECEIVES: u32 = 2;
@@ -77,23 +72,6 @@ async fn organisation(emulator: &Emulator) -> Vec<Guarded> {
         emulator.create_role(member, "/", MEMBER_ROLE, &[CENTRAL]);
     }
     groups
-}
-
-async fn rules(ec2: &Client, group_id: &str) -> Vec<String> {
-    let mut lines: Vec<String> = cloudtrail::rules(ec2, group_id)
-        .await
-        .iter()
-        .filter(|r| !r["isEgress"].as_bool().unwrap_or(false))
-        .map(|r| {
-            format!(
-                "tcp/{} {}",
-                r["fromPort"],
-                r["cidrIpv4"].as_str().unwrap_or_default()
-            )
-        })
-        .collect();
-    lines.sort();
-    lines
 }
 
 /// The central SQS client and the sweep queue with its dead letters.

@@ -18,6 +18,20 @@ use sgwarden_tests::world;
 /// The sweep's policy: ssh, https from anywhere is revoked on the protected groups.
 const POLICY: &str = world::SWEEP_POLICY;
 
+/// The test world with ssh opened to the world on its protected group, no event sent.
+async fn ssh_left_open() -> World {
+    let w = World::new().await;
+    world::hand_rule(
+        &w.ec2,
+        &w.protected,
+        22,
+        "0.0.0.0/0",
+        "opened in the console",
+    )
+    .await;
+    w
+}
+
 #[tokio::test]
 async fn the_sweep_reads_the_approvals_of_its_offending_groups_only_and_never_scans_the_table() {
     let w = World::new().await;
@@ -99,15 +113,7 @@ async fn the_sweep_reads_the_approvals_of_its_offending_groups_only_and_never_sc
 
 #[tokio::test]
 async fn a_slow_page_of_the_sweep_is_waited_for_within_its_own_budget() {
-    let w = World::new().await;
-    world::hand_rule(
-        &w.ec2,
-        &w.protected,
-        22,
-        "0.0.0.0/0",
-        "opened in the console",
-    )
-    .await;
+    let w = ssh_left_open().await;
     // Longer than one attempt of an event's call (5 s): the event path would give up.
     w.emulator
         .set_operation_latency("DescribeSecurityGroups", Duration::from_secs(6));
@@ -129,15 +135,7 @@ async fn a_slow_page_of_the_sweep_is_waited_for_within_its_own_budget() {
 
 #[tokio::test]
 async fn near_the_deadline_the_sweep_begins_nothing_and_fails_to_be_retried() {
-    let w = World::new().await;
-    world::hand_rule(
-        &w.ec2,
-        &w.protected,
-        22,
-        "0.0.0.0/0",
-        "opened in the console",
-    )
-    .await;
+    let w = ssh_left_open().await;
     w.emulator.clear_calls();
     let function = w.function(&[("REVERT_POLICY", POLICY)]).await;
     let sweep = world::scheduled_event(REGION);
@@ -183,15 +181,7 @@ fn queue_message(id: &str, account: &str, region: &str) -> Value {
 
 #[tokio::test]
 async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_its_message() {
-    let w = World::new().await;
-    world::hand_rule(
-        &w.ec2,
-        &w.protected,
-        22,
-        "0.0.0.0/0",
-        "opened in the console",
-    )
-    .await;
+    let w = ssh_left_open().await;
     let mut env = w.emulator.function_env(REGION);
     env.push(("REVERT_POLICY", POLICY.to_string()));
     env.push(("SGWARDEN_FUNCTION_ROLE_ARN", FUNCTION_ROLE.to_string()));
