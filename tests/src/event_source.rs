@@ -232,6 +232,24 @@ impl Received {
     }
 }
 
+/// The event of one fanned-out sweep message for `account` in `region`, as Lambda hands it
+/// over on its `receive_count`-th receive, for a test that invokes a handler with it directly.
+pub fn sweep_message(id: &str, account: &str, region: &str, receive_count: u32) -> Value {
+    json!({"Records": [{
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": sgwarden_core::fanout::Place::new(account, region).body(),
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string(),
+                       "SentTimestamp": "1764770000000", "SenderId": "AROAEXAMPLE",
+                       "ApproximateFirstReceiveTimestamp": "1764770000001"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:{region}:{account}:sgwarden-sweep"),
+        "awsRegion": region,
+    }]})
+}
+
 /// The event Lambda invokes the function with for one batch.
 pub fn sqs_event(messages: &[Received], queue: &Queue) -> Value {
     json!({ "Records": messages.iter().map(|m| m.record(queue)).collect::<Vec<_>>() })

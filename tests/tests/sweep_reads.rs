@@ -11,6 +11,8 @@ use std::time::{Duration, SystemTime};
 use revert_ingress::RevertError;
 use serde_json::{json, Value};
 use sgwarden_core::ErrorType;
+use sgwarden_tests::cloudtrail::ACCOUNT;
+use sgwarden_tests::event_source;
 use sgwarden_tests::revert_world::*;
 use sgwarden_tests::runtime::{Outcome, RuntimeApi};
 use sgwarden_tests::world;
@@ -160,25 +162,6 @@ async fn near_the_deadline_the_sweep_begins_nothing_and_fails_to_be_retried() {
     assert!(w.rules(&w.protected).await.is_empty());
 }
 
-/// The emulator's account, the function's own.
-const ACCOUNT: &str = "123456789012";
-
-/// One SQS message of a fanned-out sweep, as Lambda's event source hands it over.
-fn queue_message(id: &str, account: &str, region: &str) -> Value {
-    json!({"Records": [{
-        "messageId": id,
-        "receiptHandle": format!("handle-{id}"),
-        "body": sgwarden_core::fanout::Place::new(account, region).body(),
-        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764770000000",
-                       "SenderId": "AROAEXAMPLE", "ApproximateFirstReceiveTimestamp": "1764770000001"},
-        "messageAttributes": {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:sgwarden-sweep",
-        "awsRegion": REGION,
-    }]})
-}
-
 #[tokio::test]
 async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_its_message() {
     let w = ssh_left_open().await;
@@ -187,8 +170,8 @@ async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_it
     env.push(("SGWARDEN_FUNCTION_ROLE_ARN", FUNCTION_ROLE.to_string()));
     let runtime = RuntimeApi::start().await;
     let soon = SystemTime::now() + Duration::from_secs(10);
-    runtime.invoke_until(queue_message("m-1", ACCOUNT, REGION), soon);
-    runtime.invoke(queue_message("m-2", ACCOUNT, REGION));
+    runtime.invoke_until(event_source::sweep_message("m-1", ACCOUNT, REGION, 1), soon);
+    runtime.invoke(event_source::sweep_message("m-2", ACCOUNT, REGION, 2));
     let function = runtime.spawn("revert-ingress", &env);
     let outcomes = runtime.outcomes(2, Duration::from_secs(60)).await;
     let logs = function.stop();

@@ -322,7 +322,8 @@ impl Ec2 {
     }
 
     /// Runs `request` page by page, as `pages` says, and reads every group it returns. A
-    /// page whose token repeats the one before ends the read, as the SDK's paginators do.
+    /// next token seen before in the same read fails it: the pages would go round for ever,
+    /// or the read would end with groups never judged, and neither may pass for whole.
     async fn paged_groups(
         &self,
         request: aws_sdk_ec2::operation::describe_security_groups::builders::DescribeSecurityGroupsFluentBuilder,
@@ -331,6 +332,7 @@ impl Ec2 {
     ) -> Result<GroupsRead, AwsError> {
         let mut read = GroupsRead::default();
         let mut token: Option<String> = None;
+        let mut seen = std::collections::BTreeSet::new();
         loop {
             let page = request.clone().set_next_token(token.clone());
             let answer = match pages {
@@ -347,10 +349,21 @@ impl Ec2 {
             for group in answer.security_groups() {
                 self.add_group(group, &mut read);
             }
-            match answer.next_token().filter(|next| !next.is_empty()) {
-                Some(next) if token.as_deref() != Some(next) => token = Some(next.to_string()),
-                _ => return Ok(read),
+            let Some(next) = answer.next_token().filter(|next| !next.is_empty()) else {
+                return Ok(read);
+            };
+            if !seen.insert(next.to_string()) {
+                return Err(AwsError::Unreadable {
+                    operation: "DescribeSecurityGroups",
+                    resource: resource.to_string(),
+                    region: self.region.clone(),
+                    source: sgwarden_core::ParseError::new(
+                        "NextToken",
+                        "repeats a token of this read: its pages cannot be trusted to be whole",
+                    ),
+                });
             }
+            token = Some(next.to_string());
         }
     }
 

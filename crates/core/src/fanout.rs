@@ -175,6 +175,48 @@ pub struct QueueMessage {
     pub message_id: String,
     /// The body, unparsed: each is judged alone, so one malformed body fails only itself.
     pub body: String,
+    /// How many times SQS has handed it out (`attributes.ApproximateReceiveCount`, 1 when
+    /// absent or unreadable): which try this is, so a retry begins where the last one
+    /// could not reach ([`Attempt`]).
+    pub receive_count: u32,
+}
+
+/// The receives a sweep message gets before the dead-letter queue: the template's
+/// `maxReceiveCount`.
+pub const SWEEP_RECEIVES: u32 = 3;
+
+/// Which try of an account-region's sweep this is, to choose the group it begins with. A sweep
+/// that runs out of time leaves the groups at the end of its order; begun always in EC2's
+/// order, a group kept behind enough offending ones (reopened by their owner between tries)
+/// would never be reached. Each try begins a third further on, so [`SWEEP_RECEIVES`] tries
+/// that each judge a third of the groups have judged them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A queue message's receive, counted by SQS from 1.
+    Receive(u32),
+    /// A scheduled sweep in place, at this time (epoch seconds): its retries and the next
+    /// runs begin at places spread over the groups by the minute.
+    At(u64),
+}
+
+impl Attempt {
+    /// The index, among `groups` groups in EC2's order, of the one this try begins with.
+    pub fn first_group(self, groups: usize) -> usize {
+        if groups == 0 {
+            return 0;
+        }
+        match self {
+            Attempt::Receive(count) => {
+                let tries = SWEEP_RECEIVES as usize;
+                let nth = (count.max(1) as usize - 1) % tries;
+                (nth * groups).div_ceil(tries) % groups
+            }
+            // Knuth's multiplicative hash of the minute: consecutive minutes land far apart.
+            Attempt::At(epoch) => {
+                ((epoch / 60).wrapping_mul(2_654_435_761) % groups as u64) as usize
+            }
+        }
+    }
 }
 
 /// The messages of an SQS event (`{"Records":[{"eventSource":"aws:sqs",…}]}`), or `None` when
@@ -203,9 +245,15 @@ pub fn queue_messages(event: &serde_json::Value) -> Option<Result<Vec<QueueMessa
                 let message_id = text("messageId")
                     .filter(|id| !id.is_empty())
                     .ok_or_else(|| format!("Records[{i}] has no messageId"))?;
+                let receive_count = record
+                    .pointer("/attributes/ApproximateReceiveCount")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|count| count.parse().ok())
+                    .unwrap_or(1);
                 Ok(QueueMessage {
                     message_id,
                     body: text("body").unwrap_or_default(),
+                    receive_count,
                 })
             })
             .collect(),
@@ -249,16 +297,24 @@ mod tests {
 
     #[test]
     fn an_sqs_event_gives_its_messages_and_nothing_else_is_one() {
-        let event = serde_json::json!({"Records": [sqs_record("a", "x"), sqs_record("b", "y")]});
+        let mut again = sqs_record("b", "y");
+        again["attributes"]["ApproximateReceiveCount"] = serde_json::json!("3");
+        let mut odd = sqs_record("c", "z");
+        odd["attributes"]["ApproximateReceiveCount"] = serde_json::json!("many");
+        let event = serde_json::json!({"Records": [sqs_record("a", "x"), again, odd]});
         let messages = queue_messages(&event).unwrap().unwrap();
-        assert_eq!(messages.len(), 2);
+        assert_eq!(messages.len(), 3);
         assert_eq!(
             messages[1],
             QueueMessage {
                 message_id: "b".into(),
-                body: "y".into()
+                body: "y".into(),
+                receive_count: 3,
             }
         );
+        // A count that cannot be read is the first receive: it only chooses where to begin.
+        assert_eq!(messages[0].receive_count, 1);
+        assert_eq!(messages[2].receive_count, 1);
         let sns = serde_json::json!({"Records": [{"EventSource": "aws:sns", "Sns": {}}]});
         assert_eq!(queue_messages(&sns), None);
         assert_eq!(
@@ -440,5 +496,40 @@ mod tests {
         assert!(!fans_out(true, &one));
         assert!(!fans_out(false, &two));
         assert!(fans_out(true, &two));
+    }
+
+    #[test]
+    fn each_receive_begins_a_third_further_on_so_three_cover_every_group() {
+        for groups in [1usize, 2, 3, 7, 14, 1000] {
+            let starts: Vec<usize> = (1..=SWEEP_RECEIVES)
+                .map(|count| Attempt::Receive(count).first_group(groups))
+                .collect();
+            assert_eq!(starts[0], 0);
+            // Three tries that each judge a third (rounded up) of the groups from their start
+            // judge every group.
+            let share = groups.div_ceil(SWEEP_RECEIVES as usize);
+            let mut judged = vec![false; groups];
+            for start in &starts {
+                for i in 0..share {
+                    judged[(start + i) % groups] = true;
+                }
+            }
+            assert!(judged.iter().all(|j| *j), "{groups}: {starts:?}");
+        }
+        // A fourth receive (a raised maxReceiveCount) starts over; none is out of range.
+        assert_eq!(Attempt::Receive(4).first_group(14), 0);
+        assert_eq!(Attempt::Receive(0).first_group(14), 0);
+        assert_eq!(Attempt::At(0).first_group(0), 0);
+        for minute in 0..100u64 {
+            assert!(Attempt::At(minute * 60).first_group(14) < 14);
+        }
+    }
+
+    #[test]
+    fn consecutive_minutes_begin_scheduled_sweeps_at_different_groups() {
+        let starts: std::collections::BTreeSet<usize> = (0..5u64)
+            .map(|minute| Attempt::At(1_764_770_000 + minute * 60).first_group(14))
+            .collect();
+        assert!(starts.len() >= 4, "{starts:?}");
     }
 }

@@ -58,7 +58,7 @@ use sgwarden_aws::{AuditContext, AwsError, Ec2, RuleRecord, UnreadableGroup};
 use sgwarden_core::accounts::{other_accounts, Accounts, CallerIdentity, OutOfReach};
 use sgwarden_core::chat::ChatMessage;
 use sgwarden_core::event::{ApiCall, GroupSelector, Principal, RuleChange};
-use sgwarden_core::fanout::{self, ItemFailure, QueueMessage};
+use sgwarden_core::fanout::{self, Attempt, ItemFailure, QueueMessage};
 use sgwarden_core::finding::{findings, Mode, RevokedRule, Severity, Subject};
 use sgwarden_core::policy::{
     referenced_lists, succeeded, Exemption, Grants, GroupFacts, ListEntries, RevertPlan, Skip,
@@ -1194,7 +1194,7 @@ impl RevertIngress {
         }
         let places = self.sweep_places().await?;
         let outcomes: Vec<_> = stream::iter(&places)
-            .map(|place| self.sweep_place(place, now, deadline))
+            .map(|place| self.sweep_place(place, now, deadline, Attempt::At(now)))
             .buffered(PLACE_CONCURRENCY)
             .collect()
             .await;
@@ -1290,7 +1290,8 @@ impl RevertIngress {
                 account: place.account.clone(),
                 region: place.region.clone(),
             };
-            let failed = match self.sweep_place(&sweep_place, now, deadline).await {
+            let attempt = Attempt::Receive(message.receive_count);
+            let failed = match self.sweep_place(&sweep_place, now, deadline, attempt).await {
                 Ok(swept) => {
                     swept
                         .judged
@@ -1310,9 +1311,13 @@ impl RevertIngress {
                 }
                 Err(error) => {
                     tracing::error!(message_id = %message.message_id, account = %place.account, region = %place.region, error = %error, "account-region not swept; its message is received again");
-                    report
-                        .unswept
-                        .push(sweep_place.unswept(NotSwept::Refused(error.to_string())));
+                    // Only AWS's refusal is a place out of reach; a timeout or the deadline
+                    // is not the member role's fault.
+                    if !error.is_transient() {
+                        report
+                            .unswept
+                            .push(sweep_place.unswept(NotSwept::Refused(error.to_string())));
+                    }
                     true
                 }
             };
@@ -1374,31 +1379,42 @@ impl RevertIngress {
     /// One account-region of the sweep: its guarded groups judged, [`SWEEP_CONCURRENCY`] at a
     /// time. An error reading the place fails it; one group's failure does not stop the
     /// others. Near the deadline no group is begun: those left fail the place, reported.
+    /// The groups are begun from the one `attempt` says, so a retry begins where the try
+    /// before could not reach.
     async fn sweep_place(
         &self,
         place: &SweepPlace,
         now: u64,
         deadline: Option<SystemTime>,
+        attempt: Attempt,
     ) -> Result<PlaceSwept, RevertError> {
-        if deadline_near(deadline) {
-            return Err(RevertError::DeadlineNear(format!(
+        let not_begun = || {
+            RevertError::DeadlineNear(format!(
                 "account {} in {} not begun",
                 place.account, place.region
-            )));
+            ))
+        };
+        if deadline_near(deadline) {
+            return Err(not_begun());
         }
         let ec2 = match self.ec2_in(Some(&place.account), &place.region).await? {
             Ok(ec2) => ec2,
             Err(reason) => return Ok(PlaceSwept::skipped(reason)),
         };
         let guarded = self.guarded_rules(&ec2).await?;
+        if deadline_near(deadline) {
+            return Err(not_begun());
+        }
         let mut failures = guarded.unreadable;
         let mut grants = self
             .place_grants(&ec2, &guarded.groups, &guarded.default_groups)
             .await?;
         self.add_table_grants(&guarded.groups, &mut grants, now)
             .await?;
-        let (groups, odd) = with_rule_ids_where_needed(&ec2, guarded.groups, &grants).await?;
+        let (mut groups, odd) = with_rule_ids_where_needed(&ec2, guarded.groups, &grants).await?;
         failures.extend(odd);
+        let first = attempt.first_group(groups.len());
+        groups.rotate_left(first);
         let (grants, ec2) = (&grants, &ec2);
         let outcomes: Vec<_> = stream::iter(&groups)
             .map(|(group_id, rules)| async move {
@@ -1423,15 +1439,24 @@ impl RevertIngress {
             tracing::error!(account = %place.account, region = %place.region, error = %error, "a rule cannot be read and was not judged; every other rule was");
             swept.failed.get_or_insert(error.into());
         }
-        let left = outcomes.iter().filter(|o| o.is_none()).count();
-        if left > 0 {
-            tracing::error!(account = %place.account, region = %place.region, judged = groups.len() - left, left, "the invocation's deadline is near: the groups left are not judged, and the account-region fails to be swept again");
-            swept.failed = Some(RevertError::DeadlineNear(format!(
-                "{left} of {} guarded groups in account {} in {} not judged",
-                groups.len(),
-                place.account,
-                place.region
-            )));
+        let left: Vec<&str> = outcomes
+            .iter()
+            .zip(&groups)
+            .filter(|(outcome, _)| outcome.is_none())
+            .map(|(_, (group_id, _))| group_id.as_str())
+            .collect();
+        if !left.is_empty() {
+            let named = left[..left.len().min(LEFT_NAMED)].join(", ");
+            tracing::error!(account = %place.account, region = %place.region, judged = groups.len() - left.len(), left = left.len(), first_left = %named, "the invocation's deadline is near: the groups left are not judged, and the account-region fails to be swept again");
+            swept
+                .failed
+                .get_or_insert(RevertError::DeadlineNear(format!(
+                    "{} of {} guarded groups in account {} in {} not judged (first: {named})",
+                    left.len(),
+                    groups.len(),
+                    place.account,
+                    place.region
+                )));
         }
         for (outcome, (group_id, _)) in outcomes.into_iter().zip(&groups) {
             let Some(outcome) = outcome else { continue };
@@ -1524,6 +1549,9 @@ impl RevertIngress {
         Ok((guarded, unreadable, default_groups))
     }
 }
+
+/// How many of the groups a deadline left are named in its log line and error.
+const LEFT_NAMED: usize = 10;
 
 /// Whether an invocation ending at `deadline` is within [`DEADLINE_MARGIN`] of it.
 fn deadline_near(deadline: Option<SystemTime>) -> bool {

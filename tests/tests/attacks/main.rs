@@ -13,3 +13,4 @@ mod asg_sync;
 mod forbid;
 mod notify_owner;
 mod revert_ingress;
+mod sweep_reads;
