@@ -73,6 +73,13 @@ GAPS, each checked against moto 5.2.5 and filled here:
     answers `securityGroupRuleSet` with the rules of the last permission only (AWS lists every
     rule the call created, and asg-sync records their ids as its proof of ownership). Filled by
     moto's own handler, answering the rules of every permission.
+  * EC2 DescribeSecurityGroups with `MaxResults`: moto 5.2.5 ignores it and `NextToken`, and
+    answers every group in one page. Filled by moto's own handler, paged as EC2 pages: in the
+    order of its unpaged answer, `MaxResults` from 5 to 1000 (else InvalidParameterValue), a
+    `NextToken` for the rest (one it did not give: InvalidNextToken). EC2 may answer fewer:
+    `POST /_sgwarden/pages` with `{"most": 2}` caps every page at two groups, so a test pages
+    a small world; `{"repeat_token": true}` answers a page's own token again, as a broken or
+    hostile endpoint would (the reader must not go round for ever); `{}` ends both.
   * EventBridge TestEventPattern: moto 5.2.5 answers without a `Result`. Filled by moto's own
     pattern engine (`moto.events.models.EventPattern`, the one its rules deliver by), so the
     templates' patterns are checked against sample events by a real matcher, not ours.
@@ -97,6 +104,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import InvalidNextToken, InvalidParameterValue
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.events.exceptions import InvalidEventPatternException
 from moto.events.models import EventPattern
@@ -594,6 +602,14 @@ class Emulator:
             else:
                 self.latency = seconds
             return Response("ok")
+        if path == "/_sgwarden/pages" and method == "POST":
+            spec = request.get_json(force=True)
+            GROUP_PAGES.clear()
+            if "most" in spec:
+                GROUP_PAGES["most"] = max(1, int(spec["most"]))
+            if spec.get("repeat_token"):
+                GROUP_PAGES["repeat_token"] = True
+            return Response("ok")
         if path == "/_sgwarden/throttle" and method == "POST":
             spec = request.get_json(force=True)
             with self.lock:
@@ -693,6 +709,45 @@ def _authorize_answering_every_rule(direction: str) -> Callable[[SecurityGroups]
 
 SecurityGroups.authorize_security_group_ingress = _authorize_answering_every_rule("ingress")  # type: ignore[method-assign]
 SecurityGroups.authorize_security_group_egress = _authorize_answering_every_rule("egress")  # type: ignore[method-assign]
+
+# How DescribeSecurityGroups pages are cut, set by `POST /_sgwarden/pages`: `most` caps a page
+# below its MaxResults, `repeat_token` answers a page's own NextToken again.
+GROUP_PAGES: dict[str, Any] = {}
+_moto_describe_security_groups = SecurityGroups.describe_security_groups
+
+
+def _describe_security_groups_paged(self: SecurityGroups) -> ActionResult:
+    """moto's DescribeSecurityGroups, in pages of MaxResults groups when it is given."""
+    max_results = self._get_param("MaxResults")
+    token = self._get_param("NextToken")
+    if max_results is None and token is None:
+        return _moto_describe_security_groups(self)
+    size = int(max_results) if max_results is not None else 1000
+    if not 5 <= size <= 1000:
+        raise InvalidParameterValue(
+            f"Value ( {size} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
+        )
+    if token is not None and not token.isdigit():
+        raise InvalidNextToken(token)
+    # moto's own order (the order groups were created in), as its unpaged answer has it.
+    groups = list(
+        self.ec2_backend.describe_security_groups(
+            group_ids=self._get_param("GroupIds", []),
+            groupnames=self._get_param("GroupNames", []),
+            filters=self._filters_from_querystring(),
+        )
+    )
+    start = int(token or 0)
+    end = start + min(size, int(GROUP_PAGES.get("most", size)))
+    result: dict[str, Any] = {"SecurityGroups": groups[start:end]}
+    if GROUP_PAGES.get("repeat_token") and token is not None:
+        result["NextToken"] = token
+    elif end < len(groups):
+        result["NextToken"] = str(end)
+    return ActionResult(result)
+
+
+SecurityGroups.describe_security_groups = _describe_security_groups_paged  # type: ignore[method-assign]
 
 
 class _Replay:

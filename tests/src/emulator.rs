@@ -47,6 +47,15 @@ impl Call {
     }
 }
 
+/// How the emulator cuts the pages of DescribeSecurityGroups ([`Emulator::set_group_pages`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupPages {
+    /// At most this many groups to a page, whatever MaxResults asks.
+    pub most: Option<usize>,
+    /// Each page after the first answers the NextToken it was asked with.
+    pub repeat_token: bool,
+}
+
 /// A running emulator. Dropping it stops the process.
 pub struct Emulator {
     child: Child,
@@ -295,6 +304,24 @@ impl Emulator {
         let body =
             serde_json::json!({"seconds": delay.as_secs_f64(), "operation": operation}).to_string();
         self.control("POST", "/_sgwarden/latency", Some(&body));
+    }
+
+    /// Cuts DescribeSecurityGroups pages at `most` groups, below their MaxResults, as EC2
+    /// may; with `repeat_token` a page answers its own NextToken again (a broken endpoint).
+    /// `GroupPages::default()` ends both.
+    pub fn set_group_pages(&self, pages: GroupPages) {
+        let mut body = serde_json::Map::new();
+        if let Some(most) = pages.most {
+            body.insert("most".into(), most.into());
+        }
+        if pages.repeat_token {
+            body.insert("repeat_token".into(), true.into());
+        }
+        self.control(
+            "POST",
+            "/_sgwarden/pages",
+            Some(&serde_json::Value::Object(body).to_string()),
+        );
     }
 
     /// Throttles EC2's mutating calls as EC2 does: a bucket of `capacity` request tokens per

@@ -19,7 +19,7 @@ pub mod runtime;
 pub mod sink;
 pub mod world;
 
-pub use emulator::{Call, Emulator, Outage};
+pub use emulator::{Call, Emulator, GroupPages, Outage};
 
 /// A recorded real event from `../shared/real-events` (or `SGWARDEN_REAL_EVENTS`), as JSON.
 pub fn real_event(name: &str) -> serde_json::Value {

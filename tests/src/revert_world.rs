@@ -283,6 +283,23 @@ impl World {
     }
 }
 
+/// The groups whose approvals were asked of the table (each `Query`'s `:g`), sorted: what a
+/// sweep read of the approvals, to set beside the groups it had to decide.
+pub fn approvals_queried(emulator: &Emulator) -> Vec<String> {
+    let mut groups: Vec<String> = emulator
+        .calls_of("Query")
+        .iter()
+        .map(|q| {
+            q.params["ExpressionAttributeValues"][":g"]["S"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
 pub async fn rules_in(emulator: &Emulator, region: &str, group_id: &str) -> Vec<String> {
     Ec2::new(&emulator.sdk_config(region).await)
         .read_group(group_id)

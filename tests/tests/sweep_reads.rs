@@ -1,7 +1,8 @@
 //! What one account-region of revert-ingress's sweep reads, and when it stops: the
 //! approvals of its own offending groups only (never a Scan of a table the whole
-//! organisation shares), a slow page of its groups waited for within a page's own budget,
-//! and no group begun near the invocation's deadline.
+//! organisation shares), every page of its scope to the last (and none trusted whose token
+//! comes back), a slow page of its groups waited for within a page's own budget, and no
+//! group begun near the invocation's deadline.
 
 // Helpers outside #[test] functions may unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -16,6 +17,7 @@ use sgwarden_tests::event_source;
 use sgwarden_tests::revert_world::*;
 use sgwarden_tests::runtime::{Outcome, RuntimeApi};
 use sgwarden_tests::world;
+use sgwarden_tests::GroupPages;
 
 /// The sweep's policy: ssh, https from anywhere is revoked on the protected groups.
 const POLICY: &str = world::SWEEP_POLICY;
@@ -92,25 +94,19 @@ async fn the_sweep_reads_the_approvals_of_its_offending_groups_only_and_never_sc
         "{report:?}"
     );
     let offending = [&protected[0], &protected[1], &w.protected];
-    let queries = w.emulator.calls_of("Query");
     assert!(
         w.emulator.calls_of("Scan").is_empty(),
         "{:?}",
         w.emulator.calls()
     );
-    let mut asked: Vec<String> = queries
-        .iter()
-        .map(|q| {
-            q.params["ExpressionAttributeValues"][":g"]["S"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    asked.sort();
     let mut expected: Vec<String> = offending.iter().map(|g| g.to_string()).collect();
     expected.sort();
-    assert_eq!(asked, expected, "{queries:?}");
+    assert_eq!(
+        approvals_queried(&w.emulator),
+        expected,
+        "{:?}",
+        w.emulator.calls_of("Query")
+    );
 }
 
 #[tokio::test]
@@ -196,4 +192,80 @@ async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_it
     assert_eq!(bodies[1]["batchItemFailures"], json!([]));
     assert_eq!(bodies[1]["places_swept"], 1);
     assert!(w.rules(&w.protected).await.is_empty());
+}
+
+/// The sweep's pages of its scope, in the order asked: the calls with the sweep's page size.
+fn scope_pages(w: &World) -> Vec<sgwarden_tests::Call> {
+    w.emulator
+        .calls_of("DescribeSecurityGroups")
+        .into_iter()
+        .filter(|c| c.params["MaxResults"] == "200")
+        .collect()
+}
+
+#[tokio::test]
+async fn the_sweep_follows_every_page_of_its_scope_to_the_last() {
+    let w = World::new().await;
+    let (protected, others) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
+    // EC2 may answer fewer groups than asked: one to a page here, so four pages for the
+    // world's protected group and the fleet's three.
+    w.emulator.set_group_pages(GroupPages {
+        most: Some(1),
+        repeat_token: false,
+    });
+    w.emulator.clear_calls();
+    let report = w
+        .function(&[("REVERT_POLICY", POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await;
+    w.emulator.set_group_pages(GroupPages::default());
+    let report = report.unwrap();
+    let pages = scope_pages(&w);
+    assert_eq!(pages.len(), 4, "{pages:?}");
+    assert!(pages[0].params.get("NextToken").is_none(), "{pages:?}");
+    for page in &pages[1..] {
+        assert!(page.params["NextToken"].is_string(), "{pages:?}");
+    }
+    assert_eq!(report.groups.len(), 4, "{report:?}");
+    for group in &protected {
+        assert_eq!(w.rules(group).await, ["ingress tcp/5432 10.0.0.0/8"]);
+    }
+    assert!(w.rules(&w.protected).await.is_empty());
+    // Out of scope, untouched.
+    for group in &others {
+        assert_eq!(w.rules(group).await.len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn a_page_token_that_comes_back_fails_the_read_and_revokes_nothing() {
+    let w = World::new().await;
+    let (protected, _) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
+    w.emulator.set_group_pages(GroupPages {
+        most: Some(1),
+        repeat_token: true,
+    });
+    w.emulator.clear_calls();
+    let outcome = w
+        .function(&[("REVERT_POLICY", POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await;
+    w.emulator.set_group_pages(GroupPages::default());
+    let error = outcome.unwrap_err();
+    assert!(error.to_string().contains("NextToken"), "{error}");
+    // The second page gave back the token it was asked with: the read stops there.
+    assert_eq!(scope_pages(&w).len(), 2, "{:?}", scope_pages(&w));
+    for group in &protected {
+        assert_eq!(
+            w.rules(group).await,
+            [
+                "ingress tcp/22 0.0.0.0/0",
+                "ingress tcp/443 0.0.0.0/0",
+                "ingress tcp/5432 10.0.0.0/8"
+            ]
+        );
+    }
+    assert_eq!(w.emulator.calls_of("RevokeSecurityGroupIngress").len(), 0);
 }

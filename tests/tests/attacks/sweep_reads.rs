@@ -17,23 +17,6 @@ use sgwarden_tests::world;
 const SSH: &str = "ingress tcp/22 0.0.0.0/0";
 const PARTNER: &str = "203.0.113.0/24";
 
-/// The groups whose approvals a sweep asked the table for, sorted.
-fn queried(w: &World) -> Vec<String> {
-    let mut asked: Vec<String> = w
-        .emulator
-        .calls_of("Query")
-        .iter()
-        .map(|q| {
-            q.params["ExpressionAttributeValues"][":g"]["S"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
-    asked.sort();
-    asked
-}
-
 fn sorted(ids: &[&String]) -> Vec<String> {
     let mut ids: Vec<String> = ids.iter().map(|g| g.to_string()).collect();
     ids.sort();
@@ -101,7 +84,10 @@ async fn an_approval_keeps_its_own_group_s_rule_and_nothing_on_another_offending
     assert!(w.rules(&web).await.is_empty(), "{report:?}");
     assert!(w.rules(&cache).await.is_empty(), "{report:?}");
     assert!(w.emulator.calls_of("Scan").is_empty());
-    assert_eq!(queried(&w), sorted(&[&w.protected, &web, &cache]));
+    assert_eq!(
+        approvals_queried(&w.emulator),
+        sorted(&[&w.protected, &web, &cache])
+    );
 }
 
 /// An exemption recorded for one rule id: the sweep reads the group's rule ids only after
@@ -187,7 +173,11 @@ async fn an_approval_filed_under_a_prefix_list_s_id_keeps_no_rule_on_the_widened
         w.rules(&w.protected).await,
         [on_list.as_str(), PRE_EXISTING]
     );
-    assert!(queried(&w).is_empty(), "{:?}", w.emulator.calls());
+    assert!(
+        approvals_queried(&w.emulator).is_empty(),
+        "{:?}",
+        w.emulator.calls()
+    );
     // Mallory widens the list to the internet; its event never reaches the function.
     w.ec2
         .modify_managed_prefix_list()
@@ -219,7 +209,7 @@ async fn an_approval_filed_under_a_prefix_list_s_id_keeps_no_rule_on_the_widened
     w.emulator.clear_calls();
     let report = function.handle(&sweep, now()).await.unwrap();
     assert_eq!(w.rules(&w.protected).await, [PRE_EXISTING], "{report:?}");
-    assert_eq!(queried(&w), sorted(&[&w.protected]));
+    assert_eq!(approvals_queried(&w.emulator), sorted(&[&w.protected]));
     let record = dynamodb
         .get_item()
         .table_name(APPROVALS)
