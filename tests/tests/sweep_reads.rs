@@ -194,6 +194,29 @@ async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_it
     assert!(w.rules(&w.protected).await.is_empty());
 }
 
+/// A scheduled sweep of a fleet of six (the world's protected group and three of the
+/// fleet's in scope), its scope read in pages cut as `pages` says; the cut ends with it.
+/// Returns the fleet's protected and unprotected groups and what the sweep answered.
+async fn sweep_paged(
+    w: &World,
+    pages: GroupPages,
+) -> (
+    Vec<String>,
+    Vec<String>,
+    Result<revert_ingress::Report, RevertError>,
+) {
+    let (protected, others) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
+    w.emulator.set_group_pages(pages);
+    w.emulator.clear_calls();
+    let outcome = w
+        .function(&[("REVERT_POLICY", POLICY)])
+        .await
+        .handle(&world::scheduled_event(REGION), now())
+        .await;
+    w.emulator.set_group_pages(GroupPages::default());
+    (protected, others, outcome)
+}
+
 /// The sweep's pages of its scope, in the order asked: the calls with the sweep's page size.
 fn scope_pages(w: &World) -> Vec<sgwarden_tests::Call> {
     w.emulator
@@ -206,20 +229,13 @@ fn scope_pages(w: &World) -> Vec<sgwarden_tests::Call> {
 #[tokio::test]
 async fn the_sweep_follows_every_page_of_its_scope_to_the_last() {
     let w = World::new().await;
-    let (protected, others) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
     // EC2 may answer fewer groups than asked: one to a page here, so four pages for the
     // world's protected group and the fleet's three.
-    w.emulator.set_group_pages(GroupPages {
+    let pages = GroupPages {
         most: Some(1),
         repeat_token: false,
-    });
-    w.emulator.clear_calls();
-    let report = w
-        .function(&[("REVERT_POLICY", POLICY)])
-        .await
-        .handle(&world::scheduled_event(REGION), now())
-        .await;
-    w.emulator.set_group_pages(GroupPages::default());
+    };
+    let (protected, others, report) = sweep_paged(&w, pages).await;
     let report = report.unwrap();
     let pages = scope_pages(&w);
     assert_eq!(pages.len(), 4, "{pages:?}");
@@ -241,18 +257,11 @@ async fn the_sweep_follows_every_page_of_its_scope_to_the_last() {
 #[tokio::test]
 async fn a_page_token_that_comes_back_fails_the_read_and_revokes_nothing() {
     let w = World::new().await;
-    let (protected, _) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
-    w.emulator.set_group_pages(GroupPages {
+    let pages = GroupPages {
         most: Some(1),
         repeat_token: true,
-    });
-    w.emulator.clear_calls();
-    let outcome = w
-        .function(&[("REVERT_POLICY", POLICY)])
-        .await
-        .handle(&world::scheduled_event(REGION), now())
-        .await;
-    w.emulator.set_group_pages(GroupPages::default());
+    };
+    let (protected, _, outcome) = sweep_paged(&w, pages).await;
     let error = outcome.unwrap_err();
     assert!(error.to_string().contains("NextToken"), "{error}");
     // The second page gave back the token it was asked with: the read stops there.
