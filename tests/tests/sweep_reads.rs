@@ -195,8 +195,8 @@ async fn the_binary_near_its_deadline_leaves_a_queued_place_unswept_and_fails_it
 }
 
 /// A scheduled sweep of a fleet of six (the world's protected group and three of the
-/// fleet's in scope), its scope read in pages cut as `pages` says; the cut ends with it.
-/// Returns the fleet's protected and unprotected groups and what the sweep answered.
+/// fleet's in scope), its scope read in pages cut as `pages` says; the cut ends with it. A
+/// sweep that does not answer within two minutes fails the test. Returns the fleet's protected and unprotected groups and what the sweep answered.
 async fn sweep_paged(
     w: &World,
     pages: GroupPages,
@@ -208,11 +208,14 @@ async fn sweep_paged(
     let (protected, others) = world::sweep_world(&w.ec2, &w.vpc, 6).await;
     w.emulator.set_group_pages(pages);
     w.emulator.clear_calls();
-    let outcome = w
-        .function(&[("REVERT_POLICY", POLICY)])
-        .await
-        .handle(&world::scheduled_event(REGION), now())
-        .await;
+    let function = w.function(&[("REVERT_POLICY", POLICY)]).await;
+    // A reader that pages for ever fails here instead of holding the run.
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(120),
+        function.handle(&world::scheduled_event(REGION), now()),
+    )
+    .await
+    .expect("the sweep's read of its pages came to an end");
     w.emulator.set_group_pages(GroupPages::default());
     (protected, others, outcome)
 }
